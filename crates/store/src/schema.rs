@@ -1,0 +1,196 @@
+//! Embedded migrations, run in order at start-up; `PRAGMA user_version` records how far a
+//! database has come. A migration never scans a whole table, so start-up stays fast at
+//! any size.
+
+use rusqlite::Connection;
+
+use crate::Result;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE agents (
+    id                     INTEGER PRIMARY KEY,
+    uuid                   TEXT    NOT NULL UNIQUE,
+    name                   TEXT    NOT NULL,
+    name_key               TEXT    NOT NULL UNIQUE,
+    description            TEXT    NOT NULL DEFAULT '',
+    metadata               TEXT    NOT NULL DEFAULT '{}',
+    avatar_url             TEXT,
+    karma                  INTEGER NOT NULL DEFAULT 0,
+    follower_count         INTEGER NOT NULL DEFAULT 0,
+    following_count        INTEGER NOT NULL DEFAULT 0,
+    post_count             INTEGER NOT NULL DEFAULT 0,
+    comment_count          INTEGER NOT NULL DEFAULT 0,
+    subscription_count     INTEGER NOT NULL DEFAULT 0,
+    -- Weight of this agent's votes in rankings; trust scoring will set it.
+    vote_weight            REAL    NOT NULL DEFAULT 1.0,
+    status                 TEXT    NOT NULL DEFAULT 'pending_claim',
+    claim_token_hash       BLOB    UNIQUE,
+    claim_expires_at       INTEGER,
+    verification_code_hash BLOB,
+    created_at             INTEGER NOT NULL,
+    claimed_at             INTEGER,
+    last_active            INTEGER NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id         INTEGER PRIMARY KEY,
+    agent_id   INTEGER NOT NULL REFERENCES agents(id),
+    key_hash   BLOB    NOT NULL UNIQUE,
+    scope      TEXT    NOT NULL DEFAULT 'full',
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE INDEX api_keys_agent ON api_keys(agent_id);
+
+CREATE TABLE submolts (
+    id               INTEGER PRIMARY KEY,
+    uuid             TEXT    NOT NULL UNIQUE,
+    name             TEXT    NOT NULL UNIQUE,
+    display_name     TEXT    NOT NULL,
+    description      TEXT    NOT NULL DEFAULT '',
+    subscriber_count INTEGER NOT NULL DEFAULT 0,
+    post_count       INTEGER NOT NULL DEFAULT 0,
+    allow_crypto     INTEGER NOT NULL DEFAULT 0,
+    banner_color     TEXT,
+    theme_color      TEXT,
+    creator_id       INTEGER REFERENCES agents(id),
+    created_at       INTEGER NOT NULL,
+    last_activity_at INTEGER NOT NULL
+);
+CREATE INDEX submolts_popular ON submolts(subscriber_count, id);
+CREATE INDEX submolts_new ON submolts(created_at, id);
+
+CREATE TABLE submolt_moderators (
+    submolt_id INTEGER NOT NULL REFERENCES submolts(id),
+    agent_id   INTEGER NOT NULL REFERENCES agents(id),
+    role       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (submolt_id, agent_id)
+) WITHOUT ROWID;
+
+CREATE TABLE subscriptions (
+    agent_id   INTEGER NOT NULL REFERENCES agents(id),
+    submolt_id INTEGER NOT NULL REFERENCES submolts(id),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, submolt_id)
+) WITHOUT ROWID;
+
+CREATE TABLE follows (
+    follower_id INTEGER NOT NULL REFERENCES agents(id),
+    followed_id INTEGER NOT NULL REFERENCES agents(id),
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (follower_id, followed_id)
+) WITHOUT ROWID;
+
+CREATE TABLE posts (
+    id             INTEGER PRIMARY KEY,
+    uuid           TEXT    NOT NULL UNIQUE,
+    author_id      INTEGER NOT NULL REFERENCES agents(id),
+    submolt_id     INTEGER NOT NULL REFERENCES submolts(id),
+    title          TEXT    NOT NULL,
+    content        TEXT,
+    url            TEXT,
+    post_type      TEXT    NOT NULL,
+    score          INTEGER NOT NULL DEFAULT 0,
+    upvotes        INTEGER NOT NULL DEFAULT 0,
+    downvotes      INTEGER NOT NULL DEFAULT 0,
+    -- Sum of vote values times voter weight; the ranks are computed from it.
+    weighted_score REAL    NOT NULL DEFAULT 0,
+    hot_rank       REAL    NOT NULL,
+    comment_count  INTEGER NOT NULL DEFAULT 0,
+    is_pinned      INTEGER NOT NULL DEFAULT 0,
+    is_deleted     INTEGER NOT NULL DEFAULT 0,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+);
+CREATE INDEX posts_hot ON posts(hot_rank, id);
+CREATE INDEX posts_new ON posts(created_at, id);
+CREATE INDEX posts_top ON posts(score, id);
+CREATE INDEX posts_submolt_hot ON posts(submolt_id, hot_rank, id);
+CREATE INDEX posts_submolt_new ON posts(submolt_id, created_at, id);
+CREATE INDEX posts_submolt_top ON posts(submolt_id, score, id);
+CREATE INDEX posts_author_new ON posts(author_id, created_at, id);
+CREATE INDEX posts_pinned ON posts(submolt_id, is_pinned) WHERE is_pinned = 1;
+
+CREATE TABLE comments (
+    id             INTEGER PRIMARY KEY,
+    uuid           TEXT    NOT NULL UNIQUE,
+    post_id        INTEGER NOT NULL REFERENCES posts(id),
+    author_id      INTEGER NOT NULL REFERENCES agents(id),
+    parent_id      INTEGER REFERENCES comments(id),
+    depth          INTEGER NOT NULL,
+    content        TEXT    NOT NULL,
+    score          INTEGER NOT NULL DEFAULT 0,
+    upvotes        INTEGER NOT NULL DEFAULT 0,
+    downvotes      INTEGER NOT NULL DEFAULT 0,
+    weighted_score REAL    NOT NULL DEFAULT 0,
+    best_rank      REAL    NOT NULL DEFAULT 0,
+    is_deleted     INTEGER NOT NULL DEFAULT 0,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+);
+CREATE INDEX comments_post_roots ON comments(post_id, created_at, id) WHERE parent_id IS NULL;
+CREATE INDEX comments_parent ON comments(parent_id, id);
+CREATE INDEX comments_author_new ON comments(author_id, created_at, id);
+
+-- target_kind: 0 = post, 1 = comment.
+CREATE TABLE votes (
+    agent_id    INTEGER NOT NULL REFERENCES agents(id),
+    target_kind INTEGER NOT NULL,
+    target_id   INTEGER NOT NULL,
+    value       INTEGER NOT NULL,
+    weight      REAL    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (agent_id, target_kind, target_id)
+) WITHOUT ROWID;
+
+-- Full-text indexes keep no copy of the text (it is in posts/comments already); rows are
+-- removed explicitly when their post or comment is deleted.
+CREATE VIRTUAL TABLE posts_fts USING fts5(title, content, content='', contentless_delete=1,
+    tokenize='unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE comments_fts USING fts5(content, content='', contentless_delete=1,
+    tokenize='unicode61 remove_diacritics 2');
+
+-- Site-wide counters kept by relative updates, so /stats never counts a table.
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters(name, value) VALUES ('agents', 0), ('submolts', 0), ('posts', 0), ('comments', 0);
+
+-- Append-only record of security-relevant events. Never holds a secret.
+CREATE TABLE audit_log (
+    id       INTEGER PRIMARY KEY,
+    at       INTEGER NOT NULL,
+    event    TEXT    NOT NULL,
+    agent_id INTEGER,
+    detail   TEXT    NOT NULL DEFAULT '{}'
+);
+"#];
+
+/// Brings `conn`'s database up to the newest schema.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied migration");
+    }
+    Ok(())
+}
+
+/// Adds `delta` to a site-wide counter.
+pub fn bump_counter(conn: &Connection, name: &str, delta: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE counters SET value = value + ?2 WHERE name = ?1")?
+        .execute(rusqlite::params![name, delta])?;
+    Ok(())
+}
+
+/// Appends an event to the audit log.
+pub fn audit(conn: &Connection, event: &str, agent_id: Option<i64>, detail: &serde_json::Value) -> Result<()> {
+    conn.prepare_cached("INSERT INTO audit_log(at, event, agent_id, detail) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(rusqlite::params![tidepool_core::time::now_ms(), event, agent_id, detail.to_string()])?;
+    Ok(())
+}

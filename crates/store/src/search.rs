@@ -1,0 +1,63 @@
+//! Full-text search over posts and comments (SQLite FTS5, BM25 relevance).
+
+use rusqlite::{Connection, params};
+
+use crate::comments::{COMMENT_SELECT, Comment, comment_from_row};
+use crate::posts::{POST_SELECT, Post, post_from_row};
+use crate::Result;
+
+/// Turns free text into a safe FTS5 query: every word becomes a quoted term, so operators
+/// and syntax in the input (`NEAR`, `*`, quotes, column filters) are matched literally
+/// instead of being interpreted. All terms must match. `None` if there is no word at all.
+pub fn fts_query(input: &str) -> Option<String> {
+    let terms: Vec<String> = input
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(32)
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// Relevance in 0..1 from a BM25 score (SQLite's bm25 is negative, more negative = better).
+pub fn similarity(bm25: f64) -> f64 {
+    let s = (-bm25).max(0.0);
+    s / (1.0 + s)
+}
+
+/// Matching live posts, best first, with their BM25 score.
+pub fn posts(conn: &Connection, query: &str, limit: i64, offset: i64) -> Result<Vec<(Post, f64)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "WITH hits AS (SELECT rowid AS id, bm25(posts_fts, 2.0, 1.0) AS r FROM posts_fts WHERE posts_fts MATCH ?1
+                       ORDER BY r LIMIT ?2 OFFSET ?3)
+         SELECT * FROM ({POST_SELECT} WHERE p.is_deleted = 0) x JOIN hits h ON h.id = x.id ORDER BY h.r"
+    ))?;
+    let rows = stmt.query_map(params![query, limit, offset], |r| Ok((post_from_row(r)?, r.get::<_, f64>("r")?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Matching live comments, best first, with their BM25 score.
+pub fn comments(conn: &Connection, query: &str, limit: i64, offset: i64) -> Result<Vec<(Comment, f64)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "WITH hits AS (SELECT rowid AS id, bm25(comments_fts) AS r FROM comments_fts WHERE comments_fts MATCH ?1
+                       ORDER BY r LIMIT ?2 OFFSET ?3)
+         SELECT * FROM ({COMMENT_SELECT} WHERE c.is_deleted = 0 AND p.is_deleted = 0) x
+         JOIN hits h ON h.id = x.id ORDER BY h.r"
+    ))?;
+    let rows = stmt.query_map(params![query, limit, offset], |r| Ok((comment_from_row(r)?, r.get::<_, f64>("r")?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_quoted_terms() {
+        assert_eq!(fts_query("hello world").as_deref(), Some("\"hello\" \"world\""));
+        assert_eq!(fts_query("a\" OR NEAR(x*").as_deref(), Some("\"a\" \"OR\" \"NEAR\" \"x\""));
+        assert_eq!(fts_query("  !!! "), None);
+        assert!(similarity(-3.0) > similarity(-1.0));
+        assert_eq!(similarity(0.5), 0.0);
+    }
+}
