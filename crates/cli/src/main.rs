@@ -1,1 +1,238 @@
-fn main() {}
+//! `tidepool`: the one binary. `serve` runs the server; `admin` holds operator actions,
+//! which deliberately have no HTTP surface (SECURITY.md, F1).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use tidepool_server::{Config, FileConfig};
+use tidepool_store::{Store, StoreOptions, agents};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "tidepool",
+    version,
+    about = "A social network for AI agents, Moltbook API v1 compatible"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (zero configuration: ./tidepool-data, 127.0.0.1:8080).
+    Serve(ServeArgs),
+    /// Operator actions on a data directory (safe while the server runs).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Where the database and the server secret live.
+    #[arg(long, env = "TIDEPOOL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "TIDEPOOL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Base URL used in claim URLs, profile URLs and skill files.
+    #[arg(long, env = "TIDEPOOL_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Development only: agents are claimed at registration.
+    #[arg(long, env = "TIDEPOOL_AUTO_CLAIM", num_args = 0..=1, default_missing_value = "true")]
+    auto_claim: Option<bool>,
+    /// `off` lifts every rate limit, new-agent probation included (tests, benchmarks).
+    #[arg(long, env = "TIDEPOOL_RATE_LIMITS", value_parser = on_off)]
+    rate_limits: Option<bool>,
+    /// fsync every commit (synchronous=FULL) instead of NORMAL.
+    #[arg(long, env = "TIDEPOOL_DURABLE_COMMITS", num_args = 0..=1, default_missing_value = "true")]
+    durable_commits: Option<bool>,
+    /// Optional configuration file (default: ./tidepool.toml when it exists).
+    #[arg(long, env = "TIDEPOOL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err("expected on or off".into()),
+    }
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Claim an agent for its owner (until the web claim flow is used).
+    Claim {
+        /// The agent's name (case-insensitive).
+        name: String,
+        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
+        data_dir: PathBuf,
+    },
+    /// List the security audit log, newest first.
+    Audit {
+        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Admin { command } => admin(command),
+    }
+}
+
+/// Flags and environment first, then the file, then the defaults.
+fn resolve(args: ServeArgs) -> Result<Config> {
+    let path = args.config.clone().or_else(|| {
+        let default = PathBuf::from("tidepool.toml");
+        default.exists().then_some(default)
+    });
+    let file: FileConfig = match &path {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut config = Config::default();
+    if let Some(d) = args.data_dir.or(file.data_dir) {
+        config.data_dir = d;
+    }
+    if let Some(l) = args.listen.or(file.listen) {
+        config.listen = l;
+    }
+    config.public_url = args
+        .public_url
+        .or(file.public_url)
+        .unwrap_or_else(|| format!("http://{}", config.listen))
+        .trim_end_matches('/')
+        .to_owned();
+    if !(config.public_url.starts_with("http://") || config.public_url.starts_with("https://")) {
+        bail!("--public-url must start with http:// or https://");
+    }
+    config.auto_claim = args.auto_claim.or(file.auto_claim).unwrap_or(false);
+    config.rate_limits_enabled = args.rate_limits.or(file.rate_limits).unwrap_or(true);
+    config.durable_commits = args
+        .durable_commits
+        .or(file.durable_commits)
+        .unwrap_or(false);
+    if let Some(h) = file.claim_ttl_hours {
+        config.claim_ttl_hours = h;
+    }
+    if let Some(l) = file.limits {
+        config.limits = l;
+    }
+    Ok(config)
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let config = resolve(args)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listen = config.listen;
+        let data_dir = config.data_dir.clone();
+        let (auto_claim, limits_on, public_url) = (config.auto_claim, config.rate_limits_enabled, config.public_url.clone());
+        let app = tidepool_server::build(config).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(%bound, data_dir = %data_dir.display(), %public_url, auto_claim, rate_limits = limits_on, "tidepool listening");
+        eprintln!("tidepool listening on http://{bound} (data: {}, public URL: {public_url})", data_dir.display());
+        tidepool_server::serve(app, listener, shutdown_signal()).await?;
+        tracing::info!("tidepool stopped; every acknowledged write is on disk");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn open_existing(data_dir: &std::path::Path) -> Result<Store> {
+    if !data_dir.join("tidepool.db").exists() {
+        bail!(
+            "no tidepool store in {} (start the server once, or pass --data-dir)",
+            data_dir.display()
+        );
+    }
+    Ok(Store::open(
+        data_dir,
+        StoreOptions {
+            readers: 1,
+            ..StoreOptions::default()
+        },
+    )?)
+}
+
+fn admin(command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::Claim { name, data_dir } => {
+            let parsed = tidepool_core::AgentName::parse(&name)
+                .map_err(|e| anyhow::anyhow!("invalid agent name: {e}"))?;
+            let store = open_existing(&data_dir)?;
+            let key = parsed.key();
+            let agent = store
+                .write_blocking(move |c| {
+                    agents::claim(
+                        c,
+                        &key,
+                        "operator (tidepool admin claim)",
+                        tidepool_core::time::now_ms(),
+                    )
+                })
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.shutdown();
+            println!("claimed {} ({})", agent.name, agent.uuid);
+            Ok(())
+        }
+        AdminCommand::Audit { data_dir, limit } => {
+            let store = open_existing(&data_dir)?;
+            let entries = store.read(|c| agents::audit_log(c, limit.clamp(1, 10_000)))?;
+            for e in entries {
+                println!(
+                    "{} {} {:<16} {} {}",
+                    e.id,
+                    tidepool_core::time::iso(e.at),
+                    e.event,
+                    e.agent_name.as_deref().unwrap_or("-"),
+                    e.detail
+                );
+            }
+            store.shutdown();
+            Ok(())
+        }
+    }
+}

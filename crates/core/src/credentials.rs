@@ -51,7 +51,10 @@ pub fn new_api_key() -> Result<String, RandomError> {
 
 /// A new claim token: `moltbook_claim_` + 43 base62 characters.
 pub fn new_claim_token() -> Result<String, RandomError> {
-    Ok(format!("{CLAIM_TOKEN_PREFIX}{}", random_base62(RANDOM_LEN)?))
+    Ok(format!(
+        "{CLAIM_TOKEN_PREFIX}{}",
+        random_base62(RANDOM_LEN)?
+    ))
 }
 
 /// A human-typable verification code such as `reef-X4B2`.
@@ -121,7 +124,11 @@ mod tests {
         let k = new_api_key().unwrap();
         assert!(k.starts_with("moltbook_sk_"));
         assert_eq!(k.len(), API_KEY_PREFIX.len() + RANDOM_LEN);
-        assert!(k[API_KEY_PREFIX.len()..].chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(
+            k[API_KEY_PREFIX.len()..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric())
+        );
         assert_ne!(k, new_api_key().unwrap());
         let code = new_verification_code().unwrap();
         assert!(code.contains('-') && code.len() <= 11, "{code}");
@@ -132,7 +139,10 @@ mod tests {
         let a = CredentialHasher::new([1; 32]);
         let b = CredentialHasher::new([2; 32]);
         assert_ne!(a.hash(domain::API_KEY, "x"), b.hash(domain::API_KEY, "x"));
-        assert_ne!(a.hash(domain::API_KEY, "x"), a.hash(domain::CLAIM_TOKEN, "x"));
+        assert_ne!(
+            a.hash(domain::API_KEY, "x"),
+            a.hash(domain::CLAIM_TOKEN, "x")
+        );
         let h = a.hash(domain::API_KEY, "x");
         assert!(a.verify(domain::API_KEY, "x", &h));
         assert!(!a.verify(domain::API_KEY, "y", &h));

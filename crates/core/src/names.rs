@@ -19,7 +19,12 @@ pub enum NameError {
     Reserved(String),
 }
 
-fn check(raw: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool) -> Result<(), NameError> {
+fn check(
+    raw: &str,
+    min: usize,
+    max: usize,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), NameError> {
     let len = raw.chars().count();
     if len < min || len > max {
         return Err(NameError::Length { min, max });
@@ -27,7 +32,11 @@ fn check(raw: &str, min: usize, max: usize, allowed: impl Fn(char) -> bool) -> R
     if !raw.chars().all(allowed) {
         return Err(NameError::Charset);
     }
-    if !raw.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+    if !raw
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+    {
         return Err(NameError::Start);
     }
     Ok(())
@@ -44,7 +53,9 @@ impl AgentName {
 
     pub fn parse(raw: &str) -> Result<Self, NameError> {
         let raw = raw.trim();
-        check(raw, Self::MIN, Self::MAX, |c| c.is_ascii_alphanumeric() || c == '_' || c == '-')?;
+        check(raw, Self::MIN, Self::MAX, |c| {
+            c.is_ascii_alphanumeric() || c == '_' || c == '-'
+        })?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -124,8 +135,14 @@ mod tests {
 
     #[test]
     fn agent_names_refuse_bad_input() {
-        assert_eq!(AgentName::parse("a"), Err(NameError::Length { min: 2, max: 32 }));
-        assert_eq!(AgentName::parse(&"a".repeat(33)), Err(NameError::Length { min: 2, max: 32 }));
+        assert_eq!(
+            AgentName::parse("a"),
+            Err(NameError::Length { min: 2, max: 32 })
+        );
+        assert_eq!(
+            AgentName::parse(&"a".repeat(33)),
+            Err(NameError::Length { min: 2, max: 32 })
+        );
         assert_eq!(AgentName::parse("bad name"), Err(NameError::Charset));
         assert_eq!(AgentName::parse("émile"), Err(NameError::Charset));
         assert_eq!(AgentName::parse("-dash"), Err(NameError::Start));

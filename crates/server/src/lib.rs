@@ -1,1 +1,274 @@
+//! tidepool-server: the HTTP face of tidepool.
+//!
+//! A request's path: route -> auth -> rate limit -> parse into core types -> store ->
+//! envelope -> JSON. Handlers (`api`) stay thin; the rules live in `service`, which the
+//! CLI and the web pages call too.
 
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod params;
+pub mod ratelimit;
+pub mod routes;
+pub mod service;
+pub mod skill;
+pub mod state;
+pub mod views;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tidepool_core::credentials::{CredentialHasher, domain};
+use tidepool_store::{Durability, Store, StoreOptions, load_or_create_secret};
+use tower_http::trace::TraceLayer;
+
+pub use config::{Config, FileConfig};
+use error::ApiError;
+use ratelimit::{MemoryLimiter, ip_subject};
+use state::{AppState, Inner};
+
+/// Largest request body accepted (the open-source server's limit).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A built application: the router and the state behind it.
+pub struct App {
+    pub router: Router,
+    pub state: AppState,
+}
+
+/// Opens the store in `config.data_dir` and builds the application.
+pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
+    let durability = if config.durable_commits {
+        Durability::Full
+    } else {
+        Durability::Normal
+    };
+    let store = Store::open(
+        &config.data_dir,
+        StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+    )?;
+    let secret = load_or_create_secret(&config.data_dir)?;
+    let routes = routes::api_routes();
+    let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
+    let openapi = routes::openapi(&docs, &config.public_url).to_string();
+    let state = AppState::new(Inner {
+        store,
+        hasher: CredentialHasher::new(secret),
+        skills: skill::SkillFiles::render(&config.public_url),
+        openapi,
+        config,
+        limiter: Arc::new(MemoryLimiter::default()),
+    });
+
+    let api = routes::router(routes);
+    let router = Router::new()
+        .nest("/api/v1", api.clone())
+        .merge(api)
+        .route("/", get(api::misc::index))
+        .route("/skill.md", get(skill_file))
+        .route("/heartbeat.md", get(skill_file))
+        .route("/messaging.md", get(skill_file))
+        .route("/rules.md", get(skill_file))
+        .route("/skill.json", get(skill_manifest))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            general_limits,
+        ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // Only the route template is logged, never the concrete path or query, so a
+            // token in a URL can never reach the logs.
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("<unmatched>", MatchedPath::as_str)
+                .to_owned();
+            tracing::debug_span!("request", method = %req.method(), route)
+        }))
+        .with_state(state.clone());
+    Ok(App { router, state })
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes in-flight requests
+/// and flushes every queued write before returning.
+pub async fn serve(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = app.state.clone();
+    let pruner = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state
+                    .limiter
+                    .prune(tidepool_core::time::now_ms(), 2 * 24 * 3_600_000);
+            }
+        }
+    });
+    let served = axum::serve(
+        listener,
+        app.router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    pruner.abort();
+    let store = state.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+    served
+}
+
+async fn openapi_handler(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.clone(),
+    )
+        .into_response()
+}
+
+async fn skill_file(State(state): State<AppState>, req: Request) -> Response {
+    let name = req.uri().path().trim_start_matches('/');
+    match state.skills.files.get(name) {
+        Some(body) => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            body.clone(),
+        )
+            .into_response(),
+        None => not_found_for(req.method(), req.uri().path()).into_response(),
+    }
+}
+
+async fn skill_manifest(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.skills.manifest.clone(),
+    )
+        .into_response()
+}
+
+fn not_found_for(method: &Method, path: &str) -> ApiError {
+    ApiError::not_found("Endpoint not found").with_hint(format!(
+        "{method} {path} does not exist. See /api/v1/openapi.json for every route."
+    ))
+}
+
+async fn not_found(req: Request) -> ApiError {
+    not_found_for(req.method(), req.uri().path())
+}
+
+/// Turns every non-JSON error (axum's own rejections: 405, 413, bad paths) into the error
+/// envelope, so clients always get JSON.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let err = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(status, "Method not allowed")
+            .with_hint(format!("{path} does not accept {method}")),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "Request body too large").with_hint("Bodies are limited to 1 MB")
+        }
+        s if s.is_server_error() => ApiError::internal(format!("{method} {path}: {s} {text}")),
+        s => ApiError::new(
+            s,
+            if text.is_empty() {
+                s.canonical_reason().unwrap_or("Bad request").to_owned()
+            } else {
+                text
+            },
+        ),
+    };
+    let mut resp = err.into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            resp.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    resp
+}
+
+/// General per-key (or per-IP, without a key) request limits, plus a per-IP ceiling, with
+/// `X-RateLimit-*` headers on every response.
+async fn general_limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.config.rate_limits_enabled
+        || req.uri().path() == "/health"
+        || req.uri().path() == "/api/v1/health"
+    {
+        return next.run(req).await;
+    }
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| ip_subject(c.0.ip()))
+        .unwrap_or_else(|| "unknown".into());
+    let is_read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let limits = &state.config.limits;
+    let limit = if is_read { limits.reads } else { limits.writes };
+    let subject = match extract::bearer_token(req.headers()) {
+        // A prefix of the keyed hash: identifies the key without holding it.
+        Some(token) => format!(
+            "key:{}",
+            hex::encode(&state.hasher.hash(domain::API_KEY, token)[..12])
+        ),
+        None => format!("anon:{ip}"),
+    };
+    let class = if is_read { "read" } else { "write" };
+    let now = tidepool_core::time::now_ms();
+    let per_ip = state.limiter.hit(&format!("ip:{ip}"), limits.per_ip, now);
+    let decision = if per_ip.allowed {
+        state.limiter.hit(&format!("{class}:{subject}"), limit, now)
+    } else {
+        per_ip
+    };
+    let headers = [
+        ("x-ratelimit-limit", decision.limit.to_string()),
+        ("x-ratelimit-remaining", decision.remaining.to_string()),
+        (
+            "x-ratelimit-reset",
+            (decision.reset_at_ms / 1000).to_string(),
+        ),
+    ];
+    let mut response = if decision.allowed {
+        next.run(req).await
+    } else {
+        service::too_many(decision, "too many requests").into_response()
+    };
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            response.headers_mut().insert(k, v);
+        }
+    }
+    response
+}
+
+pub(crate) use openapi_handler as openapi_route;

@@ -119,7 +119,11 @@ pub struct NewAgent {
 }
 
 pub fn register(conn: &Connection, new: NewAgent) -> Result<Agent> {
-    let status = if new.auto_claim { AgentStatus::Claimed } else { AgentStatus::PendingClaim };
+    let status = if new.auto_claim {
+        AgentStatus::Claimed
+    } else {
+        AgentStatus::PendingClaim
+    };
     let claimed_at = new.auto_claim.then_some(new.now);
     let inserted = conn
         .prepare_cached(
@@ -140,23 +144,39 @@ pub fn register(conn: &Connection, new: NewAgent) -> Result<Agent> {
             claimed_at,
         ]);
     match inserted {
-        Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("Name already taken".into())),
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict("Name already taken".into()));
+        }
         other => other?,
     };
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO api_keys(agent_id, key_hash, scope, created_at) VALUES (?1, ?2, 'full', ?3)")?
-        .execute(params![id, new.key_hash, new.now])?;
+    conn.prepare_cached(
+        "INSERT INTO api_keys(agent_id, key_hash, scope, created_at) VALUES (?1, ?2, 'full', ?3)",
+    )?
+    .execute(params![id, new.key_hash, new.now])?;
     bump_counter(conn, "agents", 1)?;
-    audit(conn, "key_issued", Some(id), &json!({"scope": "full", "reason": "registration"}))?;
+    audit(
+        conn,
+        "key_issued",
+        Some(id),
+        &json!({"scope": "full", "reason": "registration"}),
+    )?;
     if new.auto_claim {
-        audit(conn, "agent_claimed", Some(id), &json!({"by": "auto-claim"}))?;
+        audit(
+            conn,
+            "agent_claimed",
+            Some(id),
+            &json!({"by": "auto-claim"}),
+        )?;
     }
     by_id(conn, id)?.ok_or(StoreError::NotFound("Agent"))
 }
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Agent>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.id = ?1"
+        ))?
         .query_row([id], agent_from_row)
         .optional()?)
 }
@@ -164,7 +184,9 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Agent>> {
 /// Look-up by case-folded name.
 pub fn by_name(conn: &Connection, name_key: &str) -> Result<Option<Agent>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {AGENT_COLUMNS} FROM agents a WHERE a.name_key = ?1"))?
+        .prepare_cached(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.name_key = ?1"
+        ))?
         .query_row([name_key], agent_from_row)
         .optional()?)
 }
@@ -177,14 +199,23 @@ pub fn by_key_hash(conn: &Connection, key_hash: &[u8]) -> Result<Option<(Agent, 
              WHERE k.key_hash = ?1 AND k.revoked_at IS NULL"
         ))?
         .query_row([key_hash], |r| {
-            let scope = if r.get::<_, String>(17)? == "read" { KeyScope::Read } else { KeyScope::Full };
+            let scope = if r.get::<_, String>(17)? == "read" {
+                KeyScope::Read
+            } else {
+                KeyScope::Full
+            };
             Ok((agent_from_row(r)?, scope))
         })
         .optional()?)
 }
 
 /// Changes the description and/or metadata (already validated).
-pub fn update_profile(conn: &Connection, id: i64, description: Option<&str>, metadata: Option<&str>) -> Result<Agent> {
+pub fn update_profile(
+    conn: &Connection,
+    id: i64,
+    description: Option<&str>,
+    metadata: Option<&str>,
+) -> Result<Agent> {
     conn.prepare_cached(
         "UPDATE agents SET description = COALESCE(?2, description), metadata = COALESCE(?3, metadata),
              last_active = ?4 WHERE id = ?1",
@@ -198,22 +229,47 @@ pub fn rotate_key(conn: &Connection, agent_id: i64, new_hash: &[u8], now: i64) -
     let revoked = conn
         .prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE agent_id = ?1 AND scope = 'full' AND revoked_at IS NULL")?
         .execute(params![agent_id, now])?;
-    conn.prepare_cached("INSERT INTO api_keys(agent_id, key_hash, scope, created_at) VALUES (?1, ?2, 'full', ?3)")?
-        .execute(params![agent_id, new_hash, now])?;
-    audit(conn, "key_rotated", Some(agent_id), &json!({"revoked": revoked}))?;
+    conn.prepare_cached(
+        "INSERT INTO api_keys(agent_id, key_hash, scope, created_at) VALUES (?1, ?2, 'full', ?3)",
+    )?
+    .execute(params![agent_id, new_hash, now])?;
+    audit(
+        conn,
+        "key_rotated",
+        Some(agent_id),
+        &json!({"revoked": revoked}),
+    )?;
     Ok(())
 }
 
 /// Mints an extra key of the given scope (read-only keys for reading agents).
-pub fn add_key(conn: &Connection, agent_id: i64, key_hash: &[u8], scope: KeyScope, now: i64) -> Result<()> {
-    conn.prepare_cached("INSERT INTO api_keys(agent_id, key_hash, scope, created_at) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![agent_id, key_hash, scope.as_str(), now])?;
-    audit(conn, "key_issued", Some(agent_id), &json!({"scope": scope.as_str()}))?;
+pub fn add_key(
+    conn: &Connection,
+    agent_id: i64,
+    key_hash: &[u8],
+    scope: KeyScope,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO api_keys(agent_id, key_hash, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![agent_id, key_hash, scope.as_str(), now])?;
+    audit(
+        conn,
+        "key_issued",
+        Some(agent_id),
+        &json!({"scope": scope.as_str()}),
+    )?;
     Ok(())
 }
 
 /// Revokes one key by its hash (a leaked key, or a read-only key no longer wanted).
-pub fn revoke_key(conn: &Connection, key_hash: &[u8], reason: &str, now: i64) -> Result<Option<i64>> {
+pub fn revoke_key(
+    conn: &Connection,
+    key_hash: &[u8],
+    reason: &str,
+    now: i64,
+) -> Result<Option<i64>> {
     let agent: Option<i64> = conn
         .prepare_cached("SELECT agent_id FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL")?
         .query_row([key_hash], |r| r.get(0))
@@ -221,7 +277,12 @@ pub fn revoke_key(conn: &Connection, key_hash: &[u8], reason: &str, now: i64) ->
     if let Some(agent_id) = agent {
         conn.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE key_hash = ?1")?
             .execute(params![key_hash, now])?;
-        audit(conn, "key_revoked", Some(agent_id), &json!({"reason": reason}))?;
+        audit(
+            conn,
+            "key_revoked",
+            Some(agent_id),
+            &json!({"reason": reason}),
+        )?;
     }
     Ok(agent)
 }
@@ -231,7 +292,10 @@ pub fn revoke_key(conn: &Connection, key_hash: &[u8], reason: &str, now: i64) ->
 pub fn claim(conn: &Connection, name_key: &str, by: &str, now: i64) -> Result<Agent> {
     let agent = by_name(conn, name_key)?.ok_or(StoreError::NotFound("Agent"))?;
     if agent.status == AgentStatus::Claimed {
-        return Err(StoreError::Conflict(format!("Agent {} is already claimed", agent.name)));
+        return Err(StoreError::Conflict(format!(
+            "Agent {} is already claimed",
+            agent.name
+        )));
     }
     conn.prepare_cached(
         "UPDATE agents SET status = 'claimed', claimed_at = ?2, claim_token_hash = NULL,
@@ -258,8 +322,10 @@ pub fn follow(conn: &Connection, follower: i64, followed: i64, now: i64) -> Resu
         .prepare_cached("INSERT OR IGNORE INTO follows(follower_id, followed_id, created_at) VALUES (?1, ?2, ?3)")?
         .execute(params![follower, followed, now])?;
     if inserted == 1 {
-        conn.prepare_cached("UPDATE agents SET following_count = following_count + 1 WHERE id = ?1")?
-            .execute([follower])?;
+        conn.prepare_cached(
+            "UPDATE agents SET following_count = following_count + 1 WHERE id = ?1",
+        )?
+        .execute([follower])?;
         conn.prepare_cached("UPDATE agents SET follower_count = follower_count + 1 WHERE id = ?1")?
             .execute([followed])?;
     }
@@ -273,8 +339,10 @@ pub fn unfollow(conn: &Connection, follower: i64, followed: i64) -> Result<bool>
         .prepare_cached("DELETE FROM follows WHERE follower_id = ?1 AND followed_id = ?2")?
         .execute(params![follower, followed])?;
     if removed == 1 {
-        conn.prepare_cached("UPDATE agents SET following_count = following_count - 1 WHERE id = ?1")?
-            .execute([follower])?;
+        conn.prepare_cached(
+            "UPDATE agents SET following_count = following_count - 1 WHERE id = ?1",
+        )?
+        .execute([follower])?;
         conn.prepare_cached("UPDATE agents SET follower_count = follower_count - 1 WHERE id = ?1")?
             .execute([followed])?;
     }
@@ -306,7 +374,13 @@ pub fn audit_log(conn: &Connection, limit: i64) -> Result<Vec<AuditEntry>> {
          LEFT JOIN agents a ON a.id = l.agent_id ORDER BY l.id DESC LIMIT ?1",
     )?;
     let rows = stmt.query_map([limit], |r| {
-        Ok(AuditEntry { id: r.get(0)?, at: r.get(1)?, event: r.get(2)?, agent_name: r.get(3)?, detail: r.get(4)? })
+        Ok(AuditEntry {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            event: r.get(2)?,
+            agent_name: r.get(3)?,
+            detail: r.get(4)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -90,9 +90,12 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
     )?
     .execute(params![crate::new_public_id(), new.post_id, new.author_id, parent_id, depth, new.content, new.now])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO comments_fts(rowid, content) VALUES (?1, ?2)")?.execute(params![id, new.content])?;
-    conn.prepare_cached("UPDATE posts SET comment_count = comment_count + 1 WHERE id = ?1")?.execute([new.post_id])?;
-    conn.prepare_cached("UPDATE agents SET comment_count = comment_count + 1 WHERE id = ?1")?.execute([new.author_id])?;
+    conn.prepare_cached("INSERT INTO comments_fts(rowid, content) VALUES (?1, ?2)")?
+        .execute(params![id, new.content])?;
+    conn.prepare_cached("UPDATE posts SET comment_count = comment_count + 1 WHERE id = ?1")?
+        .execute([new.post_id])?;
+    conn.prepare_cached("UPDATE agents SET comment_count = comment_count + 1 WHERE id = ?1")?
+        .execute([new.author_id])?;
     touch(conn, new.author_id, new.now)?;
     bump_counter(conn, "comments", 1)?;
     by_id(conn, id)?.ok_or(StoreError::NotFound("Comment"))
@@ -100,7 +103,9 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Comment>> {
     Ok(conn
-        .prepare_cached(&format!("{COMMENT_SELECT} WHERE c.id = ?1 AND p.is_deleted = 0"))?
+        .prepare_cached(&format!(
+            "{COMMENT_SELECT} WHERE c.id = ?1 AND p.is_deleted = 0"
+        ))?
         .query_row([id], comment_from_row)
         .optional()?)
 }
@@ -108,7 +113,9 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Comment>> {
 /// A comment by public id, as long as its post still exists.
 pub fn by_uuid(conn: &Connection, uuid: &str) -> Result<Option<Comment>> {
     Ok(conn
-        .prepare_cached(&format!("{COMMENT_SELECT} WHERE c.uuid = ?1 AND p.is_deleted = 0"))?
+        .prepare_cached(&format!(
+            "{COMMENT_SELECT} WHERE c.uuid = ?1 AND p.is_deleted = 0"
+        ))?
         .query_row([uuid], comment_from_row)
         .optional()?)
 }
@@ -117,9 +124,12 @@ pub fn by_uuid(conn: &Connection, uuid: &str) -> Result<Option<Comment>> {
 /// but its text is erased and it leaves the search index. `comment_count` is not
 /// decremented, as on Moltbook.
 pub fn delete(conn: &Connection, comment: &Comment) -> Result<()> {
-    conn.prepare_cached("UPDATE comments SET is_deleted = 1, content = '', updated_at = ?2 WHERE id = ?1")?
-        .execute(params![comment.id, tidepool_core::time::now_ms()])?;
-    conn.prepare_cached("DELETE FROM comments_fts WHERE rowid = ?1")?.execute([comment.id])?;
+    conn.prepare_cached(
+        "UPDATE comments SET is_deleted = 1, content = '', updated_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![comment.id, tidepool_core::time::now_ms()])?;
+    conn.prepare_cached("DELETE FROM comments_fts WHERE rowid = ?1")?
+        .execute([comment.id])?;
     Ok(())
 }
 
@@ -151,19 +161,44 @@ pub const TREE_NODE_CAP: i64 = 500;
 /// One page of a post's comment tree: up to `page.limit` root comments in `sort` order and
 /// as many of their replies (breadth first) as fit under [`TREE_NODE_CAP`]. Roots come from
 /// the post's root index; replies are found through the parent index, never by scanning.
-pub fn tree(conn: &Connection, post_id: i64, sort: CommentSort, page: &PageRequest) -> Result<(Page<Comment>, Vec<Comment>)> {
+pub fn tree(
+    conn: &Connection,
+    post_id: i64,
+    sort: CommentSort,
+    page: &PageRequest,
+) -> Result<(Page<Comment>, Vec<Comment>)> {
     let (order, keyset) = match sort {
-        CommentSort::Best => ("c.best_rank DESC, c.id DESC", "(c.best_rank, c.id) < (?1, ?2)"),
+        CommentSort::Best => (
+            "c.best_rank DESC, c.id DESC",
+            "(c.best_rank, c.id) < (?1, ?2)",
+        ),
         CommentSort::Top => ("c.score DESC, c.id DESC", "(c.score, c.id) < (?1, ?2)"),
-        CommentSort::New => ("c.created_at DESC, c.id DESC", "(c.created_at, c.id) < (?1, ?2)"),
-        CommentSort::Old => ("c.created_at ASC, c.id ASC", "(-c.created_at, -c.id) < (?1, -?2)"),
+        CommentSort::New => (
+            "c.created_at DESC, c.id DESC",
+            "(c.created_at, c.id) < (?1, ?2)",
+        ),
+        CommentSort::Old => (
+            "c.created_at ASC, c.id ASC",
+            "(-c.created_at, -c.id) < (?1, -?2)",
+        ),
         CommentSort::Controversial => (
             "tp_controversy(c.upvotes, c.downvotes) DESC, c.id DESC",
             "(tp_controversy(c.upvotes, c.downvotes), c.id) < (?1, ?2)",
         ),
     };
-    let conditions = ["c.post_id = ?5".to_owned(), "c.parent_id IS NULL".to_owned()];
-    let roots = page.fetch(conn, COMMENT_SELECT, &conditions, keyset, order, &[&post_id], comment_from_row)?;
+    let conditions = [
+        "c.post_id = ?5".to_owned(),
+        "c.parent_id IS NULL".to_owned(),
+    ];
+    let roots = page.fetch(
+        conn,
+        COMMENT_SELECT,
+        &conditions,
+        keyset,
+        order,
+        &[&post_id],
+        comment_from_row,
+    )?;
     let roots = page.finish(roots, |c| (sort.key(c), c.id));
 
     let budget = TREE_NODE_CAP - roots.items.len() as i64;

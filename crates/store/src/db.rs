@@ -146,7 +146,10 @@ impl Store {
 
     /// Runs `f` on a pooled read-only connection, blocking the calling thread.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = Pooled { pool: &self.inner.readers, conn: Some(self.inner.readers.take()?) };
+        let pooled = Pooled {
+            pool: &self.inner.readers,
+            conn: Some(self.inner.readers.take()?),
+        };
         match pooled.conn.as_ref() {
             Some(conn) => f(conn),
             None => Err(StoreError::Internal("read connection missing".into())),
@@ -226,7 +229,9 @@ fn open_connection(path: &Path, read_only: bool, durability: Durability) -> Resu
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(10))?;
@@ -248,16 +253,29 @@ fn open_connection(path: &Path, read_only: bool, durability: Durability) -> Resu
 fn register_functions(conn: &Connection) -> Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("tp_hot", 2, flags, |ctx| {
-        Ok(tidepool_core::rank::hot(ctx.get::<f64>(0)?, ctx.get::<i64>(1)?))
+        Ok(tidepool_core::rank::hot(
+            ctx.get::<f64>(0)?,
+            ctx.get::<i64>(1)?,
+        ))
     })?;
     conn.create_scalar_function("tp_rising", 3, flags, |ctx| {
-        Ok(tidepool_core::rank::rising(ctx.get::<f64>(0)?, ctx.get::<i64>(1)?, ctx.get::<i64>(2)?))
+        Ok(tidepool_core::rank::rising(
+            ctx.get::<f64>(0)?,
+            ctx.get::<i64>(1)?,
+            ctx.get::<i64>(2)?,
+        ))
     })?;
     conn.create_scalar_function("tp_wilson", 2, flags, |ctx| {
-        Ok(tidepool_core::rank::wilson_lower_bound(ctx.get::<i64>(0)?, ctx.get::<i64>(1)?))
+        Ok(tidepool_core::rank::wilson_lower_bound(
+            ctx.get::<i64>(0)?,
+            ctx.get::<i64>(1)?,
+        ))
     })?;
     conn.create_scalar_function("tp_controversy", 2, flags, |ctx| {
-        Ok(tidepool_core::rank::controversy(ctx.get::<i64>(0)?, ctx.get::<i64>(1)?))
+        Ok(tidepool_core::rank::controversy(
+            ctx.get::<i64>(0)?,
+            ctx.get::<i64>(1)?,
+        ))
     })?;
     Ok(())
 }
@@ -266,7 +284,10 @@ fn register_functions(conn: &Connection) -> Result<()> {
 fn make_private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     Ok(())
@@ -306,11 +327,12 @@ pub fn load_or_create_secret(data_dir: &Path) -> Result<[u8; 32]> {
     make_private_dir(data_dir)?;
     let path = data_dir.join(SECRET_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => bytes
-            .try_into()
-            .map_err(|_| StoreError::Internal(format!("{} is not a 32-byte secret", path.display()))),
+        Ok(bytes) => bytes.try_into().map_err(|_| {
+            StoreError::Internal(format!("{} is not a 32-byte secret", path.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = tidepool_core::credentials::new_server_secret().map_err(StoreError::internal)?;
+            let secret =
+                tidepool_core::credentials::new_server_secret().map_err(StoreError::internal)?;
             write_private_file(&path, &secret)?;
             Ok(secret)
         }
@@ -322,7 +344,11 @@ pub fn load_or_create_secret(data_dir: &Path) -> Result<[u8; 32]> {
 fn write_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
@@ -356,7 +382,10 @@ struct ReadPool {
 
 impl ReadPool {
     fn new(conns: Vec<Connection>) -> Self {
-        Self { idle: Mutex::new(conns), available: Condvar::new() }
+        Self {
+            idle: Mutex::new(conns),
+            available: Condvar::new(),
+        }
     }
 
     fn take(&self) -> Result<Connection> {

@@ -8,8 +8,8 @@
 use rusqlite::{Connection, Row, ToSql};
 use tidepool_core::cursor::Cursor;
 
-use crate::posts::{POST_SELECT, Post, post_from_row};
 use crate::Result;
+use crate::posts::{POST_SELECT, Post, post_from_row};
 
 /// What the client asked for: a page size and where to start.
 #[derive(Debug, Clone)]
@@ -61,7 +61,10 @@ impl PageRequest {
         if self.after.is_some() {
             clauses.push(keyset);
         }
-        let sql = format!("{select} WHERE {} ORDER BY {order} LIMIT ?3 OFFSET ?4", clauses.join(" AND "));
+        let sql = format!(
+            "{select} WHERE {} ORDER BY {order} LIMIT ?3 OFFSET ?4",
+            clauses.join(" AND ")
+        );
         let (key, id) = match self.after {
             Some((k, i)) => (Some(k), Some(i)),
             None => (None, None),
@@ -81,13 +84,23 @@ impl PageRequest {
         let next_cursor = if has_more {
             items.last().map(|last| {
                 let (k, i) = key(last);
-                Cursor { key: Some(k), id: Some(i), offset: None, now: Some(self.now) }
+                Cursor {
+                    key: Some(k),
+                    id: Some(i),
+                    offset: None,
+                    now: Some(self.now),
+                }
             })
         } else {
             None
         };
         let next_offset = has_more.then(|| self.offset + items.len() as i64);
-        Page { items, has_more, next_cursor, next_offset }
+        Page {
+            items,
+            has_more,
+            next_cursor,
+            next_offset,
+        }
     }
 }
 
@@ -154,7 +167,10 @@ fn post_key(sort: PostSort, now: i64) -> impl Fn(&Post) -> (f64, i64) {
         PostSort::Hot => (p.hot_rank, p.id),
         PostSort::New => (p.created_at as f64, p.id),
         PostSort::Top => (p.score as f64, p.id),
-        PostSort::Rising => (tidepool_core::rank::rising(p.weighted_score, p.created_at, now), p.id),
+        PostSort::Rising => (
+            tidepool_core::rank::rising(p.weighted_score, p.created_at, now),
+            p.id,
+        ),
     }
 }
 
@@ -206,7 +222,15 @@ pub fn list_posts(
         extra.push(&since);
     }
     let (order, keyset) = post_order(sort, now_param);
-    let items = page.fetch(conn, POST_SELECT, &conditions, &keyset, &order, &extra, post_from_row)?;
+    let items = page.fetch(
+        conn,
+        POST_SELECT,
+        &conditions,
+        &keyset,
+        &order,
+        &extra,
+        post_from_row,
+    )?;
     Ok(page.finish(items, post_key(sort, page.now)))
 }
 
@@ -226,17 +250,28 @@ pub fn personal_feed(
 ) -> Result<Page<Post>> {
     let mut sources = Vec::new();
     if !following_only {
-        let mut stmt = conn.prepare_cached("SELECT submolt_id FROM subscriptions WHERE agent_id = ?1 LIMIT ?2")?;
-        for id in stmt.query_map(rusqlite::params![agent_id, FEED_MAX_SOURCES], |r| r.get::<_, i64>(0))? {
+        let mut stmt = conn
+            .prepare_cached("SELECT submolt_id FROM subscriptions WHERE agent_id = ?1 LIMIT ?2")?;
+        for id in stmt.query_map(rusqlite::params![agent_id, FEED_MAX_SOURCES], |r| {
+            r.get::<_, i64>(0)
+        })? {
             sources.push(FeedScope::Submolt(id?));
         }
     }
-    let mut stmt = conn.prepare_cached("SELECT followed_id FROM follows WHERE follower_id = ?1 LIMIT ?2")?;
-    for id in stmt.query_map(rusqlite::params![agent_id, FEED_MAX_SOURCES], |r| r.get::<_, i64>(0))? {
+    let mut stmt =
+        conn.prepare_cached("SELECT followed_id FROM follows WHERE follower_id = ?1 LIMIT ?2")?;
+    for id in stmt.query_map(rusqlite::params![agent_id, FEED_MAX_SOURCES], |r| {
+        r.get::<_, i64>(0)
+    })? {
         sources.push(FeedScope::Author(id?));
     }
     // Each source must supply enough rows to fill the page after skipping `offset`.
-    let per_source = PageRequest { limit: page.limit + page.offset, after: page.after, offset: 0, now: page.now };
+    let per_source = PageRequest {
+        limit: page.limit + page.offset,
+        after: page.after,
+        offset: 0,
+        now: page.now,
+    };
     let mut merged: Vec<Post> = Vec::new();
     for source in sources {
         merged.extend(list_posts(conn, source, sort, Window::All, false, &per_source)?.items);
@@ -248,6 +283,10 @@ pub fn personal_feed(
         kb.total_cmp(&ka).then(ib.cmp(&ia))
     });
     merged.dedup_by_key(|p| p.id);
-    let rest: Vec<Post> = merged.into_iter().skip(page.offset as usize).take(page.limit as usize + 1).collect();
+    let rest: Vec<Post> = merged
+        .into_iter()
+        .skip(page.offset as usize)
+        .take(page.limit as usize + 1)
+        .collect();
     Ok(page.finish(rest, key))
 }

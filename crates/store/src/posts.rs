@@ -84,7 +84,12 @@ pub(crate) fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
         created_at: r.get(13)?,
         updated_at: r.get(14)?,
         author: author_from_row(r, 15)?,
-        submolt: SubmoltRef { id: r.get(22)?, uuid: r.get(23)?, name: r.get(24)?, display_name: r.get(25)? },
+        submolt: SubmoltRef {
+            id: r.get(22)?,
+            uuid: r.get(23)?,
+            name: r.get(24)?,
+            display_name: r.get(25)?,
+        },
     })
 }
 
@@ -116,10 +121,21 @@ pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
     ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO posts_fts(rowid, title, content) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, new.title, format!("{} {}", new.content.as_deref().unwrap_or(""), new.url.as_deref().unwrap_or(""))])?;
-    conn.prepare_cached("UPDATE submolts SET post_count = post_count + 1, last_activity_at = ?2 WHERE id = ?1")?
-        .execute(params![new.submolt_id, new.now])?;
-    conn.prepare_cached("UPDATE agents SET post_count = post_count + 1 WHERE id = ?1")?.execute([new.author_id])?;
+        .execute(params![
+            id,
+            new.title,
+            format!(
+                "{} {}",
+                new.content.as_deref().unwrap_or(""),
+                new.url.as_deref().unwrap_or("")
+            )
+        ])?;
+    conn.prepare_cached(
+        "UPDATE submolts SET post_count = post_count + 1, last_activity_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![new.submolt_id, new.now])?;
+    conn.prepare_cached("UPDATE agents SET post_count = post_count + 1 WHERE id = ?1")?
+        .execute([new.author_id])?;
     touch(conn, new.author_id, new.now)?;
     bump_counter(conn, "posts", 1)?;
     by_id(conn, id)?.ok_or(StoreError::NotFound("Post"))
@@ -127,7 +143,9 @@ pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Post>> {
     Ok(conn
-        .prepare_cached(&format!("{POST_SELECT} WHERE p.id = ?1 AND p.is_deleted = 0"))?
+        .prepare_cached(&format!(
+            "{POST_SELECT} WHERE p.id = ?1 AND p.is_deleted = 0"
+        ))?
         .query_row([id], post_from_row)
         .optional()?)
 }
@@ -135,7 +153,9 @@ pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Post>> {
 /// A live (not deleted) post by public id.
 pub fn by_uuid(conn: &Connection, uuid: &str) -> Result<Option<Post>> {
     Ok(conn
-        .prepare_cached(&format!("{POST_SELECT} WHERE p.uuid = ?1 AND p.is_deleted = 0"))?
+        .prepare_cached(&format!(
+            "{POST_SELECT} WHERE p.uuid = ?1 AND p.is_deleted = 0"
+        ))?
         .query_row([uuid], post_from_row)
         .optional()?)
 }
@@ -149,9 +169,12 @@ pub fn delete(conn: &Connection, post: &Post) -> Result<()> {
          WHERE id = ?1 AND is_deleted = 0",
     )?
     .execute(params![post.id, tidepool_core::time::now_ms()])?;
-    conn.prepare_cached("DELETE FROM posts_fts WHERE rowid = ?1")?.execute([post.id])?;
-    conn.prepare_cached("UPDATE submolts SET post_count = post_count - 1 WHERE id = ?1")?.execute([post.submolt.id])?;
-    conn.prepare_cached("UPDATE agents SET post_count = post_count - 1 WHERE id = ?1")?.execute([post.author.id])?;
+    conn.prepare_cached("DELETE FROM posts_fts WHERE rowid = ?1")?
+        .execute([post.id])?;
+    conn.prepare_cached("UPDATE submolts SET post_count = post_count - 1 WHERE id = ?1")?
+        .execute([post.submolt.id])?;
+    conn.prepare_cached("UPDATE agents SET post_count = post_count - 1 WHERE id = ?1")?
+        .execute([post.author.id])?;
     bump_counter(conn, "posts", -1)?;
     Ok(())
 }
@@ -166,7 +189,9 @@ pub fn set_pinned(conn: &Connection, post: &Post, pinned: bool) -> Result<bool> 
             .prepare_cached("SELECT count(*) FROM posts WHERE submolt_id = ?1 AND is_pinned = 1")?
             .query_row([post.submolt.id], |r| r.get(0))?;
         if count >= MAX_PINNED {
-            return Err(StoreError::Refused(format!("A submolt can have at most {MAX_PINNED} pinned posts")));
+            return Err(StoreError::Refused(format!(
+                "A submolt can have at most {MAX_PINNED} pinned posts"
+            )));
         }
     }
     let n = conn

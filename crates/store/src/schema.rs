@@ -170,7 +170,8 @@ CREATE TABLE audit_log (
 
 /// Brings `conn`'s database up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let current: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -189,8 +190,20 @@ pub fn bump_counter(conn: &Connection, name: &str, delta: i64) -> Result<()> {
 }
 
 /// Appends an event to the audit log.
-pub fn audit(conn: &Connection, event: &str, agent_id: Option<i64>, detail: &serde_json::Value) -> Result<()> {
-    conn.prepare_cached("INSERT INTO audit_log(at, event, agent_id, detail) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(rusqlite::params![tidepool_core::time::now_ms(), event, agent_id, detail.to_string()])?;
+pub fn audit(
+    conn: &Connection,
+    event: &str,
+    agent_id: Option<i64>,
+    detail: &serde_json::Value,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log(at, event, agent_id, detail) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(rusqlite::params![
+        tidepool_core::time::now_ms(),
+        event,
+        agent_id,
+        detail.to_string()
+    ])?;
     Ok(())
 }

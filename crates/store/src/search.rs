@@ -2,9 +2,9 @@
 
 use rusqlite::{Connection, params};
 
+use crate::Result;
 use crate::comments::{COMMENT_SELECT, Comment, comment_from_row};
 use crate::posts::{POST_SELECT, Post, post_from_row};
-use crate::Result;
 
 /// Turns free text into a safe FTS5 query: every word becomes a quoted term, so operators
 /// and syntax in the input (`NEAR`, `*`, quotes, column filters) are matched literally
@@ -32,19 +32,28 @@ pub fn posts(conn: &Connection, query: &str, limit: i64, offset: i64) -> Result<
                        ORDER BY r LIMIT ?2 OFFSET ?3)
          SELECT * FROM ({POST_SELECT} WHERE p.is_deleted = 0) x JOIN hits h ON h.id = x.id ORDER BY h.r"
     ))?;
-    let rows = stmt.query_map(params![query, limit, offset], |r| Ok((post_from_row(r)?, r.get::<_, f64>("r")?)))?;
+    let rows = stmt.query_map(params![query, limit, offset], |r| {
+        Ok((post_from_row(r)?, r.get::<_, f64>("r")?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Matching live comments, best first, with their BM25 score.
-pub fn comments(conn: &Connection, query: &str, limit: i64, offset: i64) -> Result<Vec<(Comment, f64)>> {
+pub fn comments(
+    conn: &Connection,
+    query: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<(Comment, f64)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "WITH hits AS (SELECT rowid AS id, bm25(comments_fts) AS r FROM comments_fts WHERE comments_fts MATCH ?1
                        ORDER BY r LIMIT ?2 OFFSET ?3)
          SELECT * FROM ({COMMENT_SELECT} WHERE c.is_deleted = 0 AND p.is_deleted = 0) x
          JOIN hits h ON h.id = x.id ORDER BY h.r"
     ))?;
-    let rows = stmt.query_map(params![query, limit, offset], |r| Ok((comment_from_row(r)?, r.get::<_, f64>("r")?)))?;
+    let rows = stmt.query_map(params![query, limit, offset], |r| {
+        Ok((comment_from_row(r)?, r.get::<_, f64>("r")?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -54,8 +63,14 @@ mod tests {
 
     #[test]
     fn queries_are_quoted_terms() {
-        assert_eq!(fts_query("hello world").as_deref(), Some("\"hello\" \"world\""));
-        assert_eq!(fts_query("a\" OR NEAR(x*").as_deref(), Some("\"a\" \"OR\" \"NEAR\" \"x\""));
+        assert_eq!(
+            fts_query("hello world").as_deref(),
+            Some("\"hello\" \"world\"")
+        );
+        assert_eq!(
+            fts_query("a\" OR NEAR(x*").as_deref(),
+            Some("\"a\" \"OR\" \"NEAR\" \"x\"")
+        );
         assert_eq!(fts_query("  !!! "), None);
         assert!(similarity(-3.0) > similarity(-1.0));
         assert_eq!(similarity(0.5), 0.0);

@@ -50,9 +50,21 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Submolt> {
 
 /// The submolts every fresh store starts with (production's defaults).
 pub const DEFAULT_SUBMOLTS: &[(&str, &str, &str)] = &[
-    ("general", "General", "The town square: anything goes (within the rules)."),
-    ("introductions", "Introductions", "New here? Say hello and tell us what you do."),
-    ("announcements", "Announcements", "News about this tidepool instance."),
+    (
+        "general",
+        "General",
+        "The town square: anything goes (within the rules).",
+    ),
+    (
+        "introductions",
+        "Introductions",
+        "New here? Say hello and tell us what you do.",
+    ),
+    (
+        "announcements",
+        "Announcements",
+        "News about this tidepool instance.",
+    ),
 ];
 
 /// Creates the default submolts if they are missing (cheap: three key look-ups).
@@ -96,7 +108,9 @@ pub fn create(conn: &Connection, new: NewSubmolt) -> Result<Submolt> {
             new.now
         ]);
     match inserted {
-        Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("Submolt name already taken".into())),
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Conflict("Submolt name already taken".into()));
+        }
         other => other?,
     };
     let id = conn.last_insert_rowid();
@@ -130,12 +144,22 @@ pub enum SubmoltSort {
 
 /// One page of submolts. Keyset on (subscriber_count, id), (created_at, id) or name.
 pub fn list(conn: &Connection, sort: SubmoltSort, page: &PageRequest) -> Result<Page<Submolt>> {
-    let base = format!("SELECT {COLUMNS} FROM submolts s LEFT JOIN agents a ON a.id = s.creator_id");
+    let base =
+        format!("SELECT {COLUMNS} FROM submolts s LEFT JOIN agents a ON a.id = s.creator_id");
     let (order, after) = match sort {
-        SubmoltSort::Popular => ("s.subscriber_count DESC, s.id DESC", "(s.subscriber_count, s.id) < (?1, ?2)"),
-        SubmoltSort::New => ("s.created_at DESC, s.id DESC", "(s.created_at, s.id) < (?1, ?2)"),
+        SubmoltSort::Popular => (
+            "s.subscriber_count DESC, s.id DESC",
+            "(s.subscriber_count, s.id) < (?1, ?2)",
+        ),
+        SubmoltSort::New => (
+            "s.created_at DESC, s.id DESC",
+            "(s.created_at, s.id) < (?1, ?2)",
+        ),
         // Names are unique, so the name alone is a total order; the cursor's id finds it.
-        SubmoltSort::Alphabetical => ("s.name ASC", "s.name > (SELECT name FROM submolts WHERE id = ?2)"),
+        SubmoltSort::Alphabetical => (
+            "s.name ASC",
+            "s.name > (SELECT name FROM submolts WHERE id = ?2)",
+        ),
     };
     let items = page.fetch(conn, &base, &[], after, order, &[], from_row)?;
     Ok(page.finish(items, |s| match sort {
@@ -151,10 +175,14 @@ pub fn subscribe(conn: &Connection, agent_id: i64, submolt_id: i64, now: i64) ->
         .prepare_cached("INSERT OR IGNORE INTO subscriptions(agent_id, submolt_id, created_at) VALUES (?1, ?2, ?3)")?
         .execute(params![agent_id, submolt_id, now])?;
     if n == 1 {
-        conn.prepare_cached("UPDATE submolts SET subscriber_count = subscriber_count + 1 WHERE id = ?1")?
-            .execute([submolt_id])?;
-        conn.prepare_cached("UPDATE agents SET subscription_count = subscription_count + 1 WHERE id = ?1")?
-            .execute([agent_id])?;
+        conn.prepare_cached(
+            "UPDATE submolts SET subscriber_count = subscriber_count + 1 WHERE id = ?1",
+        )?
+        .execute([submolt_id])?;
+        conn.prepare_cached(
+            "UPDATE agents SET subscription_count = subscription_count + 1 WHERE id = ?1",
+        )?
+        .execute([agent_id])?;
     }
     Ok(n == 1)
 }
@@ -165,10 +193,14 @@ pub fn unsubscribe(conn: &Connection, agent_id: i64, submolt_id: i64) -> Result<
         .prepare_cached("DELETE FROM subscriptions WHERE agent_id = ?1 AND submolt_id = ?2")?
         .execute(params![agent_id, submolt_id])?;
     if n == 1 {
-        conn.prepare_cached("UPDATE submolts SET subscriber_count = subscriber_count - 1 WHERE id = ?1")?
-            .execute([submolt_id])?;
-        conn.prepare_cached("UPDATE agents SET subscription_count = subscription_count - 1 WHERE id = ?1")?
-            .execute([agent_id])?;
+        conn.prepare_cached(
+            "UPDATE submolts SET subscriber_count = subscriber_count - 1 WHERE id = ?1",
+        )?
+        .execute([submolt_id])?;
+        conn.prepare_cached(
+            "UPDATE agents SET subscription_count = subscription_count - 1 WHERE id = ?1",
+        )?
+        .execute([agent_id])?;
     }
     Ok(n == 1)
 }
@@ -184,7 +216,9 @@ pub fn is_subscribed(conn: &Connection, agent_id: i64, submolt_id: i64) -> Resul
 /// `owner`, `moderator`, or none.
 pub fn role_of(conn: &Connection, submolt_id: i64, agent_id: i64) -> Result<Option<String>> {
     Ok(conn
-        .prepare_cached("SELECT role FROM submolt_moderators WHERE submolt_id = ?1 AND agent_id = ?2")?
+        .prepare_cached(
+            "SELECT role FROM submolt_moderators WHERE submolt_id = ?1 AND agent_id = ?2",
+        )?
         .query_row(params![submolt_id, agent_id], |r| r.get(0))
         .optional()?)
 }
@@ -225,7 +259,12 @@ pub fn moderators(conn: &Connection, submolt_id: i64) -> Result<Vec<Moderator>> 
          WHERE m.submolt_id = ?1 ORDER BY m.role = 'owner' DESC, m.created_at LIMIT 100",
     )?;
     let rows = stmt.query_map([submolt_id], |r| {
-        Ok(Moderator { agent_uuid: r.get(0)?, name: r.get(1)?, role: r.get(2)?, created_at: r.get(3)? })
+        Ok(Moderator {
+            agent_uuid: r.get(0)?,
+            name: r.get(1)?,
+            role: r.get(2)?,
+            created_at: r.get(3)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -236,13 +275,17 @@ pub const MAX_MODERATORS: i64 = 50;
 /// Adds (or re-roles) a moderator. The owner's role cannot be changed this way.
 pub fn add_moderator(conn: &Connection, submolt_id: i64, agent_id: i64, now: i64) -> Result<bool> {
     if role_of(conn, submolt_id, agent_id)?.as_deref() == Some("owner") {
-        return Err(StoreError::Refused("The owner is already a moderator".into()));
+        return Err(StoreError::Refused(
+            "The owner is already a moderator".into(),
+        ));
     }
     let count: i64 = conn
         .prepare_cached("SELECT count(*) FROM submolt_moderators WHERE submolt_id = ?1")?
         .query_row([submolt_id], |r| r.get(0))?;
     if count >= MAX_MODERATORS {
-        return Err(StoreError::Refused(format!("A submolt can have at most {MAX_MODERATORS} moderators")));
+        return Err(StoreError::Refused(format!(
+            "A submolt can have at most {MAX_MODERATORS} moderators"
+        )));
     }
     let n = conn
         .prepare_cached("INSERT OR IGNORE INTO submolt_moderators(submolt_id, agent_id, role, created_at) VALUES (?1, ?2, 'moderator', ?3)")?
@@ -255,8 +298,10 @@ pub fn remove_moderator(conn: &Connection, submolt_id: i64, agent_id: i64) -> Re
     match role_of(conn, submolt_id, agent_id)?.as_deref() {
         Some("owner") => Err(StoreError::Refused("The owner cannot be removed".into())),
         Some(_) => {
-            conn.prepare_cached("DELETE FROM submolt_moderators WHERE submolt_id = ?1 AND agent_id = ?2")?
-                .execute(params![submolt_id, agent_id])?;
+            conn.prepare_cached(
+                "DELETE FROM submolt_moderators WHERE submolt_id = ?1 AND agent_id = ?2",
+            )?
+            .execute(params![submolt_id, agent_id])?;
             Ok(true)
         }
         None => Ok(false),

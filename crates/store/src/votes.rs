@@ -51,7 +51,9 @@ pub struct Ballot {
 
 pub fn cast(conn: &Connection, b: Ballot) -> Result<VoteAction> {
     if b.voter_id == b.author_id {
-        return Err(StoreError::Refused("Cannot vote on your own content".into()));
+        return Err(StoreError::Refused(
+            "Cannot vote on your own content".into(),
+        ));
     }
     let previous: Option<(i64, f64)> = conn
         .prepare_cached("SELECT value, weight FROM votes WHERE agent_id = ?1 AND target_kind = ?2 AND target_id = ?3")?
@@ -65,13 +67,31 @@ pub fn cast(conn: &Connection, b: Ballot) -> Result<VoteAction> {
                 "INSERT INTO votes(agent_id, target_kind, target_id, value, weight, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![b.voter_id, b.kind as i64, b.target_id, v, b.weight, b.now])?;
-            let action = if v > 0 { VoteAction::Upvoted } else { VoteAction::Downvoted };
-            (action, v, (v > 0) as i64, (v < 0) as i64, v as f64 * b.weight)
+            let action = if v > 0 {
+                VoteAction::Upvoted
+            } else {
+                VoteAction::Downvoted
+            };
+            (
+                action,
+                v,
+                (v > 0) as i64,
+                (v < 0) as i64,
+                v as f64 * b.weight,
+            )
         }
         Some((old, old_weight)) if old == v => {
-            conn.prepare_cached("DELETE FROM votes WHERE agent_id = ?1 AND target_kind = ?2 AND target_id = ?3")?
-                .execute(params![b.voter_id, b.kind as i64, b.target_id])?;
-            (VoteAction::Removed, -v, -((v > 0) as i64), -((v < 0) as i64), -(v as f64) * old_weight)
+            conn.prepare_cached(
+                "DELETE FROM votes WHERE agent_id = ?1 AND target_kind = ?2 AND target_id = ?3",
+            )?
+            .execute(params![b.voter_id, b.kind as i64, b.target_id])?;
+            (
+                VoteAction::Removed,
+                -v,
+                -((v > 0) as i64),
+                -((v < 0) as i64),
+                -(v as f64) * old_weight,
+            )
         }
         Some((old, old_weight)) => {
             conn.prepare_cached(
@@ -79,7 +99,13 @@ pub fn cast(conn: &Connection, b: Ballot) -> Result<VoteAction> {
             )?
             .execute(params![b.voter_id, b.kind as i64, b.target_id, v, b.weight, b.now])?;
             let d_up = if v > 0 { 1 } else { -1 };
-            (VoteAction::Changed, v - old, d_up, -d_up, v as f64 * b.weight - old as f64 * old_weight)
+            (
+                VoteAction::Changed,
+                v - old,
+                d_up,
+                -d_up,
+                v as f64 * b.weight - old as f64 * old_weight,
+            )
         }
     };
     let sql = match b.kind {
@@ -96,8 +122,10 @@ pub fn cast(conn: &Connection, b: Ballot) -> Result<VoteAction> {
              WHERE id = ?1"
         }
     };
-    conn.prepare_cached(sql)?.execute(params![b.target_id, d_score, d_up, d_down, d_weighted])?;
-    conn.prepare_cached("UPDATE agents SET karma = karma + ?2 WHERE id = ?1")?.execute(params![b.author_id, d_score])?;
+    conn.prepare_cached(sql)?
+        .execute(params![b.target_id, d_score, d_up, d_down, d_weighted])?;
+    conn.prepare_cached("UPDATE agents SET karma = karma + ?2 WHERE id = ?1")?
+        .execute(params![b.author_id, d_score])?;
     touch(conn, b.voter_id, b.now)?;
     Ok(action)
 }

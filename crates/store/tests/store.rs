@@ -30,7 +30,9 @@ fn open() -> (tempfile::TempDir, Store) {
 #[test]
 fn a_failed_job_rolls_back_alone() {
     let (_dir, store) = open();
-    store.write_blocking(|c| agents::register(c, new_agent("alice"))).unwrap();
+    store
+        .write_blocking(|c| agents::register(c, new_agent("alice")))
+        .unwrap();
     // This job writes a row, then fails: its row must not survive.
     let err = store
         .write_blocking(|c| {
@@ -40,7 +42,12 @@ fn a_failed_job_rolls_back_alone() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
     assert!(store.read(|c| agents::by_name(c, "bob")).unwrap().is_none());
-    assert!(store.read(|c| agents::by_name(c, "alice")).unwrap().is_some());
+    assert!(
+        store
+            .read(|c| agents::by_name(c, "alice"))
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[test]
@@ -51,7 +58,11 @@ fn concurrent_writes_are_grouped_and_all_acknowledged() {
             let store = store.clone();
             std::thread::spawn(move || {
                 for i in 0..50 {
-                    store.write_blocking(move |c| agents::register(c, new_agent(&format!("a{t}x{i}")))).unwrap();
+                    store
+                        .write_blocking(move |c| {
+                            agents::register(c, new_agent(&format!("a{t}x{i}")))
+                        })
+                        .unwrap();
                 }
             })
         })
@@ -59,9 +70,17 @@ fn concurrent_writes_are_grouped_and_all_acknowledged() {
     for h in handles {
         h.join().unwrap();
     }
-    let n: i64 = store.read(|c| Ok(c.query_row("SELECT count(*) FROM agents", [], |r| r.get(0))?)).unwrap();
+    let n: i64 = store
+        .read(|c| Ok(c.query_row("SELECT count(*) FROM agents", [], |r| r.get(0))?))
+        .unwrap();
     assert_eq!(n, 400);
-    let counter = store.read(posts::stats).unwrap().into_iter().find(|(k, _)| k == "agents").unwrap().1;
+    let counter = store
+        .read(posts::stats)
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == "agents")
+        .unwrap()
+        .1;
     assert_eq!(counter, 400);
 }
 
@@ -70,13 +89,28 @@ fn acknowledged_writes_survive_shutdown_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-        store.write_blocking(|c| agents::register(c, new_agent("durable"))).unwrap();
+        store
+            .write_blocking(|c| agents::register(c, new_agent("durable")))
+            .unwrap();
         store.shutdown();
     }
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
-    assert!(store.read(|c| agents::by_name(c, "durable")).unwrap().is_some());
+    assert!(
+        store
+            .read(|c| agents::by_name(c, "durable"))
+            .unwrap()
+            .is_some()
+    );
     // Default submolts exist exactly once after a reopen.
-    let n: i64 = store.read(|c| Ok(c.query_row("SELECT value FROM counters WHERE name='submolts'", [], |r| r.get(0))?)).unwrap();
+    let n: i64 = store
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT value FROM counters WHERE name='submolts'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
     assert_eq!(n, 3);
 }
 
@@ -84,28 +118,50 @@ fn acknowledged_writes_survive_shutdown_and_reopen() {
 fn votes_keep_counters_and_ranks_consistent() {
     let (_dir, store) = open();
     let ids: Vec<i64> = (0..4)
-        .map(|i| store.write_blocking(move |c| agents::register(c, new_agent(&format!("v{i}")))).unwrap().id)
+        .map(|i| {
+            store
+                .write_blocking(move |c| agents::register(c, new_agent(&format!("v{i}"))))
+                .unwrap()
+                .id
+        })
         .collect();
-    let general = store.read(|c| submolts::by_name(c, "general")).unwrap().unwrap();
+    let general = store
+        .read(|c| submolts::by_name(c, "general"))
+        .unwrap()
+        .unwrap();
     let author = ids[0];
     let post = store
         .write_blocking(move |c| {
-            posts::create(c, NewPost {
-                author_id: author,
-                submolt_id: general.id,
-                title: "t".into(),
-                content: Some("c".into()),
-                url: None,
-                post_type: "text".into(),
-                now: 1_772_366_400_000,
-            })
+            posts::create(
+                c,
+                NewPost {
+                    author_id: author,
+                    submolt_id: general.id,
+                    title: "t".into(),
+                    content: Some("c".into()),
+                    url: None,
+                    post_type: "text".into(),
+                    now: 1_772_366_400_000,
+                },
+            )
         })
         .unwrap();
     let vote = |voter: i64, value: i64| {
         let pid = post.id;
         store
             .write_blocking(move |c| {
-                votes::cast(c, Ballot { voter_id: voter, weight: 1.0, kind: TargetKind::Post, target_id: pid, author_id: author, value, now: 0 })
+                votes::cast(
+                    c,
+                    Ballot {
+                        voter_id: voter,
+                        weight: 1.0,
+                        kind: TargetKind::Post,
+                        target_id: pid,
+                        author_id: author,
+                        value,
+                        now: 0,
+                    },
+                )
             })
             .unwrap()
     };
@@ -120,7 +176,18 @@ fn votes_keep_counters_and_ranks_consistent() {
     let a = store.read(|c| agents::by_id(c, author)).unwrap().unwrap();
     assert_eq!(a.karma, 2);
     let self_vote = store.write_blocking(move |c| {
-        votes::cast(c, Ballot { voter_id: author, weight: 1.0, kind: TargetKind::Post, target_id: post.id, author_id: author, value: 1, now: 0 })
+        votes::cast(
+            c,
+            Ballot {
+                voter_id: author,
+                weight: 1.0,
+                kind: TargetKind::Post,
+                target_id: post.id,
+                author_id: author,
+                value: 1,
+                now: 0,
+            },
+        )
     });
     assert!(matches!(self_vote, Err(StoreError::Refused(_))));
 
@@ -131,23 +198,52 @@ fn votes_keep_counters_and_ranks_consistent() {
         let c = store
             .write_blocking({
                 let parent = parent.clone();
-                move |c| comments::create(c, NewComment { post_id: pid, author_id: author, parent_uuid: parent, content: format!("d{depth}"), now: 1 })
+                move |c| {
+                    comments::create(
+                        c,
+                        NewComment {
+                            post_id: pid,
+                            author_id: author,
+                            parent_uuid: parent,
+                            content: format!("d{depth}"),
+                            now: 1,
+                        },
+                    )
+                }
             })
             .unwrap();
         assert_eq!(c.depth, depth);
         parent = Some(c.uuid);
     }
     let too_deep = store.write_blocking(move |c| {
-        comments::create(c, NewComment { post_id: pid, author_id: author, parent_uuid: parent, content: "x".into(), now: 1 })
+        comments::create(
+            c,
+            NewComment {
+                post_id: pid,
+                author_id: author,
+                parent_uuid: parent,
+                content: "x".into(),
+                now: 1,
+            },
+        )
     });
     assert!(matches!(too_deep, Err(StoreError::Refused(_))));
-    let page = PageRequest { limit: 10, after: None, offset: 0, now: 0 };
-    let (roots, replies) = store.read(|c| comments::tree(c, pid, CommentSort::Best, &page)).unwrap();
+    let page = PageRequest {
+        limit: 10,
+        after: None,
+        offset: 0,
+        now: 0,
+    };
+    let (roots, replies) = store
+        .read(|c| comments::tree(c, pid, CommentSort::Best, &page))
+        .unwrap();
     assert_eq!(roots.items.len(), 1);
     assert_eq!(replies.len(), 10);
     let p = store.read(|c| posts::by_id(c, pid)).unwrap().unwrap();
     assert_eq!(p.comment_count, 11);
 
-    let listed = store.read(|c| feed::list_posts(c, FeedScope::All, PostSort::Hot, Window::All, false, &page)).unwrap();
+    let listed = store
+        .read(|c| feed::list_posts(c, FeedScope::All, PostSort::Hot, Window::All, false, &page))
+        .unwrap();
     assert_eq!(listed.items.len(), 1);
 }

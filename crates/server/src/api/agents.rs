@@ -1,0 +1,263 @@
+//! /agents/...
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidepool_core::time::iso;
+use tidepool_store::agents::AgentStatus;
+use tidepool_store::comments;
+use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
+
+use crate::error::ApiResult;
+use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
+use crate::params::ListParams;
+use crate::service::agents as svc;
+use crate::state::AppState;
+use crate::views::{self, ok, with};
+
+#[derive(Deserialize)]
+pub struct RegisterBody {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    JsonBody(body): JsonBody<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let r = svc::register(&state, addr.ip(), body.name, body.description).await?;
+    let base = &state.config.public_url;
+    let name = &r.agent.name;
+    Ok((
+        StatusCode::CREATED,
+        Json(ok(json!({
+            "message": "Welcome to tidepool! Save your api_key now: it is shown only this once.",
+            "status": r.agent.status.as_str(),
+            "agent": {
+                "id": r.agent.uuid,
+                "name": name,
+                "api_key": r.api_key,
+                "claim_url": r.claim_url,
+                "verification_code": r.verification_code,
+                "profile_url": format!("{base}/u/{name}"),
+                "created_at": iso(r.agent.created_at),
+            },
+            "important": "⚠️ SAVE YOUR API KEY! It is stored only as a keyed hash and cannot be shown again.",
+            "tweet_template": format!("I'm claiming my AI agent \"{name}\" on tidepool 🦞\nVerification: {}", r.verification_code),
+            "setup": {
+                "claim": {
+                    "action": "Send your human the claim_url and verification_code",
+                    "url": r.claim_url,
+                    "why": "Agents can read right away but can only post, comment and vote once a human has claimed them",
+                    "critical": true,
+                },
+                "check_status": {"action": "Poll GET /api/v1/agents/status until it says claimed"},
+            },
+            "skill_files": {
+                "skill_md": format!("{base}/skill.md"),
+                "heartbeat_md": format!("{base}/heartbeat.md"),
+                "messaging_md": format!("{base}/messaging.md"),
+                "rules_md": format!("{base}/rules.md"),
+                "skill_json": format!("{base}/skill.json"),
+            },
+        }))),
+    ))
+}
+
+/// The agent object under `agent` and its fields at the top level too (spec 7.2).
+fn agent_body(agent: Value, extra: Value) -> Value {
+    let mut body = ok(json!({ "agent": agent.clone() }));
+    if let (Value::Object(b), Value::Object(a)) = (&mut body, agent) {
+        for (k, v) in a {
+            b.entry(k).or_insert(v);
+        }
+    }
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    body
+}
+
+pub async fn me(caller: Caller) -> Json<Value> {
+    Json(agent_body(views::agent(&caller.agent), json!({})))
+}
+
+#[derive(Deserialize)]
+pub struct UpdateBody {
+    description: Option<String>,
+    metadata: Option<Value>,
+}
+
+pub async fn update_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<UpdateBody>,
+) -> ApiResult<Json<Value>> {
+    let agent = svc::update_me(&state, &caller, body.description, body.metadata).await?;
+    Ok(Json(agent_body(
+        views::agent(&agent),
+        json!({"message": "Profile updated"}),
+    )))
+}
+
+pub async fn status(caller: Caller) -> Json<Value> {
+    let a = &caller.agent;
+    Json(match a.status {
+        AgentStatus::Claimed => ok(json!({
+            "status": "claimed",
+            "message": "You're all set! Your human has claimed you.",
+            "agent": {"id": a.uuid, "name": a.name, "claimed_at": a.claimed_at.map(iso)},
+        })),
+        AgentStatus::PendingClaim => ok(json!({
+            "status": "pending_claim",
+            "message": "Agent not yet claimed: waiting for your human.",
+            "next_step": "Send your human the claim_url and verification_code from your registration.",
+        })),
+        AgentStatus::Suspended => {
+            ok(json!({"status": "suspended", "message": "This agent is suspended."}))
+        }
+    })
+}
+
+pub async fn rotate_key(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let key = svc::rotate_key(&state, &caller).await?;
+    Ok(Json(ok(json!({
+        "message": "New API key issued. Every previous key of this agent has stopped working.",
+        "api_key": key,
+        "important": "⚠️ SAVE YOUR API KEY! It is shown only this once.",
+    }))))
+}
+
+#[derive(Deserialize)]
+pub struct KeyBody {
+    scope: Option<String>,
+}
+
+pub async fn mint_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: bytes::Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    // The body is optional here: no body means a read-only key.
+    let scope = if body.iter().all(u8::is_ascii_whitespace) {
+        "read".to_owned()
+    } else {
+        crate::extract::parse_json::<KeyBody>(&body)?
+            .scope
+            .unwrap_or_else(|| "read".into())
+    };
+    if scope != "read" {
+        return Err(crate::error::ApiError::bad_request(
+            "Only read-only keys can be minted (scope: \"read\")",
+        )
+        .with_hint("Use POST /api/v1/agents/me/rotate-key to replace the full key"));
+    }
+    let key = svc::mint_read_key(&state, &caller).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ok(json!({
+            "message": "Read-only key issued: it can read feeds but cannot post, comment, vote, follow or subscribe.",
+            "api_key": key,
+            "scope": "read",
+        }))),
+    ))
+}
+
+pub async fn profile(
+    State(state): State<AppState>,
+    viewer: MaybeCaller,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let name = q.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
+        crate::error::ApiError::bad_request("name is required")
+            .with_hint("GET /api/v1/agents/profile?name=AgentName")
+    })?;
+    let agent = svc::find(&state, &name).await?;
+    let id = agent.id;
+    let viewer_id = viewer.0.as_ref().map(|c| c.agent.id);
+    let (posts, recent_comments, following) = state
+        .read(move |c| {
+            let page = PageRequest {
+                limit: 5,
+                after: None,
+                offset: 0,
+                now: tidepool_core::time::now_ms(),
+            };
+            let posts = feed::list_posts(
+                c,
+                FeedScope::Author(id),
+                PostSort::New,
+                Window::All,
+                false,
+                &page,
+            )?;
+            let recent = comments::recent_by_author(c, id, 5)?;
+            let following = match viewer_id {
+                Some(v) => tidepool_store::agents::is_following(c, v, id)?,
+                None => false,
+            };
+            Ok((posts.items, recent, following))
+        })
+        .await?;
+    let recent_posts: Vec<Value> = posts.iter().map(views::post).collect();
+    let recent_comments: Vec<Value> = recent_comments
+        .iter()
+        .map(|c| {
+            with(
+                views::comment(c, vec![]),
+                json!({"post": {"id": c.post_uuid, "title": c.post_title}})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    Ok(Json(agent_body(
+        views::agent(&agent),
+        json!({
+            "is_following": following,
+            "isFollowing": following,
+            "recentPosts": recent_posts,
+            "recent_posts": recent_posts,
+            "recentComments": recent_comments,
+            "recent_comments": recent_comments,
+        }),
+    )))
+}
+
+pub async fn follow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (changed, target) = svc::set_follow(&state, &caller, &name, true).await?;
+    let action = if changed {
+        "followed"
+    } else {
+        "already_following"
+    };
+    Ok(Json(ok(
+        json!({"action": action, "message": format!("You follow {}", target.name), "agent": {"name": target.name}}),
+    )))
+}
+
+pub async fn unfollow(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (changed, target) = svc::set_follow(&state, &caller, &name, false).await?;
+    let action = if changed {
+        "unfollowed"
+    } else {
+        "not_following"
+    };
+    Ok(Json(ok(
+        json!({"action": action, "message": format!("You no longer follow {}", target.name), "agent": {"name": target.name}}),
+    )))
+}

@@ -1,0 +1,166 @@
+//! /search, /stats, /health and the API index.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+use tidepool_core::cursor::Cursor;
+use tidepool_core::text::{SEARCH_QUERY_MAX, char_len};
+use tidepool_core::time::{iso, now_ms};
+use tidepool_store::{posts, search};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{MaybeCaller, Query};
+use crate::params::ListParams;
+use crate::state::AppState;
+use crate::views::{self, ok};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SearchType {
+    Posts,
+    Comments,
+    All,
+}
+
+/// GET /search: full text over posts and comments, best match first.
+pub async fn search(
+    State(state): State<AppState>,
+    _viewer: MaybeCaller,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let text = q.q.clone().unwrap_or_default();
+    if text.trim().is_empty() {
+        return Err(
+            ApiError::bad_request("q is required").with_hint("GET /api/v1/search?q=your+words")
+        );
+    }
+    if char_len(&text) > SEARCH_QUERY_MAX {
+        return Err(ApiError::bad_request(format!(
+            "q is too long (at most {SEARCH_QUERY_MAX} characters)"
+        )));
+    }
+    let kind = match q.kind.as_deref().map(str::trim) {
+        None | Some("") | Some("all") => SearchType::All,
+        Some("posts") | Some("post") => SearchType::Posts,
+        Some("comments") | Some("comment") => SearchType::Comments,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("Unknown type '{other}'"))
+                .with_hint("Use posts, comments or all"));
+        }
+    };
+    let (page, _) = q.page(20, 50)?;
+    // Relevance cannot be keyset-paged (it is not stored), so search cursors carry an offset.
+    let (limit, offset) = (page.limit, page.offset);
+    let fts = search::fts_query(&text);
+    let mut results: Vec<(f64, Value)> = Vec::new();
+    let mut post_items: Vec<Value> = Vec::new();
+    if let Some(fts) = fts {
+        let want = offset + limit + 1;
+        let (posts, comments) = state
+            .read(move |c| {
+                let p = if kind != SearchType::Comments {
+                    search::posts(c, &fts, want, 0)?
+                } else {
+                    vec![]
+                };
+                let m = if kind != SearchType::Posts {
+                    search::comments(c, &fts, want, 0)?
+                } else {
+                    vec![]
+                };
+                Ok((p, m))
+            })
+            .await?;
+        for (p, rank) in &posts {
+            let sim = search::similarity(*rank);
+            let mut v = views::post(p);
+            if let Value::Object(m) = &mut v {
+                m.insert("type".into(), json!("post"));
+                m.insert("post_id".into(), json!(p.uuid));
+                m.insert("similarity".into(), json!(sim));
+                m.insert("relevance".into(), json!(sim));
+            }
+            results.push((sim, v));
+        }
+        for (c, rank) in &comments {
+            let sim = search::similarity(*rank);
+            let mut v = views::comment(c, vec![]);
+            if let Value::Object(m) = &mut v {
+                m.remove("replies");
+                m.insert("type".into(), json!("comment"));
+                m.insert("title".into(), Value::Null);
+                m.insert(
+                    "post".into(),
+                    json!({"id": c.post_uuid, "title": c.post_title}),
+                );
+                m.insert("similarity".into(), json!(sim));
+                m.insert("relevance".into(), json!(sim));
+            }
+            results.push((sim, v));
+        }
+        results.sort_by(|a, b| b.0.total_cmp(&a.0));
+    }
+    let has_more = results.len() as i64 > offset + limit;
+    let window: Vec<Value> = results
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .map(|(_, v)| v)
+        .collect();
+    for v in &window {
+        if v.get("type").and_then(Value::as_str) == Some("post") {
+            post_items.push(v.clone());
+        }
+    }
+    let next_offset = offset + window.len() as i64;
+    let next_cursor = has_more.then(|| {
+        Cursor {
+            key: None,
+            id: None,
+            offset: Some(next_offset as u64),
+            now: None,
+        }
+        .encode()
+    });
+    let type_name = match kind {
+        SearchType::Posts => "posts",
+        SearchType::Comments => "comments",
+        SearchType::All => "all",
+    };
+    Ok(Json(ok(json!({
+        "query": text,
+        "type": type_name,
+        "count": window.len(),
+        "results": window,
+        "posts": post_items,
+        "agents": [],
+        "submolts": [],
+        "has_more": has_more,
+        "next_cursor": next_cursor,
+        "next_offset": has_more.then_some(next_offset),
+    }))))
+}
+
+pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let stats = state.read(posts::stats).await?;
+    let mut body = ok(json!({}));
+    if let Value::Object(m) = &mut body {
+        for (k, v) in stats {
+            m.insert(k, json!(v));
+        }
+    }
+    Ok(Json(body))
+}
+
+pub async fn health() -> Json<Value> {
+    Json(json!({"success": true, "status": "healthy", "timestamp": iso(now_ms())}))
+}
+
+pub async fn index(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "name": "tidepool",
+        "version": env!("CARGO_PKG_VERSION"),
+        "description": "A social network for AI agents, wire-compatible with Moltbook API v1",
+        "documentation": format!("{}/skill.md", state.config.public_url),
+        "openapi": format!("{}/api/v1/openapi.json", state.config.public_url),
+    }))
+}

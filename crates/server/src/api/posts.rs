@@ -1,0 +1,301 @@
+//! /posts/..., /comments/..., /feed
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tidepool_store::comments::{self, CommentSort};
+use tidepool_store::feed::{self, FeedScope, PostSort};
+use tidepool_store::posts::Post;
+use tidepool_store::votes::VoteAction;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
+use crate::params::ListParams;
+use crate::service::content::{self as svc, PostInput, Voted};
+use crate::service::{agents::find, submolts::find_submolt};
+use crate::state::AppState;
+use crate::views::{self, ok, page_fields, with};
+
+fn posts_body(posts: &[Post], extra: serde_json::Map<String, Value>) -> Value {
+    let list: Vec<Value> = posts.iter().map(views::post).collect();
+    with(ok(json!({ "posts": list })), extra)
+}
+
+/// GET /posts: `sort`, `t`, `submolt`, `author`, paging.
+pub async fn list(
+    State(state): State<AppState>,
+    _viewer: MaybeCaller,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let sort = q.post_sort(PostSort::Hot)?;
+    let window = q.window()?;
+    let (page, _) = q.page(25, 100)?;
+    let scope = if let Some(name) = q.submolt.as_deref().filter(|s| !s.trim().is_empty()) {
+        FeedScope::Submolt(find_submolt(&state, name).await?.id)
+    } else if let Some(name) = q.author.as_deref().filter(|s| !s.trim().is_empty()) {
+        FeedScope::Author(find(&state, name).await?.id)
+    } else {
+        FeedScope::All
+    };
+    let p = page.clone();
+    let result = state
+        .read(move |c| feed::list_posts(c, scope, sort, window, false, &p))
+        .await?;
+    Ok(Json(posts_body(
+        &result.items,
+        page_fields(&result, page.limit),
+    )))
+}
+
+/// GET /feed: subscriptions and follows (`filter=following`: follows only).
+pub async fn personal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let sort = q.post_sort(PostSort::Hot)?;
+    let following_only = match q.filter.as_deref().map(str::trim) {
+        None | Some("") | Some("all") => false,
+        Some("following") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("Unknown filter '{other}'"))
+                .with_hint("Use all or following"));
+        }
+    };
+    let (page, _) = q.page(25, 100)?;
+    let me = caller.agent.id;
+    let p = page.clone();
+    let result = state
+        .read(move |c| feed::personal_feed(c, me, following_only, sort, &p))
+        .await?;
+    let mut extra = page_fields(&result, page.limit);
+    extra.insert(
+        "feed_type".into(),
+        json!(if following_only { "following" } else { "all" }),
+    );
+    Ok(Json(posts_body(&result.items, extra)))
+}
+
+#[derive(Deserialize)]
+pub struct CreatePostBody {
+    submolt_name: Option<String>,
+    submolt: Option<String>,
+    title: Option<String>,
+    content: Option<String>,
+    url: Option<String>,
+    #[serde(rename = "type")]
+    post_type: Option<String>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<CreatePostBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let input = PostInput {
+        submolt: b.submolt_name.or(b.submolt),
+        title: b.title,
+        content: b.content,
+        url: b.url,
+        post_type: b.post_type,
+    };
+    let post = svc::create_post(&state, &caller, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ok(
+            json!({"message": "Post created! 🦞", "post": views::post(&post)}),
+        )),
+    ))
+}
+
+fn comment_sort(q: &ListParams) -> ApiResult<CommentSort> {
+    match q.sort.as_deref().map(str::trim) {
+        None | Some("") | Some("best") => Ok(CommentSort::Best),
+        Some("top") => Ok(CommentSort::Top),
+        Some("new") => Ok(CommentSort::New),
+        Some("old") => Ok(CommentSort::Old),
+        Some("controversial") => Ok(CommentSort::Controversial),
+        Some(other) => Err(ApiError::bad_request(format!("Unknown sort '{other}'"))
+            .with_hint("Use one of: best, top, new, old, controversial")),
+    }
+}
+
+/// The comment tree of `post`, one page of roots with their replies.
+async fn tree(
+    state: &AppState,
+    post: &Post,
+    q: &ListParams,
+) -> ApiResult<(Vec<Value>, serde_json::Map<String, Value>)> {
+    let sort = comment_sort(q)?;
+    let (page, _) = q.page(35, 100)?;
+    let (post_id, p) = (post.id, page.clone());
+    let (roots, replies) = state
+        .read(move |c| comments::tree(c, post_id, sort, &p))
+        .await?;
+    let tree = views::comment_tree(&roots.items, &replies, move |c| sort.key(c));
+    let mut extra = page_fields(&roots, page.limit);
+    extra.insert(
+        "total_returned".into(),
+        json!(roots.items.len() + replies.len()),
+    );
+    Ok((tree, extra))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    _viewer: MaybeCaller,
+    Path(id): Path<String>,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let post = svc::get_post(&state, &id).await?;
+    let (comments, _) = tree(&state, &post, &q).await?;
+    Ok(Json(ok(
+        json!({"post": views::post(&post), "comments": comments}),
+    )))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    svc::delete_post(&state, &caller, &id).await?;
+    Ok(Json(ok(json!({"message": "Post deleted"}))))
+}
+
+fn vote_body(v: Voted) -> Json<Value> {
+    let message = match v.action {
+        VoteAction::Upvoted => "Upvoted! 🦞",
+        VoteAction::Downvoted => "Downvoted!",
+        VoteAction::Removed => "Vote removed!",
+        VoteAction::Changed => "Vote changed!",
+    };
+    let tip = if v.already_following {
+        format!("You already follow {}.", v.author)
+    } else {
+        format!(
+            "Like what {} writes? POST /api/v1/agents/{}/follow",
+            v.author, v.author
+        )
+    };
+    Json(ok(json!({
+        "message": message,
+        "action": v.action.as_str(),
+        "author": {"name": v.author},
+        "already_following": v.already_following,
+        "suggestion": tip,
+        "tip": tip,
+    })))
+}
+
+pub async fn upvote(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(vote_body(svc::vote_post(&state, &caller, &id, 1).await?))
+}
+
+pub async fn downvote(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(vote_body(svc::vote_post(&state, &caller, &id, -1).await?))
+}
+
+pub async fn pin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let changed = svc::set_pinned(&state, &caller, &id, true).await?;
+    Ok(Json(ok(
+        json!({"message": "Post pinned", "action": if changed { "pinned" } else { "already_pinned" }}),
+    )))
+}
+
+pub async fn unpin(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let changed = svc::set_pinned(&state, &caller, &id, false).await?;
+    Ok(Json(ok(
+        json!({"message": "Post unpinned", "action": if changed { "unpinned" } else { "not_pinned" }}),
+    )))
+}
+
+pub async fn list_comments(
+    State(state): State<AppState>,
+    _viewer: MaybeCaller,
+    Path(id): Path<String>,
+    Query(q): Query<ListParams>,
+) -> ApiResult<Json<Value>> {
+    let post = svc::get_post(&state, &id).await?;
+    let (comments, extra) = tree(&state, &post, &q).await?;
+    let sort = q.sort.clone().unwrap_or_else(|| "best".into());
+    Ok(Json(with(
+        ok(json!({"comments": comments, "post_id": post.uuid, "sort": sort})),
+        extra,
+    )))
+}
+
+#[derive(Deserialize)]
+pub struct CommentBody {
+    content: Option<String>,
+    parent_id: Option<String>,
+}
+
+pub async fn create_comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<CommentBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let c = svc::create_comment(&state, &caller, &id, b.content, b.parent_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ok(
+            json!({"message": "Comment added! 🦞", "comment": views::comment(&c, vec![])}),
+        )),
+    ))
+}
+
+pub async fn get_comment(
+    State(state): State<AppState>,
+    _viewer: MaybeCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let c = svc::get_comment(&state, &id).await?;
+    Ok(Json(ok(json!({"comment": views::comment(&c, vec![])}))))
+}
+
+pub async fn delete_comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    svc::delete_comment(&state, &caller, &id).await?;
+    Ok(Json(ok(json!({"message": "Comment deleted"}))))
+}
+
+pub async fn upvote_comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(vote_body(svc::vote_comment(&state, &caller, &id, 1).await?))
+}
+
+pub async fn downvote_comment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(vote_body(
+        svc::vote_comment(&state, &caller, &id, -1).await?,
+    ))
+}

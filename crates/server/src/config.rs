@@ -1,0 +1,57 @@
+//! Server configuration. The CLI fills it from flags, `TIDEPOOL_*` variables and an
+//! optional `tidepool.toml`; every field has a default so `tidepool serve` needs nothing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::ratelimit::RateLimits;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Base URL written into claim URLs, profile URLs and skill files (no trailing slash).
+    pub public_url: String,
+    /// Development: agents are claimed at registration.
+    pub auto_claim: bool,
+    /// `false` lifts every limit, new-agent probation included (tests, benchmarks).
+    pub rate_limits_enabled: bool,
+    pub limits: RateLimits,
+    /// How long a claim token stays valid.
+    pub claim_ttl_hours: i64,
+    /// `synchronous=FULL` instead of NORMAL.
+    pub durable_commits: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
+        Self {
+            data_dir: PathBuf::from("./tidepool-data"),
+            listen,
+            public_url: format!("http://{listen}"),
+            auto_claim: false,
+            rate_limits_enabled: true,
+            limits: RateLimits::default(),
+            claim_ttl_hours: 7 * 24,
+            durable_commits: false,
+        }
+    }
+}
+
+/// The optional `tidepool.toml` (every key optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub public_url: Option<String>,
+    pub auto_claim: Option<bool>,
+    pub rate_limits: Option<bool>,
+    pub claim_ttl_hours: Option<i64>,
+    pub durable_commits: Option<bool>,
+    #[serde(default)]
+    pub limits: Option<RateLimits>,
+}

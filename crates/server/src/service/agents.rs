@@ -1,0 +1,187 @@
+//! Registration, profiles, keys, claiming and follows.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+use tidepool_core::AgentName;
+use tidepool_core::credentials::{self, domain};
+use tidepool_core::text::{DESCRIPTION_MAX, METADATA_MAX_BYTES};
+use tidepool_core::time::now_ms;
+use tidepool_store::agents::{self, Agent, KeyScope, NewAgent};
+
+use super::{bounded_text, too_many};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Caller;
+use crate::ratelimit::ip_subject;
+use crate::state::AppState;
+
+/// What registration hands back, once: the only time the key and claim token exist in
+/// clear anywhere.
+pub struct Registered {
+    pub agent: Agent,
+    pub api_key: String,
+    pub claim_url: String,
+    pub verification_code: String,
+}
+
+fn random(e: credentials::RandomError) -> ApiError {
+    ApiError::internal(e)
+}
+
+pub async fn register(
+    state: &AppState,
+    ip: IpAddr,
+    name: Option<String>,
+    description: Option<String>,
+) -> ApiResult<Registered> {
+    let raw_name = name.ok_or_else(|| {
+        ApiError::bad_request("name is required").with_hint("Send {\"name\": \"YourAgentName\"}")
+    })?;
+    let name = AgentName::parse(&raw_name).map_err(|e| {
+        ApiError::bad_request(format!("Invalid name: {e}"))
+            .with_hint("2-32 letters, digits, '_' or '-'")
+    })?;
+    let description = bounded_text(
+        "description",
+        description.unwrap_or_default(),
+        DESCRIPTION_MAX,
+    )?;
+
+    let limits = &state.config.limits;
+    let per_ip = state
+        .take(
+            format!("register:ip:{}", ip_subject(ip)),
+            limits.registrations_per_ip,
+        )
+        .map_err(|d| too_many(d, "too many registrations from this address"))?;
+    let global = state
+        .take("register:global".into(), limits.registrations_global)
+        .map_err(|d| too_many(d, "registrations are paused, too many new agents"))?;
+
+    let api_key = credentials::new_api_key().map_err(random)?;
+    let claim_token = credentials::new_claim_token().map_err(random)?;
+    let verification_code = credentials::new_verification_code().map_err(random)?;
+    let now = now_ms();
+    let new = NewAgent {
+        name: name.as_str().to_owned(),
+        name_key: name.key(),
+        description,
+        key_hash: state.hasher.hash(domain::API_KEY, &api_key).to_vec(),
+        claim_token_hash: state
+            .hasher
+            .hash(domain::CLAIM_TOKEN, &claim_token)
+            .to_vec(),
+        claim_expires_at: now + state.config.claim_ttl_hours * 3_600_000,
+        verification_code_hash: state
+            .hasher
+            .hash(domain::VERIFICATION_CODE, &verification_code)
+            .to_vec(),
+        auto_claim: state.config.auto_claim,
+        now,
+    };
+    let agent = state.write(move |c| agents::register(c, new)).await?;
+    per_ip.keep();
+    global.keep();
+    tracing::info!(agent = %agent.name, "agent registered");
+    Ok(Registered {
+        claim_url: format!("{}/claim/{claim_token}", state.config.public_url),
+        agent,
+        api_key,
+        verification_code,
+    })
+}
+
+/// PATCH /agents/me: description and/or metadata (a JSON object).
+pub async fn update_me(
+    state: &AppState,
+    caller: &Caller,
+    description: Option<String>,
+    metadata: Option<Value>,
+) -> ApiResult<Agent> {
+    caller.require_writer()?;
+    if description.is_none() && metadata.is_none() {
+        return Err(ApiError::bad_request("No valid fields to update")
+            .with_hint("Send description and/or metadata"));
+    }
+    let description = description
+        .map(|d| bounded_text("description", d, DESCRIPTION_MAX))
+        .transpose()?;
+    let metadata = match metadata {
+        None => None,
+        Some(Value::Object(m)) => {
+            let text = Value::Object(m).to_string();
+            if text.len() > METADATA_MAX_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "metadata is too large (at most {METADATA_MAX_BYTES} bytes of JSON)"
+                )));
+            }
+            Some(text)
+        }
+        Some(_) => return Err(ApiError::bad_request("metadata must be a JSON object")),
+    };
+    let id = caller.agent.id;
+    state
+        .write(move |c| agents::update_profile(c, id, description.as_deref(), metadata.as_deref()))
+        .await
+}
+
+/// Issues a new full key; every older full key stops working at once.
+pub async fn rotate_key(state: &AppState, caller: &Caller) -> ApiResult<String> {
+    if caller.scope == KeyScope::Read {
+        return Err(ApiError::forbidden("A read-only key cannot rotate keys"));
+    }
+    let key = credentials::new_api_key().map_err(random)?;
+    let hash = state.hasher.hash(domain::API_KEY, &key);
+    let id = caller.agent.id;
+    state
+        .write(move |c| agents::rotate_key(c, id, &hash, now_ms()))
+        .await?;
+    Ok(key)
+}
+
+/// Mints an additional read-only key.
+pub async fn mint_read_key(state: &AppState, caller: &Caller) -> ApiResult<String> {
+    if caller.scope == KeyScope::Read {
+        return Err(ApiError::forbidden("A read-only key cannot mint keys"));
+    }
+    let key = credentials::new_api_key().map_err(random)?;
+    let hash = state.hasher.hash(domain::API_KEY, &key);
+    let id = caller.agent.id;
+    state
+        .write(move |c| agents::add_key(c, id, &hash, KeyScope::Read, now_ms()))
+        .await?;
+    Ok(key)
+}
+
+/// Looks an agent up by name, case-insensitively.
+pub async fn find(state: &AppState, raw_name: &str) -> ApiResult<Agent> {
+    let name = AgentName::parse(raw_name).map_err(|_| ApiError::not_found("Agent not found"))?;
+    let key = name.key();
+    state
+        .read(move |c| agents::by_name(c, &key))
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("Agent not found")
+                .with_hint("Names are case-insensitive; check the spelling")
+        })
+}
+
+/// Follows (`true`) or unfollows; returns whether anything changed and the other agent.
+pub async fn set_follow(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    follow: bool,
+) -> ApiResult<(bool, Agent)> {
+    caller.require_writer()?;
+    let target = find(state, name).await?;
+    let (me, them) = (caller.agent.id, target.id);
+    let changed = if follow {
+        state
+            .write(move |c| agents::follow(c, me, them, now_ms()))
+            .await?
+    } else {
+        state.write(move |c| agents::unfollow(c, me, them)).await?
+    };
+    Ok((changed, target))
+}

@@ -1,0 +1,325 @@
+//! Posts, comments and votes.
+
+use tidepool_core::SubmoltName;
+use tidepool_core::text::{COMMENT_MAX, POST_CONTENT_MAX, TITLE_MAX, URL_MAX};
+use tidepool_core::time::now_ms;
+use tidepool_store::agents::{self, Agent};
+use tidepool_store::comments::{self, Comment, NewComment};
+use tidepool_store::posts::{self, NewPost, Post};
+use tidepool_store::submolts;
+use tidepool_store::votes::{self, Ballot, TargetKind, VoteAction};
+
+use super::{bounded_text, required_text, too_many};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Caller;
+use crate::state::AppState;
+
+/// Parses a public id (a UUID); anything else is a 400 naming the field.
+pub fn parse_id(what: &str, raw: &str) -> ApiResult<String> {
+    uuid::Uuid::parse_str(raw.trim())
+        .map(|u| u.to_string())
+        .map_err(|_| {
+            ApiError::bad_request(format!("Invalid {what} id")).with_hint(format!(
+                "A {what} id is a UUID such as 0190f0c4-8b7e-7cc2-9d1a-3f6f1b2c4d5e"
+            ))
+        })
+}
+
+fn is_new(state: &AppState, agent: &Agent) -> bool {
+    now_ms() - agent.created_at < state.config.limits.probation_hours * 3_600_000
+}
+
+/// A post as sent by a client (`submolt_name`, or its alias `submolt`).
+#[derive(Debug, Default)]
+pub struct PostInput {
+    pub submolt: Option<String>,
+    pub title: Option<String>,
+    pub content: Option<String>,
+    pub url: Option<String>,
+    pub post_type: Option<String>,
+}
+
+fn check_url(raw: &str) -> ApiResult<String> {
+    let raw = raw.trim();
+    if raw.chars().count() > URL_MAX {
+        return Err(ApiError::bad_request(format!(
+            "url is too long (at most {URL_MAX} characters)"
+        )));
+    }
+    match url::Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            Ok(raw.to_owned())
+        }
+        _ => Err(ApiError::bad_request("Invalid URL format")
+            .with_hint("Links must be absolute http:// or https:// URLs")),
+    }
+}
+
+pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) -> ApiResult<Post> {
+    caller.require_writer()?;
+    let submolt_raw = input
+        .submolt
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("submolt_name is required")
+                .with_hint("Post into a community, e.g. \"submolt_name\": \"general\"")
+        })?;
+    let submolt_name =
+        SubmoltName::parse(&submolt_raw).map_err(|_| ApiError::not_found("Submolt not found"))?;
+    let title = required_text("title", input.title, TITLE_MAX)?;
+    let content = input
+        .content
+        .filter(|c| !c.is_empty())
+        .map(|c| bounded_text("content", c, POST_CONTENT_MAX))
+        .transpose()?;
+    let url = input
+        .url
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| check_url(&u))
+        .transpose()?;
+    if content.is_none() && url.is_none() {
+        return Err(ApiError::bad_request("Either content or url is required"));
+    }
+    let post_type = match input.post_type.as_deref().map(str::trim) {
+        None | Some("") => if url.is_some() { "link" } else { "text" }.to_owned(),
+        Some(t @ ("text" | "link" | "image")) => t.to_owned(),
+        Some(other) => {
+            return Err(
+                ApiError::bad_request(format!("Unknown post type '{other}'"))
+                    .with_hint("Use text, link or image"),
+            );
+        }
+    };
+    if post_type != "text" && url.is_none() {
+        return Err(ApiError::bad_request(format!(
+            "A {post_type} post needs a url"
+        )));
+    }
+    let name = submolt_name.as_str().to_owned();
+    let submolt = state
+        .read(move |c| submolts::by_name(c, &name))
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("Submolt not found")
+                .with_hint("List communities with GET /api/v1/submolts")
+        })?;
+
+    let limits = &state.config.limits;
+    let limit = if is_new(state, &caller.agent) {
+        limits.posts_new_agent
+    } else {
+        limits.posts
+    };
+    let guard = state
+        .take(format!("post:{}", caller.agent.id), limit)
+        .map_err(|d| too_many(d, "one post per cooldown"))?;
+
+    let new = NewPost {
+        author_id: caller.agent.id,
+        submolt_id: submolt.id,
+        title,
+        content,
+        url,
+        post_type,
+        now: now_ms(),
+    };
+    let post = state.write(move |c| posts::create(c, new)).await?;
+    guard.keep();
+    Ok(post)
+}
+
+pub async fn get_post(state: &AppState, raw_id: &str) -> ApiResult<Post> {
+    let id = parse_id("post", raw_id)?;
+    state
+        .read(move |c| posts::by_uuid(c, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Post not found"))
+}
+
+pub async fn delete_post(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<()> {
+    caller.require_writer()?;
+    let post = get_post(state, raw_id).await?;
+    if post.author.id != caller.agent.id {
+        return Err(ApiError::forbidden("You can only delete your own posts"));
+    }
+    state.write(move |c| posts::delete(c, &post)).await
+}
+
+/// A vote's outcome and what the response tells the voter about the author.
+pub struct Voted {
+    pub action: VoteAction,
+    pub author: String,
+    pub already_following: bool,
+}
+
+async fn cast(
+    state: &AppState,
+    caller: &Caller,
+    kind: TargetKind,
+    target_id: i64,
+    author_id: i64,
+    author: String,
+    value: i64,
+) -> ApiResult<Voted> {
+    let ballot = Ballot {
+        voter_id: caller.agent.id,
+        weight: caller.agent.vote_weight,
+        kind,
+        target_id,
+        author_id,
+        value,
+        now: now_ms(),
+    };
+    let me = caller.agent.id;
+    let (action, already_following) = state
+        .write(move |c| {
+            Ok((
+                votes::cast(c, ballot)?,
+                agents::is_following(c, me, author_id)?,
+            ))
+        })
+        .await?;
+    Ok(Voted {
+        action,
+        author,
+        already_following,
+    })
+}
+
+pub async fn vote_post(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    value: i64,
+) -> ApiResult<Voted> {
+    caller.require_writer()?;
+    let post = get_post(state, raw_id).await?;
+    cast(
+        state,
+        caller,
+        TargetKind::Post,
+        post.id,
+        post.author.id,
+        post.author.name,
+        value,
+    )
+    .await
+}
+
+pub async fn vote_comment(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    value: i64,
+) -> ApiResult<Voted> {
+    caller.require_writer()?;
+    let comment = get_comment(state, raw_id).await?;
+    if comment.is_deleted {
+        return Err(ApiError::bad_request("Cannot vote on a deleted comment"));
+    }
+    cast(
+        state,
+        caller,
+        TargetKind::Comment,
+        comment.id,
+        comment.author.id,
+        comment.author.name,
+        value,
+    )
+    .await
+}
+
+/// Pins or unpins a post: moderators and the owner of its submolt only.
+pub async fn set_pinned(
+    state: &AppState,
+    caller: &Caller,
+    raw_id: &str,
+    pinned: bool,
+) -> ApiResult<bool> {
+    caller.require_writer()?;
+    let post = get_post(state, raw_id).await?;
+    let (sid, me) = (post.submolt.id, caller.agent.id);
+    let role = state.read(move |c| submolts::role_of(c, sid, me)).await?;
+    if role.is_none() {
+        return Err(ApiError::forbidden(
+            "Only moderators of this submolt can pin posts",
+        ));
+    }
+    state
+        .write(move |c| posts::set_pinned(c, &post, pinned))
+        .await
+}
+
+pub async fn create_comment(
+    state: &AppState,
+    caller: &Caller,
+    raw_post_id: &str,
+    content: Option<String>,
+    parent: Option<String>,
+) -> ApiResult<Comment> {
+    caller.require_writer()?;
+    let content = required_text("content", content, COMMENT_MAX).map_err(|e| {
+        if e.message.ends_with("is required") {
+            ApiError::bad_request("Content is required")
+        } else {
+            e
+        }
+    })?;
+    let parent_uuid = parent
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| parse_id("parent comment", &p))
+        .transpose()?;
+    let post = get_post(state, raw_post_id).await?;
+
+    let limits = &state.config.limits;
+    let new_agent = is_new(state, &caller.agent);
+    let (cooldown, daily) = if new_agent {
+        (
+            limits.comment_cooldown_new_agent,
+            limits.comments_daily_new_agent,
+        )
+    } else {
+        (limits.comment_cooldown, limits.comments_daily)
+    };
+    let id = caller.agent.id;
+    let daily_guard = state
+        .take(format!("comment-day:{id}"), daily)
+        .map_err(|d| too_many(d, "daily comment limit reached").with_field("daily_remaining", 0))?;
+    // If the cooldown refuses, the daily hit just taken is refunded: report it as left.
+    let daily_left = daily_guard.remaining + 1;
+    let cooldown_guard = state.take(format!("comment:{id}"), cooldown).map_err(|d| {
+        too_many(d, "one comment per cooldown").with_field("daily_remaining", daily_left)
+    })?;
+
+    let new = NewComment {
+        post_id: post.id,
+        author_id: id,
+        parent_uuid,
+        content,
+        now: now_ms(),
+    };
+    let comment = state.write(move |c| comments::create(c, new)).await?;
+    daily_guard.keep();
+    cooldown_guard.keep();
+    Ok(comment)
+}
+
+pub async fn get_comment(state: &AppState, raw_id: &str) -> ApiResult<Comment> {
+    let id = parse_id("comment", raw_id)?;
+    state
+        .read(move |c| comments::by_uuid(c, &id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Comment not found"))
+}
+
+pub async fn delete_comment(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<()> {
+    caller.require_writer()?;
+    let comment = get_comment(state, raw_id).await?;
+    if comment.author.id != caller.agent.id {
+        return Err(ApiError::forbidden("You can only delete your own comments"));
+    }
+    if comment.is_deleted {
+        return Ok(());
+    }
+    state.write(move |c| comments::delete(c, &comment)).await
+}

@@ -1,0 +1,213 @@
+//! Submolts: creation, settings, subscriptions, moderators.
+
+use serde_json::Value;
+use tidepool_core::SubmoltName;
+use tidepool_core::text::{DESCRIPTION_MAX, DISPLAY_NAME_MAX};
+use tidepool_core::time::now_ms;
+use tidepool_store::submolts::{self, NewSubmolt, SettingsChange, Submolt};
+
+use super::{bounded_text, too_many};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Caller;
+use crate::service::agents::find;
+use crate::state::AppState;
+
+pub async fn find_submolt(state: &AppState, raw: &str) -> ApiResult<Submolt> {
+    let name = SubmoltName::parse(raw).map_err(|_| ApiError::not_found("Submolt not found"))?;
+    let key = name.as_str().to_owned();
+    state
+        .read(move |c| submolts::by_name(c, &key))
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("Submolt not found")
+                .with_hint("List communities with GET /api/v1/submolts")
+        })
+}
+
+pub struct SubmoltInput {
+    pub name: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub allow_crypto: Option<bool>,
+}
+
+pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> ApiResult<Submolt> {
+    caller.require_writer()?;
+    let raw = input
+        .name
+        .ok_or_else(|| ApiError::bad_request("name is required"))?;
+    let name = SubmoltName::parse_new(&raw).map_err(|e| {
+        ApiError::bad_request(format!("Invalid submolt name: {e}"))
+            .with_hint("2-30 lowercase letters, digits, '-' or '_'")
+    })?;
+    let display_name = match input.display_name.filter(|d| !d.trim().is_empty()) {
+        Some(d) => bounded_text("display_name", d.trim().to_owned(), DISPLAY_NAME_MAX)?,
+        None => name.as_str().to_owned(),
+    };
+    let description = bounded_text(
+        "description",
+        input.description.unwrap_or_default(),
+        DESCRIPTION_MAX,
+    )?;
+
+    let limits = &state.config.limits;
+    let is_new = now_ms() - caller.agent.created_at < limits.probation_hours * 3_600_000;
+    let limit = if is_new {
+        limits.submolts_new_agent
+    } else {
+        limits.submolts
+    };
+    let guard = state
+        .take(format!("submolt:{}", caller.agent.id), limit)
+        .map_err(|d| too_many(d, "submolt creation limit reached"))?;
+    let new = NewSubmolt {
+        name: name.as_str().to_owned(),
+        display_name,
+        description,
+        allow_crypto: input.allow_crypto.unwrap_or(false),
+        creator_id: caller.agent.id,
+        now: now_ms(),
+    };
+    let submolt = state.write(move |c| submolts::create(c, new)).await?;
+    guard.keep();
+    Ok(submolt)
+}
+
+/// The caller's role in a submolt, if any.
+pub async fn role(state: &AppState, submolt_id: i64, agent_id: i64) -> ApiResult<Option<String>> {
+    state
+        .read(move |c| submolts::role_of(c, submolt_id, agent_id))
+        .await
+}
+
+pub async fn set_subscribed(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    subscribe: bool,
+) -> ApiResult<bool> {
+    caller.require_writer()?;
+    let s = find_submolt(state, raw).await?;
+    let me = caller.agent.id;
+    if subscribe {
+        state
+            .write(move |c| submolts::subscribe(c, me, s.id, now_ms()))
+            .await
+    } else {
+        state
+            .write(move |c| submolts::unsubscribe(c, me, s.id))
+            .await
+    }
+}
+
+fn color(field: &str, v: Option<String>) -> ApiResult<Option<String>> {
+    match v {
+        None => Ok(None),
+        Some(c)
+            if c.len() == 7
+                && c.starts_with('#')
+                && c[1..].chars().all(|h| h.is_ascii_hexdigit()) =>
+        {
+            Ok(Some(c))
+        }
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{field} must be a colour like #1a2b3c"
+        ))),
+    }
+}
+
+pub struct SettingsInput {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub banner_color: Option<String>,
+    pub theme_color: Option<String>,
+    pub allow_crypto: Option<bool>,
+}
+
+pub async fn update_settings(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    input: SettingsInput,
+) -> ApiResult<Submolt> {
+    caller.require_writer()?;
+    let s = find_submolt(state, raw).await?;
+    if role(state, s.id, caller.agent.id).await?.is_none() {
+        return Err(ApiError::forbidden(
+            "Only moderators of this submolt can change its settings",
+        ));
+    }
+    let change = SettingsChange {
+        display_name: input
+            .display_name
+            .map(|d| {
+                if d.trim().is_empty() {
+                    Err(ApiError::bad_request("display_name cannot be empty"))
+                } else {
+                    bounded_text("display_name", d, DISPLAY_NAME_MAX)
+                }
+            })
+            .transpose()?,
+        description: input
+            .description
+            .map(|d| bounded_text("description", d, DESCRIPTION_MAX))
+            .transpose()?,
+        banner_color: color("banner_color", input.banner_color)?,
+        theme_color: color("theme_color", input.theme_color)?,
+        allow_crypto: input.allow_crypto,
+    };
+    if change.display_name.is_none()
+        && change.description.is_none()
+        && change.banner_color.is_none()
+        && change.theme_color.is_none()
+        && change.allow_crypto.is_none()
+    {
+        return Err(
+            ApiError::bad_request("No valid fields to update").with_hint(
+                "Send any of: display_name, description, banner_color, theme_color, allow_crypto",
+            ),
+        );
+    }
+    state
+        .write(move |c| submolts::update_settings(c, s.id, &change))
+        .await
+}
+
+/// Adds or removes a moderator: the submolt's owner only.
+pub async fn set_moderator(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+    agent_name: Option<String>,
+    role_wanted: Option<Value>,
+    add: bool,
+) -> ApiResult<(bool, String)> {
+    caller.require_writer()?;
+    let s = find_submolt(state, raw).await?;
+    if role(state, s.id, caller.agent.id).await?.as_deref() != Some("owner") {
+        return Err(ApiError::forbidden(
+            "Only the owner of this submolt can manage moderators",
+        ));
+    }
+    if let Some(r) = role_wanted
+        && r != Value::Null
+        && r.as_str() != Some("moderator")
+    {
+        return Err(ApiError::bad_request("role must be \"moderator\""));
+    }
+    let name = agent_name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("agent_name is required"))?;
+    let target = find(state, &name).await?;
+    let (sid, tid) = (s.id, target.id);
+    let changed = if add {
+        state
+            .write(move |c| submolts::add_moderator(c, sid, tid, now_ms()))
+            .await?
+    } else {
+        state
+            .write(move |c| submolts::remove_moderator(c, sid, tid))
+            .await?
+    };
+    Ok((changed, target.name))
+}
