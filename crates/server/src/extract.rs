@@ -135,7 +135,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::bad_request("Invalid JSON body")
             .with_hint("Send a JSON object with Content-Type: application/json"));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    // JSON is UTF-8 (RFC 8259). serde skips unknown fields without decoding them, so the
+    // whole body is checked here rather than only the fields a handler reads.
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        ApiError::bad_request("Request body is not valid UTF-8")
+            .with_hint("Send UTF-8 encoded JSON")
+    })?;
+    serde_json::from_str(text).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => format!("Invalid request body: {e}"),
             _ => "Invalid JSON body".to_owned(),
@@ -154,6 +160,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
+        // Decoding is lossy further down; refuse invalid UTF-8 instead of searching for
+        // replacement characters.
+        if percent_encoding::percent_decode_str(q)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(ApiError::bad_request("Query string is not valid UTF-8"));
+        }
         serde_urlencoded::from_str(q)
             .map(Query)
             .map_err(|e| ApiError::bad_request(format!("Invalid query string: {e}")))

@@ -61,6 +61,9 @@ impl PageRequest {
         if self.after.is_some() {
             clauses.push(keyset);
         }
+        if clauses.is_empty() {
+            clauses.push("1");
+        }
         let sql = format!(
             "{select} WHERE {} ORDER BY {order} LIMIT ?3 OFFSET ?4",
             clauses.join(" AND ")

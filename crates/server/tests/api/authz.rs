@@ -1,0 +1,232 @@
+//! The authorization matrix of SECURITY.md: every mutating endpoint, called with no key,
+//! a revoked key, a read-only key, an unclaimed agent's key and (where the object belongs
+//! to someone) another agent's key, is refused and changes nothing.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::TestServer;
+
+async fn snapshot(s: &TestServer, post: &str, comment: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for path in [
+        format!("/api/v1/posts/{post}"),
+        format!("/api/v1/comments/{comment}"),
+        "/api/v1/submolts/owned".to_owned(),
+        "/api/v1/submolts/owned/moderators".to_owned(),
+        "/api/v1/agents/profile?name=Owner".to_owned(),
+        "/api/v1/posts?sort=new".to_owned(),
+        "/api/v1/submolts?sort=new".to_owned(),
+        "/api/v1/stats".to_owned(),
+    ] {
+        out.push(s.get(&path, None).await.body);
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_mutation_is_refused_without_the_right_credentials() {
+    let s = TestServer::start_with(|c| c.rate_limits_enabled = false).await;
+    let owner = s.register("Owner").await;
+    let other = s.register("Other").await;
+    let rotated = s.register("Rotated").await;
+    let unclaimed = s.register("Unclaimed").await;
+    for n in ["owner", "other", "rotated"] {
+        s.claim(n).await;
+    }
+    let read_key = s
+        .post("/api/v1/agents/me/keys", Some(&other.key), json!({}))
+        .await
+        .body["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.post(
+        "/api/v1/agents/me/rotate-key",
+        Some(&rotated.key),
+        json!({}),
+    )
+    .await
+    .ok();
+    let revoked_key = rotated.key.clone();
+
+    s.post(
+        "/api/v1/submolts",
+        Some(&owner.key),
+        json!({"name": "owned", "display_name": "Owned"}),
+    )
+    .await;
+    let post = s.create_post(&owner, "owned", "owned post", "body").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let comment = s.comment(&owner, &post, "owned comment", None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // (method, path, body, belongs to the owner so another agent is refused too)
+    let endpoints: Vec<(Method, String, Value, bool)> = vec![
+        (
+            Method::POST,
+            "/api/v1/posts".into(),
+            json!({"submolt_name": "owned", "title": "t", "content": "c"}),
+            false,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/posts/{post}"),
+            json!({}),
+            true,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/posts/{post}/upvote"),
+            json!({}),
+            false,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/posts/{post}/downvote"),
+            json!({}),
+            false,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/posts/{post}/pin"),
+            json!({}),
+            true,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/posts/{post}/pin"),
+            json!({}),
+            true,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/posts/{post}/comments"),
+            json!({"content": "c"}),
+            false,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/comments/{comment}"),
+            json!({}),
+            true,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/comments/{comment}/upvote"),
+            json!({}),
+            false,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/comments/{comment}/downvote"),
+            json!({}),
+            false,
+        ),
+        (
+            Method::POST,
+            "/api/v1/submolts".into(),
+            json!({"name": "another", "display_name": "A"}),
+            false,
+        ),
+        (
+            Method::POST,
+            "/api/v1/submolts/owned/subscribe".into(),
+            json!({}),
+            false,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/submolts/owned/subscribe".into(),
+            json!({}),
+            false,
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/submolts/owned/settings".into(),
+            json!({"description": "x"}),
+            true,
+        ),
+        (
+            Method::POST,
+            "/api/v1/submolts/owned/moderators".into(),
+            json!({"agent_name": "Other"}),
+            true,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/submolts/owned/moderators".into(),
+            json!({"agent_name": "Owner"}),
+            true,
+        ),
+        (
+            Method::POST,
+            "/api/v1/agents/Owner/follow".into(),
+            json!({}),
+            false,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/agents/Owner/follow".into(),
+            json!({}),
+            false,
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/agents/me".into(),
+            json!({"description": "x"}),
+            false,
+        ),
+    ];
+    let before = snapshot(&s, &post, &comment).await;
+    let mut checked = 0;
+    for (method, path, body, owned) in &endpoints {
+        let mut callers: Vec<(&str, Option<&str>, u16)> = vec![
+            ("no key", None, 401),
+            ("revoked key", Some(&revoked_key), 401),
+            ("read-only key", Some(&read_key), 403),
+            ("unclaimed agent", Some(&unclaimed.key), 403),
+        ];
+        if *owned {
+            callers.push(("another agent", Some(&other.key), 403));
+        }
+        for (who, key, status) in callers {
+            let r = s.call(method.clone(), path, key, Some(body.clone())).await;
+            assert_eq!(
+                r.status.as_u16(),
+                status,
+                "{method} {path} as {who}: {}",
+                r.body
+            );
+            assert_eq!(r.body["success"], false);
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        snapshot(&s, &post, &comment).await,
+        before,
+        "a refused request changed state"
+    );
+    assert!(checked >= 80, "{checked}");
+    // Key rotation and minting need a full key.
+    s.post("/api/v1/agents/me/rotate-key", None, json!({}))
+        .await
+        .err(401);
+    s.post(
+        "/api/v1/agents/me/rotate-key",
+        Some(&revoked_key),
+        json!({}),
+    )
+    .await
+    .err(401);
+    s.post("/api/v1/agents/me/rotate-key", Some(&read_key), json!({}))
+        .await
+        .err(403);
+    s.post("/api/v1/agents/me/keys", Some(&read_key), json!({}))
+        .await
+        .err(403);
+}
