@@ -30,11 +30,26 @@ pub struct Comment {
     pub author: AuthorRef,
 }
 
-pub(crate) const COMMENT_SELECT: &str = "SELECT c.id, c.uuid, c.post_id, p.uuid, p.title, c.parent_id, pc.uuid, c.depth, \
-     c.content, c.score, c.upvotes, c.downvotes, c.best_rank, c.is_deleted, c.created_at, c.updated_at, \
-     a.id, a.uuid, a.name, a.description, a.karma, a.follower_count, a.avatar_url \
-     FROM comments c JOIN posts p ON p.id = c.post_id JOIN agents a ON a.id = c.author_id \
-     LEFT JOIN comments pc ON pc.id = c.parent_id";
+macro_rules! comment_columns {
+    () => {
+        "c.id, c.uuid, c.post_id, p.uuid, p.title, c.parent_id, pc.uuid, c.depth, \
+         c.content, c.score, c.upvotes, c.downvotes, c.best_rank, c.is_deleted, c.created_at, c.updated_at, \
+         a.id, a.uuid, a.name, a.description, a.karma, a.follower_count, a.avatar_url"
+    };
+}
+
+/// Comments drive the join (see `POST_JOINS`).
+macro_rules! comment_joins {
+    () => {
+        "comments c CROSS JOIN posts p ON p.id = c.post_id CROSS JOIN agents a ON a.id = c.author_id \
+         LEFT JOIN comments pc ON pc.id = c.parent_id"
+    };
+}
+
+pub(crate) const COMMENT_COLUMNS: &str = comment_columns!();
+pub(crate) const COMMENT_JOINS: &str = comment_joins!();
+pub(crate) const COMMENT_SELECT: &str =
+    concat!("SELECT ", comment_columns!(), " FROM ", comment_joins!());
 
 pub(crate) fn comment_from_row(r: &Row<'_>) -> rusqlite::Result<Comment> {
     Ok(Comment {

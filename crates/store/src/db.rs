@@ -70,6 +70,9 @@ impl Store {
         let mut conn = open_connection(&path, false, options.durability)?;
         schema::migrate(&mut conn)?;
         crate::submolts::ensure_defaults(&conn, tidepool_core::time::now_ms())?;
+        // Refreshes planner statistics where they are stale; analysis_limit bounds the work
+        // per index so start-up cost does not grow with the store.
+        conn.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")?;
         make_private_files(&path)?;
 
         let mut readers = Vec::with_capacity(options.readers.max(1));
@@ -246,6 +249,12 @@ fn open_connection(path: &Path, read_only: bool, durability: Durability) -> Resu
     conn.set_prepared_statement_cache_capacity(128);
     register_functions(&conn)?;
     Ok(conn)
+}
+
+/// A read-only connection to the store at `db_path`, with tidepool's SQL functions, for
+/// tools and tests that need a connection of their own.
+pub fn connect_read_only(db_path: &Path) -> Result<Connection> {
+    open_connection(db_path, true, Durability::Normal)
 }
 
 /// Ranking formulas as SQL functions, so stored ranks are computed by the same Rust code

@@ -23,7 +23,7 @@ pub mod search;
 pub mod submolts;
 pub mod votes;
 
-pub use db::{Durability, Store, StoreOptions, load_or_create_secret};
+pub use db::{Durability, Store, StoreOptions, connect_read_only, load_or_create_secret};
 pub use error::StoreError;
 pub use rusqlite::Connection;
 

@@ -48,11 +48,28 @@ pub struct Post {
     pub submolt: SubmoltRef,
 }
 
-pub(crate) const POST_SELECT: &str = "SELECT p.id, p.uuid, p.title, p.content, p.url, p.post_type, p.score, p.upvotes, \
-     p.downvotes, p.weighted_score, p.hot_rank, p.comment_count, p.is_pinned, p.created_at, p.updated_at, \
-     a.id, a.uuid, a.name, a.description, a.karma, a.follower_count, a.avatar_url, \
-     s.id, s.uuid, s.name, s.display_name \
-     FROM posts p JOIN agents a ON a.id = p.author_id JOIN submolts s ON s.id = p.submolt_id";
+macro_rules! post_columns {
+    () => {
+        "p.id, p.uuid, p.title, p.content, p.url, p.post_type, p.score, p.upvotes, p.downvotes, \
+         p.weighted_score, p.hot_rank, p.comment_count, p.is_pinned, p.created_at, p.updated_at, \
+         a.id, a.uuid, a.name, a.description, a.karma, a.follower_count, a.avatar_url, \
+         s.id, s.uuid, s.name, s.display_name"
+    };
+}
+
+/// `CROSS JOIN` fixes the join order in SQLite: posts is always the outer loop, so the
+/// posts index chosen for the sort drives every listing and the planner can never start
+/// from a small table and sort what it finds (tests/query_plans.rs).
+macro_rules! post_joins {
+    () => {
+        "posts p CROSS JOIN agents a ON a.id = p.author_id CROSS JOIN submolts s ON s.id = p.submolt_id"
+    };
+}
+
+/// The columns [`post_from_row`] reads, for queries that drive the join from elsewhere.
+pub(crate) const POST_COLUMNS: &str = post_columns!();
+pub(crate) const POST_JOINS: &str = post_joins!();
+pub(crate) const POST_SELECT: &str = concat!("SELECT ", post_columns!(), " FROM ", post_joins!());
 
 pub(crate) fn author_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<AuthorRef> {
     Ok(AuthorRef {

@@ -110,6 +110,8 @@ CREATE INDEX posts_submolt_hot ON posts(submolt_id, hot_rank, id);
 CREATE INDEX posts_submolt_new ON posts(submolt_id, created_at, id);
 CREATE INDEX posts_submolt_top ON posts(submolt_id, score, id);
 CREATE INDEX posts_author_new ON posts(author_id, created_at, id);
+CREATE INDEX posts_author_hot ON posts(author_id, hot_rank, id);
+CREATE INDEX posts_author_top ON posts(author_id, score, id);
 CREATE INDEX posts_pinned ON posts(submolt_id, is_pinned) WHERE is_pinned = 1;
 
 CREATE TABLE comments (

@@ -3,8 +3,8 @@
 use rusqlite::{Connection, params};
 
 use crate::Result;
-use crate::comments::{COMMENT_SELECT, Comment, comment_from_row};
-use crate::posts::{POST_SELECT, Post, post_from_row};
+use crate::comments::{COMMENT_COLUMNS, COMMENT_JOINS, Comment, comment_from_row};
+use crate::posts::{POST_COLUMNS, POST_JOINS, Post, post_from_row};
 
 /// Turns free text into a safe FTS5 query: every word becomes a quoted term, so operators
 /// and syntax in the input (`NEAR`, `*`, quotes, column filters) are matched literally
@@ -25,12 +25,15 @@ pub fn similarity(bm25: f64) -> f64 {
     s / (1.0 + s)
 }
 
+// The FTS hits drive both queries: at most `limit` rows are looked up by primary key.
+
 /// Matching live posts, best first, with their BM25 score.
 pub fn posts(conn: &Connection, query: &str, limit: i64, offset: i64) -> Result<Vec<(Post, f64)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "WITH hits AS (SELECT rowid AS id, bm25(posts_fts, 2.0, 1.0) AS r FROM posts_fts WHERE posts_fts MATCH ?1
                        ORDER BY r LIMIT ?2 OFFSET ?3)
-         SELECT * FROM ({POST_SELECT} WHERE p.is_deleted = 0) x JOIN hits h ON h.id = x.id ORDER BY h.r"
+         SELECT {POST_COLUMNS}, h.r FROM hits h CROSS JOIN {POST_JOINS}
+         WHERE p.id = h.id AND p.is_deleted = 0 ORDER BY h.r"
     ))?;
     let rows = stmt.query_map(params![query, limit, offset], |r| {
         Ok((post_from_row(r)?, r.get::<_, f64>("r")?))
@@ -48,8 +51,8 @@ pub fn comments(
     let mut stmt = conn.prepare_cached(&format!(
         "WITH hits AS (SELECT rowid AS id, bm25(comments_fts) AS r FROM comments_fts WHERE comments_fts MATCH ?1
                        ORDER BY r LIMIT ?2 OFFSET ?3)
-         SELECT * FROM ({COMMENT_SELECT} WHERE c.is_deleted = 0 AND p.is_deleted = 0) x
-         JOIN hits h ON h.id = x.id ORDER BY h.r"
+         SELECT {COMMENT_COLUMNS}, h.r FROM hits h CROSS JOIN {COMMENT_JOINS}
+         WHERE c.id = h.id AND c.is_deleted = 0 AND p.is_deleted = 0 ORDER BY h.r"
     ))?;
     let rows = stmt.query_map(params![query, limit, offset], |r| {
         Ok((comment_from_row(r)?, r.get::<_, f64>("r")?))

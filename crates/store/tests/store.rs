@@ -1,4 +1,5 @@
 //! Store behaviour: group commit, savepoint isolation, counters that match the data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tidepool_store::agents::{self, NewAgent};
 use tidepool_store::comments::{self, CommentSort, NewComment};

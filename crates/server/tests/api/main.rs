@@ -1,5 +1,6 @@
 //! Black-box API tests: each test starts the real application on a random port with its
 //! own temporary data directory and talks HTTP to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agents;
 mod authz;

@@ -97,7 +97,7 @@ async fn general_limits_and_registration_limits() {
     assert_eq!(
         s.app
             .store
-            .read(|c| Ok(tidepool_store::posts::stats(c)?))
+            .read(tidepool_store::posts::stats)
             .unwrap()
             .iter()
             .find(|(k, _)| k == "agents")
