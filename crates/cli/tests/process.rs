@@ -18,13 +18,23 @@ struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["serve", "--data-dir", data_dir.to_str().unwrap(), "--listen", &listen];
+    let mut args = vec![
+        "serve",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--listen",
+        &listen,
+    ];
     args.extend_from_slice(extra);
     let child = Command::new(BIN)
         .args(&args)
@@ -45,7 +55,10 @@ fn start(data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
 
 /// Sends SIGTERM and returns everything the server printed.
 fn stop(mut s: Server) -> String {
-    let status = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -57,8 +70,18 @@ fn stop(mut s: Server) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut out = String::new();
-    s.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    s.child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+    s.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    s.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     out
 }
 
@@ -84,21 +107,30 @@ fn get(base: &str, path: &str, key: Option<&str>) -> (u16, Value) {
 
 /// Every form a secret could be written in.
 fn encodings(secret: &str) -> Vec<String> {
-    let mut forms = vec![secret.to_owned(), hex::encode(secret), hex::encode(secret).to_uppercase()];
-    for engine in [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE_NO_PAD] {
+    let mut forms = vec![
+        secret.to_owned(),
+        hex::encode(secret),
+        hex::encode(secret).to_uppercase(),
+    ];
+    for engine in [
+        &base64::engine::general_purpose::STANDARD,
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
         forms.push(engine.encode(secret));
     }
     // The random part alone, for keys with a known prefix.
-    if let Some((_, random)) = secret.rsplit_once('_') {
-        if random.len() >= 16 {
-            forms.push(random.to_owned());
-        }
+    if let Some((_, random)) = secret.rsplit_once('_')
+        && random.len() >= 16
+    {
+        forms.push(random.to_owned());
     }
     forms
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 #[test]
@@ -110,7 +142,12 @@ fn no_issued_secret_reaches_the_database_the_wal_or_the_logs() {
     let mut secrets: Vec<String> = Vec::new();
     let mut keys = Vec::new();
     for name in ["SecretKeeper", "Second_Agent", "third-agent"] {
-        let (status, body) = post(&s.base, "/agents/register", None, json!({"name": name, "description": "keeps secrets"}));
+        let (status, body) = post(
+            &s.base,
+            "/agents/register",
+            None,
+            json!({"name": name, "description": "keeps secrets"}),
+        );
         assert_eq!(status, 201);
         let agent = &body["agent"];
         let key = agent["api_key"].as_str().unwrap().to_owned();
@@ -121,14 +158,44 @@ fn no_issued_secret_reaches_the_database_the_wal_or_the_logs() {
         keys.push(key);
     }
     // The operator claims while the server runs, and the server sees it at once.
-    let claim = Command::new(BIN).args(["admin", "claim", "secretkeeper", "--data-dir", data.to_str().unwrap()]).output().unwrap();
-    assert!(claim.status.success(), "{}", String::from_utf8_lossy(&claim.stderr));
+    let claim = Command::new(BIN)
+        .args([
+            "admin",
+            "claim",
+            "secretkeeper",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        claim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&claim.stderr)
+    );
     assert!(String::from_utf8_lossy(&claim.stdout).contains("claimed SecretKeeper"));
-    assert_eq!(get(&s.base, "/agents/status", Some(&keys[0])).1["status"], "claimed");
-    let again = Command::new(BIN).args(["admin", "claim", "secretkeeper", "--data-dir", data.to_str().unwrap()]).output().unwrap();
+    assert_eq!(
+        get(&s.base, "/agents/status", Some(&keys[0])).1["status"],
+        "claimed"
+    );
+    let again = Command::new(BIN)
+        .args([
+            "admin",
+            "claim",
+            "secretkeeper",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     // Use the keys: reads, writes, a rotation and a read-only key.
-    let (status, _) = post(&s.base, "/posts", Some(&keys[0]), json!({"submolt_name": "general", "title": "hello", "content": "world"}));
+    let (status, _) = post(
+        &s.base,
+        "/posts",
+        Some(&keys[0]),
+        json!({"submolt_name": "general", "title": "hello", "content": "world"}),
+    );
     assert_eq!(status, 201);
     let (_, rotated) = post(&s.base, "/agents/me/rotate-key", Some(&keys[0]), json!({}));
     let new_key = rotated["api_key"].as_str().unwrap().to_owned();
@@ -140,7 +207,11 @@ fn no_issued_secret_reaches_the_database_the_wal_or_the_logs() {
     }
     get(&s.base, "/feed", Some(&new_key));
     // A wrong key is not echoed back either.
-    let (status, body) = get(&s.base, "/agents/me", Some("moltbook_sk_NotARealKeyButLongEnoughToLookLikeOne"));
+    let (status, body) = get(
+        &s.base,
+        "/agents/me",
+        Some("moltbook_sk_NotARealKeyButLongEnoughToLookLikeOne"),
+    );
     assert_eq!(status, 401);
     assert!(!body.to_string().contains("NotARealKey"));
 
@@ -149,8 +220,14 @@ fn no_issued_secret_reaches_the_database_the_wal_or_the_logs() {
     let logs = stop(s);
     let db = std::fs::read(data.join("tidepool.db")).unwrap();
     // Positive controls: the scan does find what is meant to be there.
-    assert!(contains(&db, "SecretKeeper") || contains(&wal, "SecretKeeper"), "the scan cannot see the data");
-    assert!(logs.contains("TRACE") && logs.contains("agent registered"), "logs were not captured: {logs}");
+    assert!(
+        contains(&db, "SecretKeeper") || contains(&wal, "SecretKeeper"),
+        "the scan cannot see the data"
+    );
+    assert!(
+        logs.contains("TRACE") && logs.contains("agent registered"),
+        "logs were not captured: {logs}"
+    );
     for secret in &secrets {
         for form in encodings(secret) {
             assert!(!contains(&db, &form), "database holds a secret ({form})");
@@ -159,7 +236,10 @@ fn no_issued_secret_reaches_the_database_the_wal_or_the_logs() {
         }
     }
     // The audit log recorded the security events without their secrets.
-    let audit = Command::new(BIN).args(["admin", "audit", "--data-dir", data.to_str().unwrap()]).output().unwrap();
+    let audit = Command::new(BIN)
+        .args(["admin", "audit", "--data-dir", data.to_str().unwrap()])
+        .output()
+        .unwrap();
     let audit = String::from_utf8_lossy(&audit.stdout).to_string();
     for event in ["key_issued", "key_rotated", "agent_claimed"] {
         assert!(audit.contains(event), "audit lacks {event}: {audit}");
@@ -168,9 +248,20 @@ fn no_issued_secret_reaches_the_database_the_wal_or_the_logs() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         for f in ["tidepool.db", "server.secret"] {
-            assert_eq!(std::fs::metadata(data.join(f)).unwrap().permissions().mode() & 0o777, 0o600, "{f}");
+            assert_eq!(
+                std::fs::metadata(data.join(f))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777,
+                0o600,
+                "{f}"
+            );
         }
     }
 }
@@ -182,7 +273,12 @@ fn sigterm_loses_no_acknowledged_write() {
     let s = start(&data, &["--rate-limits", "off", "--auto-claim"], "warn");
     let (_, reg) = post(&s.base, "/agents/register", None, json!({"name": "Writer"}));
     let key = reg["agent"]["api_key"].as_str().unwrap().to_owned();
-    let (_, p) = post(&s.base, "/posts", Some(&key), json!({"submolt_name": "general", "title": "t", "content": "c"}));
+    let (_, p) = post(
+        &s.base,
+        "/posts",
+        Some(&key),
+        json!({"submolt_name": "general", "title": "t", "content": "c"}),
+    );
     let post_id = p["post"]["id"].as_str().unwrap().to_owned();
 
     // Eight writers comment as fast as they can; SIGTERM arrives while they do.
@@ -191,7 +287,10 @@ fn sigterm_loses_no_acknowledged_write() {
         .map(|_| {
             let (base, key, post_id) = (s.base.clone(), key.clone(), post_id.clone());
             std::thread::spawn(move || {
-                let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
                 let mut acked = 0u64;
                 for i in 0..10_000 {
                     let r = client
@@ -215,7 +314,10 @@ fn sigterm_loses_no_acknowledged_write() {
     std::thread::sleep(Duration::from_millis(400));
     let logs = stop(s);
     let acked: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
-    assert!(acked > 0, "no write was acknowledged before the signal; logs: {logs}");
+    assert!(
+        acked > 0,
+        "no write was acknowledged before the signal; logs: {logs}"
+    );
 
     let s = start(&data, &["--rate-limits", "off"], "warn");
     let (_, stats) = get(&s.base, "/stats", None);
@@ -223,6 +325,9 @@ fn sigterm_loses_no_acknowledged_write() {
     let (_, post) = get(&s.base, &format!("/posts/{post_id}"), None);
     stop(s);
     eprintln!("acknowledged before SIGTERM: {acked}, stored after restart: {stored}");
-    assert!(stored >= acked, "{acked} comments acknowledged, {stored} stored");
+    assert!(
+        stored >= acked,
+        "{acked} comments acknowledged, {stored} stored"
+    );
     assert_eq!(post["post"]["comment_count"].as_u64().unwrap(), stored);
 }

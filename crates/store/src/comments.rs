@@ -158,6 +158,14 @@ pub enum CommentSort {
 }
 
 impl CommentSort {
+    /// The value a page's cursor carries: the indexed column of this sort.
+    pub fn cursor_key(self, c: &Comment) -> f64 {
+        match self {
+            Self::Old => c.created_at as f64,
+            _ => self.key(c),
+        }
+    }
+
     /// The key siblings are ordered by, descending (ties: newer id first, `old` reversed).
     pub fn key(self, c: &Comment) -> f64 {
         match self {
@@ -182,6 +190,7 @@ pub fn tree(
     sort: CommentSort,
     page: &PageRequest,
 ) -> Result<(Page<Comment>, Vec<Comment>)> {
+    // Every sort reads a stored column through its own partial index of the post's roots.
     let (order, keyset) = match sort {
         CommentSort::Best => (
             "c.best_rank DESC, c.id DESC",
@@ -194,11 +203,11 @@ pub fn tree(
         ),
         CommentSort::Old => (
             "c.created_at ASC, c.id ASC",
-            "(-c.created_at, -c.id) < (?1, -?2)",
+            "(c.created_at, c.id) > (?1, ?2)",
         ),
         CommentSort::Controversial => (
-            "tp_controversy(c.upvotes, c.downvotes) DESC, c.id DESC",
-            "(tp_controversy(c.upvotes, c.downvotes), c.id) < (?1, ?2)",
+            "c.controversy DESC, c.id DESC",
+            "(c.controversy, c.id) < (?1, ?2)",
         ),
     };
     let conditions = [
@@ -214,7 +223,7 @@ pub fn tree(
         &[&post_id],
         comment_from_row,
     )?;
-    let roots = page.finish(roots, |c| (sort.key(c), c.id));
+    let roots = page.finish(roots, |c| (sort.cursor_key(c), c.id));
 
     let budget = TREE_NODE_CAP - roots.items.len() as i64;
     let root_ids: Vec<i64> = roots.items.iter().map(|c| c.id).collect();
@@ -225,8 +234,9 @@ pub fn tree(
                  SELECT c.id FROM comments c WHERE c.parent_id IN (SELECT value FROM json_each(?1))
                  UNION ALL
                  SELECT c.id FROM comments c JOIN sub ON c.parent_id = sub.id
+                 LIMIT ?2
              )
-             {COMMENT_SELECT} WHERE c.id IN (SELECT id FROM sub LIMIT ?2)"
+             {COMMENT_SELECT} WHERE c.id IN (SELECT id FROM sub)"
         ))?;
         let rows = stmt.query_map(params![ids, budget], comment_from_row)?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?

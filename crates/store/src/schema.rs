@@ -127,11 +127,17 @@ CREATE TABLE comments (
     downvotes      INTEGER NOT NULL DEFAULT 0,
     weighted_score REAL    NOT NULL DEFAULT 0,
     best_rank      REAL    NOT NULL DEFAULT 0,
+    controversy    REAL    NOT NULL DEFAULT 0,
     is_deleted     INTEGER NOT NULL DEFAULT 0,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );
+-- Root comments of one post, one index per sort: a thread with 100k comments pages as
+-- cheaply as one with ten.
 CREATE INDEX comments_post_roots ON comments(post_id, created_at, id) WHERE parent_id IS NULL;
+CREATE INDEX comments_roots_best ON comments(post_id, best_rank, id) WHERE parent_id IS NULL;
+CREATE INDEX comments_roots_top ON comments(post_id, score, id) WHERE parent_id IS NULL;
+CREATE INDEX comments_roots_controversial ON comments(post_id, controversy, id) WHERE parent_id IS NULL;
 CREATE INDEX comments_parent ON comments(parent_id, id);
 CREATE INDEX comments_author_new ON comments(author_id, created_at, id);
 

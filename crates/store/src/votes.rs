@@ -118,7 +118,8 @@ pub fn cast(conn: &Connection, b: Ballot) -> Result<VoteAction> {
         }
         TargetKind::Comment => {
             "UPDATE comments SET score = score + ?2, upvotes = upvotes + ?3, downvotes = downvotes + ?4,
-                 weighted_score = weighted_score + ?5, best_rank = tp_wilson(upvotes + ?3, downvotes + ?4)
+                 weighted_score = weighted_score + ?5, best_rank = tp_wilson(upvotes + ?3, downvotes + ?4),
+                 controversy = tp_controversy(upvotes + ?3, downvotes + ?4)
              WHERE id = ?1"
         }
     };

@@ -298,8 +298,8 @@ fn every_listing_query_uses_an_index() {
         assert_indexed(&format!("submolts {sort:?}"), &p, false);
     }
 
-    // Comment trees: roots of one post through the roots index (a sort of one post's
-    // roots is bounded), replies through the parent index.
+    // Comment trees: roots of one post through that sort's roots index (no sort, however
+    // large the thread), replies through the parent index.
     for sort in [
         CommentSort::Best,
         CommentSort::Top,
@@ -313,10 +313,42 @@ fn every_listing_query_uses_an_index() {
             // The seed hangs replies off the newer comments only.
             assert!(sort == CommentSort::Old || !replies.is_empty(), "{sort:?}");
         });
-        assert_indexed(&format!("comments {sort:?}"), &p, true);
+        assert_indexed(&format!("comments {sort:?}"), &p, false);
+        let first = comments::tree(
+            &conn,
+            1,
+            sort,
+            &PageRequest {
+                limit: 10,
+                ..page(None)
+            },
+        )
+        .unwrap()
+        .0;
+        let cursor = first.next_cursor.expect("post 1 has more than 10 roots");
+        let after = Some((cursor.key.unwrap(), cursor.id.unwrap()));
+        let p2 = plans(&mut conn, |c| {
+            let (roots, _) = comments::tree(
+                c,
+                1,
+                sort,
+                &PageRequest {
+                    limit: 10,
+                    ..page(after)
+                },
+            )
+            .unwrap();
+            let first_ids: Vec<i64> = first.items.iter().map(|c| c.id).collect();
+            assert!(
+                roots.items.iter().all(|r| !first_ids.contains(&r.id)),
+                "{sort:?}: page 2 repeats page 1"
+            );
+        });
+        assert_indexed(&format!("comments {sort:?} page 2"), &p2, false);
         let all: Vec<&String> = p.iter().flat_map(|(_, l)| l).collect();
         assert!(
-            all.iter().any(|l| l.contains("comments_post_roots")),
+            all.iter()
+                .any(|l| l.contains("comments_post_roots") || l.contains("comments_roots_")),
             "{sort:?}: {all:#?}"
         );
         assert!(

@@ -248,3 +248,54 @@ fn votes_keep_counters_and_ranks_consistent() {
         .unwrap();
     assert_eq!(listed.items.len(), 1);
 }
+
+#[test]
+fn search_ranks_only_the_newest_candidates() {
+    use tidepool_store::search::{self, MAX_CANDIDATES};
+    let (_dir, store) = open();
+    let author = store
+        .write_blocking(|c| agents::register(c, new_agent("searcher")))
+        .unwrap()
+        .id;
+    let general = store
+        .read(|c| submolts::by_name(c, "general"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let total = MAX_CANDIDATES + 50;
+    store
+        .write_blocking(move |c| {
+            for i in 0..total {
+                // The oldest post is the most relevant (the word three times), but it is
+                // older than the newest MAX_CANDIDATES matches.
+                let content = if i == 0 {
+                    "lagoon lagoon lagoon".to_owned()
+                } else {
+                    format!("lagoon filler {i}")
+                };
+                posts::create(
+                    c,
+                    NewPost {
+                        author_id: author,
+                        submolt_id: general,
+                        title: format!("t{i}"),
+                        content: Some(content),
+                        url: None,
+                        post_type: "text".into(),
+                        now: i,
+                    },
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let hits = store
+        .read(|c| search::posts(c, "\"lagoon\"", 3000, 0))
+        .unwrap();
+    assert_eq!(hits.len() as i64, MAX_CANDIDATES);
+    assert!(hits.iter().all(|(p, _)| p.title != "t0"));
+    assert!(
+        hits.iter()
+            .any(|(p, _)| p.title == format!("t{}", total - 1))
+    );
+}
