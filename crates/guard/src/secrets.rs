@@ -1,0 +1,889 @@
+//! Credential detection.
+//!
+//! Each rule is a pattern for one credential format plus a check that the match is a real
+//! credential and not a placeholder (`sk-xxxx`, `YOUR_API_KEY`, `AKIA...EXAMPLE`), a hash,
+//! a UUID or a public address. Formats with a checksum are verified (BIP39 seed phrases,
+//! Base58Check keys, JWT structure); generic `password=` / `secret:` assignments need
+//! entropy and a credential-like value. Matching runs on the `clean` view, so zero-width
+//! characters and fullwidth look-alikes inside a key do not hide it.
+
+use std::sync::OnceLock;
+
+use base64::Engine;
+use regex::{Regex, RegexSet};
+
+/// A credential found in a text (byte offsets into the text scanned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMatch {
+    pub rule: &'static str,
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Check {
+    /// Only the placeholder guard.
+    Plain,
+    /// The named capture `v` must look random: at least this many bits of entropy per char.
+    Entropy(f64),
+    /// A password-ish value: not a placeholder, not a plain word.
+    Password,
+    Jwt,
+    Base58Check,
+    SolanaKey,
+    DbUrl,
+}
+
+struct Rule {
+    name: &'static str,
+    pattern: &'static str,
+    check: Check,
+}
+
+const fn rule(name: &'static str, pattern: &'static str, check: Check) -> Rule {
+    Rule {
+        name,
+        pattern,
+        check,
+    }
+}
+
+/// The credential formats, most specific first. `(?P<v>...)` marks the secret part where
+/// the match also holds context (a keyword, a URL's user name).
+const RULES: &[Rule] = &[
+    // tidepool's own keys and claim tokens (and the open-source server's key format).
+    rule(
+        "tidepool_api_key",
+        r"\bmoltbook_sk_[A-Za-z0-9_-]{16,}",
+        Check::Plain,
+    ),
+    rule(
+        "tidepool_claim_token",
+        r"\bmoltbook_claim_[A-Za-z0-9_-]{16,}",
+        Check::Plain,
+    ),
+    rule(
+        "moltbook_oss_api_key",
+        r"\bmoltbook_[0-9a-f]{64}\b",
+        Check::Plain,
+    ),
+    // Cloud.
+    rule(
+        "aws_access_key_id",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[0-9A-Z]{16}\b",
+        Check::Plain,
+    ),
+    rule(
+        "aws_secret_access_key",
+        r#"(?i)aws.{0,20}?(?:secret|private).{0,20}?[=:"'\s]\s*["']?(?P<v>[A-Za-z0-9/+]{40})\b"#,
+        Check::Entropy(3.5),
+    ),
+    rule("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}\b", Check::Plain),
+    rule(
+        "google_oauth_client_secret",
+        r"\bGOCSPX-[A-Za-z0-9_-]{28}\b",
+        Check::Plain,
+    ),
+    rule(
+        "google_oauth_access_token",
+        r"\bya29\.[0-9A-Za-z_-]{30,}",
+        Check::Plain,
+    ),
+    rule(
+        "azure_storage_account_key",
+        r"(?i)AccountKey=(?P<v>[A-Za-z0-9+/]{86}==)",
+        Check::Plain,
+    ),
+    rule(
+        "azure_sas_token",
+        r"(?i)\bsig=[A-Za-z0-9%+/]{43,}(?:%3D|=)",
+        Check::Plain,
+    ),
+    rule(
+        "digitalocean_token",
+        r"\bdo[opr]_v1_[a-f0-9]{64}\b",
+        Check::Plain,
+    ),
+    rule(
+        "heroku_api_key",
+        r"\bHRKU-[A-Za-z0-9_-]{60}\b",
+        Check::Plain,
+    ),
+    rule(
+        "heroku_api_key_uuid",
+        r"(?i)heroku.{0,30}?(?:key|token|secret).{0,10}?(?P<v>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})",
+        Check::Plain,
+    ),
+    rule(
+        "alibaba_access_key_id",
+        r"\bLTAI[A-Za-z0-9]{20}\b",
+        Check::Plain,
+    ),
+    rule("vault_token", r"\bhv[sb]\.[A-Za-z0-9_-]{24,}", Check::Plain),
+    rule(
+        "terraform_cloud_token",
+        r"\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}",
+        Check::Plain,
+    ),
+    rule(
+        "doppler_token",
+        r"\bdp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}",
+        Check::Plain,
+    ),
+    rule(
+        "cloudflare_api_token",
+        r#"(?i)cloudflare.{0,25}?(?:token|key).{0,10}?["'\s:=]+(?P<v>[A-Za-z0-9_-]{40})\b"#,
+        Check::Entropy(3.5),
+    ),
+    // Version control and package registries.
+    rule(
+        "github_token",
+        r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",
+        Check::Plain,
+    ),
+    rule(
+        "github_fine_grained_pat",
+        r"\bgithub_pat_[A-Za-z0-9_]{60,255}\b",
+        Check::Plain,
+    ),
+    rule(
+        "gitlab_token",
+        r"\bgl(?:pat|dt|ptt|rt|oas|cbt|imt|agent)-[A-Za-z0-9_-]{20,}",
+        Check::Plain,
+    ),
+    rule(
+        "bitbucket_app_password",
+        r"\bATBB[A-Za-z0-9_=.-]{28,}",
+        Check::Plain,
+    ),
+    rule(
+        "atlassian_api_token",
+        r"\bATATT3[A-Za-z0-9_=-]{100,}",
+        Check::Plain,
+    ),
+    rule("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b", Check::Plain),
+    rule(
+        "pypi_token",
+        r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}",
+        Check::Plain,
+    ),
+    rule(
+        "rubygems_api_key",
+        r"\brubygems_[a-f0-9]{48}\b",
+        Check::Plain,
+    ),
+    rule("nuget_api_key", r"\boy2[a-z0-9]{43}\b", Check::Plain),
+    rule(
+        "dockerhub_token",
+        r"\bdckr_pat_[A-Za-z0-9_-]{27,}",
+        Check::Plain,
+    ),
+    rule(
+        "crates_io_token",
+        r"\bcio[A-Za-z0-9]{32}\b",
+        Check::Entropy(3.5),
+    ),
+    // AI providers.
+    rule(
+        "anthropic_api_key",
+        r"\bsk-ant-(?:api|admin|sid)[0-9]{2}-[A-Za-z0-9_-]{32,}",
+        Check::Plain,
+    ),
+    rule(
+        "openrouter_api_key",
+        r"\bsk-or-v1-[a-f0-9]{64}\b",
+        Check::Plain,
+    ),
+    rule(
+        "openai_api_key",
+        r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{32,}",
+        Check::Plain,
+    ),
+    rule(
+        "openai_api_key_legacy",
+        r"\bsk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}\b",
+        Check::Plain,
+    ),
+    rule(
+        "openai_style_api_key",
+        r"\bsk-[A-Za-z0-9]{40,64}\b",
+        Check::Entropy(4.0),
+    ),
+    rule("huggingface_token", r"\bhf_[A-Za-z]{34,40}\b", Check::Plain),
+    rule(
+        "replicate_api_token",
+        r"\br8_[A-Za-z0-9]{37}\b",
+        Check::Plain,
+    ),
+    rule("groq_api_key", r"\bgsk_[A-Za-z0-9]{48,56}\b", Check::Plain),
+    rule(
+        "perplexity_api_key",
+        r"\bpplx-[A-Za-z0-9]{48}\b",
+        Check::Plain,
+    ),
+    rule("xai_api_key", r"\bxai-[A-Za-z0-9]{70,90}\b", Check::Plain),
+    rule(
+        "fireworks_api_key",
+        r"\bfw_[A-Za-z0-9]{24,}\b",
+        Check::Entropy(3.5),
+    ),
+    rule(
+        "langsmith_api_key",
+        r"\blsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}\b",
+        Check::Plain,
+    ),
+    rule(
+        "ai_provider_key_in_context",
+        r#"(?i)(?:mistral|cohere|together|deepseek|gemini|voyage|anyscale|elevenlabs|deepgram|assemblyai|pinecone|weaviate)[ _-]?(?:ai[ _-]?)?(?:api[ _-]?)?(?:key|token|secret)["']?\s*(?:[:=]|is)\s*["']?(?P<v>[A-Za-z0-9_-]{24,})"#,
+        Check::Entropy(3.5),
+    ),
+    // Payments.
+    rule(
+        "stripe_secret_key",
+        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{24,}\b",
+        Check::Plain,
+    ),
+    rule(
+        "stripe_webhook_secret",
+        r"\bwhsec_[A-Za-z0-9]{32,}\b",
+        Check::Plain,
+    ),
+    rule(
+        "square_access_token",
+        r"\b(?:sq0atp|sq0csp)-[A-Za-z0-9_-]{22,43}\b",
+        Check::Plain,
+    ),
+    rule(
+        "square_production_token",
+        r"\bEAAA[A-Za-z0-9_-]{60}\b",
+        Check::Plain,
+    ),
+    rule(
+        "braintree_access_token",
+        r"access_token\$production\$[0-9a-z]{16}\$[0-9a-f]{32}",
+        Check::Plain,
+    ),
+    rule(
+        "paypal_client_secret",
+        r#"(?i)paypal.{0,20}?secret.{0,10}?["'\s:=]+(?P<v>E[A-Za-z0-9_-]{79})\b"#,
+        Check::Plain,
+    ),
+    rule(
+        "shopify_token",
+        r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b",
+        Check::Plain,
+    ),
+    rule(
+        "coinbase_api_secret",
+        r#"(?i)coinbase.{0,20}?secret.{0,10}?["'\s:=]+(?P<v>[A-Za-z0-9+/=]{40,})"#,
+        Check::Entropy(3.5),
+    ),
+    // Messaging and e-mail.
+    rule(
+        "slack_token",
+        r"\bxox[abposr]-(?:[0-9]+-)+[A-Za-z0-9]{10,}",
+        Check::Plain,
+    ),
+    rule(
+        "slack_app_token",
+        r"\bxapp-[0-9]-[A-Z0-9]+-[0-9]+-[a-f0-9]{32,}",
+        Check::Plain,
+    ),
+    rule(
+        "slack_webhook",
+        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/T[A-Z0-9]+/[A-Z0-9]+/[A-Za-z0-9]{16,}",
+        Check::Plain,
+    ),
+    rule(
+        "discord_webhook",
+        r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{15,22}/[A-Za-z0-9_-]{40,}",
+        Check::Plain,
+    ),
+    rule(
+        "discord_bot_token",
+        r"\b[MNO][A-Za-z0-9_-]{23,27}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,40}\b",
+        Check::Plain,
+    ),
+    rule(
+        "telegram_bot_token",
+        r"\b[0-9]{8,10}:AA[0-9A-Za-z_-]{33}\b",
+        Check::Plain,
+    ),
+    rule(
+        "teams_webhook",
+        r"https://[a-z0-9-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/-]{50,}",
+        Check::Plain,
+    ),
+    rule("twilio_api_key", r"\bSK[0-9a-f]{32}\b", Check::Entropy(3.0)),
+    rule(
+        "twilio_auth_token",
+        r#"(?i)twilio.{0,30}?(?:auth|token|secret).{0,10}?["'\s:=]+(?P<v>[0-9a-f]{32})\b"#,
+        Check::Plain,
+    ),
+    rule(
+        "sendgrid_api_key",
+        r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b",
+        Check::Plain,
+    ),
+    rule(
+        "mailgun_api_key",
+        r"\bkey-[0-9a-f]{32}\b",
+        Check::Entropy(3.0),
+    ),
+    rule(
+        "mailchimp_api_key",
+        r"\b[0-9a-f]{32}-us[0-9]{1,2}\b",
+        Check::Entropy(3.0),
+    ),
+    rule(
+        "postmark_token",
+        r#"(?i)postmark.{0,20}?(?:token|key).{0,10}?["'\s:=]+(?P<v>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"#,
+        Check::Plain,
+    ),
+    // SaaS.
+    rule(
+        "linear_api_key",
+        r"\blin_(?:api|oauth)_[A-Za-z0-9]{40}\b",
+        Check::Plain,
+    ),
+    rule(
+        "notion_token",
+        r"\b(?:secret_[A-Za-z0-9]{43}|ntn_[A-Za-z0-9]{40,50})\b",
+        Check::Plain,
+    ),
+    rule(
+        "airtable_pat",
+        r"\bpat[A-Za-z0-9]{14}\.[a-f0-9]{64}\b",
+        Check::Plain,
+    ),
+    rule(
+        "figma_token",
+        r"\bfig[dou]_[A-Za-z0-9_-]{40,}",
+        Check::Plain,
+    ),
+    rule(
+        "postman_api_key",
+        r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b",
+        Check::Plain,
+    ),
+    rule(
+        "sentry_token",
+        r"\bsntr[ysu]_[A-Za-z0-9_=+/-]{40,}",
+        Check::Plain,
+    ),
+    rule(
+        "datadog_api_key",
+        r#"(?i)(?:datadog|dd)[_-]?(?:api|app)[_-]?key.{0,5}?["'\s:=]+(?P<v>[a-f0-9]{32,40})\b"#,
+        Check::Plain,
+    ),
+    rule(
+        "new_relic_key",
+        r"\bNR(?:AK|AA|II)-[A-Z0-9]{27}\b",
+        Check::Plain,
+    ),
+    rule(
+        "grafana_token",
+        r"\bglsa_[A-Za-z0-9]{32}_[a-f0-9]{8}\b",
+        Check::Plain,
+    ),
+    rule(
+        "supabase_service_key",
+        r"\bsbp_[a-f0-9]{40}\b",
+        Check::Plain,
+    ),
+    rule(
+        "vercel_token",
+        r#"(?i)vercel.{0,20}?token.{0,10}?["'\s:=]+(?P<v>[A-Za-z0-9]{24})\b"#,
+        Check::Entropy(3.5),
+    ),
+    rule(
+        "age_secret_key",
+        r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b",
+        Check::Plain,
+    ),
+    rule(
+        "mapbox_secret_token",
+        r"\bsk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}",
+        Check::Plain,
+    ),
+    // Structured secrets.
+    rule(
+        "private_key_block",
+        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+        Check::Plain,
+    ),
+    rule(
+        "jwt",
+        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}",
+        Check::Jwt,
+    ),
+    rule(
+        "database_url_with_password",
+        r"(?i)\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql|sqlserver|oracle|cockroachdb|clickhouse|ftp|sftp|smtp|ldap)://[^\s:/@]+:(?P<v>[^\s@/]+)@[^\s/]+",
+        Check::DbUrl,
+    ),
+    rule(
+        "url_basic_auth",
+        r"\bhttps?://[^\s:/@]{1,64}:(?P<v>[^\s@/]{6,})@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+        Check::DbUrl,
+    ),
+    // Crypto wallets.
+    rule(
+        "bitcoin_wif_private_key",
+        r"\b[5KL][1-9A-HJ-NP-Za-km-z]{50,51}\b",
+        Check::Base58Check,
+    ),
+    rule(
+        "bip32_extended_private_key",
+        r"\b[xyzt]prv[1-9A-HJ-NP-Za-km-z]{100,112}\b",
+        Check::Base58Check,
+    ),
+    rule(
+        "solana_private_key",
+        r"\b[1-9A-HJ-NP-Za-km-z]{86,89}\b",
+        Check::SolanaKey,
+    ),
+    rule(
+        "ethereum_private_key",
+        r#"(?i)(?:private[ _-]?key|priv[ _-]?key|privkey|secret[ _-]?key|wallet[ _-]?key|pk)\b.{0,12}?["'\s:=]+(?P<v>(?:0x)?[a-f0-9]{64})\b"#,
+        Check::Entropy(3.0),
+    ),
+    // Generic assignments, last: every specific rule above wins an overlap.
+    rule(
+        "generic_password",
+        r#"(?i)\b(?:password|passwd|passwort|contraseña|mot de passe|senha|pwd|passcode|pass)\b["']?\s*(?:[:=]|=>|:=|\bis\b|\bwas\b)\s*["'`]?(?P<v>[^\s"'`,;]{6,64})"#,
+        Check::Password,
+    ),
+    rule(
+        "generic_secret",
+        r#"(?i)\b(?:api[_ -]?key|apikey|api[_ -]?secret|secret[_ -]?key|client[_ -]?secret|access[_ -]?token|auth[_ -]?token|bearer[_ -]?token|private[_ -]?token|app[_ -]?secret|secret|token)\b["']?\s*(?:[:=]|=>|:=|\bis\b)\s*["'`]?(?P<v>[A-Za-z0-9_\-+/=.~]{16,200})"#,
+        Check::Entropy(3.2),
+    ),
+    rule(
+        "authorization_bearer",
+        r"(?i)\bauthorization:\s*bearer\s+(?P<v>[A-Za-z0-9_\-.=+/]{20,})",
+        Check::Entropy(3.2),
+    ),
+];
+
+struct Compiled {
+    set: RegexSet,
+    rules: Vec<(Regex, &'static Rule)>,
+}
+
+fn compiled() -> &'static Compiled {
+    static C: OnceLock<Compiled> = OnceLock::new();
+    C.get_or_init(|| {
+        // The patterns are constants checked by the tests; a bad one is a programming error.
+        let set = RegexSet::new(RULES.iter().map(|r| r.pattern))
+            .unwrap_or_else(|e| panic!("secret rules: {e}"));
+        let rules = RULES
+            .iter()
+            .map(|r| {
+                (
+                    Regex::new(r.pattern).unwrap_or_else(|e| panic!("{}: {e}", r.name)),
+                    r,
+                )
+            })
+            .collect();
+        Compiled { set, rules }
+    })
+}
+
+/// Bits of entropy per character of `s`.
+pub fn entropy(s: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    let mut n = 0u32;
+    for b in s.bytes() {
+        counts[b as usize] += 1;
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n as f64;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+/// Markers of a documentation placeholder, wherever they appear in a match.
+const PLACEHOLDER_MARKERS: &[&str] = &[
+    "example",
+    "xxxx",
+    "your_",
+    "your-",
+    "yourkey",
+    "yourtoken",
+    "yourpassword",
+    "yourapi",
+    "placeholder",
+    "dummy",
+    "redacted",
+    "fake",
+    "<",
+    ">",
+    "...",
+    "****",
+    "####",
+    "changeme",
+    "change_me",
+    "replace_",
+    "insert_",
+    "${",
+    "{{",
+    "%s",
+    "here>",
+    "_here",
+    "-here",
+    "notreal",
+    "not_real",
+    "not-real",
+];
+
+/// Words that, as the value of a `key = value` assignment, name the thing instead of being it.
+const VALUE_WORDS: &[&str] = &[
+    "12345678",
+    "abcdefgh",
+    "qwerty",
+    "0000000",
+    "1111111",
+    "aaaaaaa",
+    "test_key",
+    "testkey",
+    "mykey",
+    "my_key",
+    "api_key",
+    "apikey",
+    "password",
+    "secret",
+    "token",
+    "null",
+    "undefined",
+    "none",
+    "sample",
+    "todo",
+];
+
+fn distinct_bytes(value: &str) -> usize {
+    let mut seen = [false; 256];
+    value
+        .bytes()
+        .filter(|&b| !std::mem::replace(&mut seen[b as usize], true))
+        .count()
+}
+
+/// A format-specific match that is obviously a placeholder.
+pub fn is_placeholder(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    PLACEHOLDER_MARKERS.iter().any(|m| lower.contains(m)) || distinct_bytes(value) <= 4
+}
+
+/// The value of a generic assignment that is obviously not a real credential.
+fn is_placeholder_value(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    is_placeholder(value) || VALUE_WORDS.iter().any(|m| lower.contains(m))
+}
+
+fn valid_jwt(token: &str) -> bool {
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header.trim_end_matches('='))
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    text.contains("\"alg\"") || text.contains("\"typ\"")
+}
+
+fn valid_base58check(s: &str) -> bool {
+    bs58::decode(s).with_check(None).into_vec().is_ok()
+}
+
+fn valid_password(v: &str) -> bool {
+    if is_placeholder_value(v) || v.len() < 6 {
+        return false;
+    }
+    let lower = v.chars().any(|c| c.is_ascii_lowercase());
+    let upper = v.chars().any(|c| c.is_ascii_uppercase());
+    let digit = v.chars().any(|c| c.is_ascii_digit());
+    let symbol = v.chars().any(|c| !c.is_alphanumeric());
+    // A plain word ("required", "incorrect") after "password is" is prose, not a password.
+    let classes = [lower, upper, digit, symbol].iter().filter(|&&b| b).count();
+    classes >= 2 && !v.ends_with(':') && !v.starts_with("http")
+}
+
+fn check(rule: &Rule, whole: &str, value: &str) -> bool {
+    match rule.check {
+        Check::Plain => !is_placeholder(whole) && !is_placeholder(value),
+        Check::Entropy(min) => {
+            !is_placeholder_value(value) && entropy(value) >= min && mixed(value)
+        }
+        Check::Password => valid_password(value),
+        Check::Jwt => valid_jwt(whole),
+        Check::Base58Check => valid_base58check(whole),
+        Check::SolanaKey => {
+            bs58::decode(whole).into_vec().is_ok_and(|b| b.len() == 64) && entropy(whole) > 4.5
+        }
+        Check::DbUrl => {
+            value.len() >= 3
+                && !is_placeholder_value(value)
+                && !value.starts_with('$')
+                && !value.starts_with(':')
+        }
+    }
+}
+
+/// Random-looking: letters and digits both present (hex and base64 secrets always are).
+fn mixed(v: &str) -> bool {
+    v.chars().any(|c| c.is_ascii_alphabetic()) && v.chars().any(|c| c.is_ascii_digit())
+}
+
+/// Every credential in `text`, at most one per byte range (the first rule wins overlaps).
+pub fn find(text: &str) -> Vec<SecretMatch> {
+    let c = compiled();
+    let mut out: Vec<SecretMatch> = Vec::new();
+    for idx in c.set.matches(text).iter() {
+        let (re, rule) = &c.rules[idx];
+        for caps in re.captures_iter(text) {
+            let Some(whole) = caps.get(0) else { continue };
+            let value = caps.name("v").unwrap_or(whole);
+            if !check(rule, whole.as_str(), value.as_str()) {
+                continue;
+            }
+            let (start, end) = (value.start(), value.end());
+            if out.iter().any(|m| m.start < end && start < m.end) {
+                continue;
+            }
+            out.push(SecretMatch {
+                rule: rule.name,
+                start,
+                end,
+            });
+        }
+    }
+    out.extend(
+        seed_phrases(text)
+            .into_iter()
+            .filter(|s| !out.iter().any(|m| m.start < s.end && s.start < m.end))
+            .collect::<Vec<_>>(),
+    );
+    out.sort_by_key(|m| m.start);
+    out
+}
+
+/// BIP39 mnemonics: 12 to 24 consecutive words of the English list whose checksum holds,
+/// or such a run beside words that name it (seed, mnemonic, recovery phrase, wallet).
+fn seed_phrases(text: &str) -> Vec<SecretMatch> {
+    let lang = bip39::Language::English;
+    let mut words: Vec<(usize, usize, String)> = Vec::new();
+    let mut out = Vec::new();
+    let lower = text.to_ascii_lowercase();
+    let context = [
+        "seed",
+        "mnemonic",
+        "recovery",
+        "phrase",
+        "wallet",
+        "backup words",
+        "secret words",
+        "12 words",
+        "24 words",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let flush = |words: &mut Vec<(usize, usize, String)>, out: &mut Vec<SecretMatch>| {
+        if words.len() >= 12 {
+            let mut found = false;
+            'outer: for len in [24usize, 21, 18, 15, 12] {
+                for s in 0..=words.len().saturating_sub(len) {
+                    if s + len > words.len() {
+                        break;
+                    }
+                    let phrase: Vec<&str> =
+                        words[s..s + len].iter().map(|w| w.2.as_str()).collect();
+                    if bip39::Mnemonic::parse_in_normalized(lang, &phrase.join(" ")).is_ok() {
+                        out.push(SecretMatch {
+                            rule: "bip39_seed_phrase",
+                            start: words[s].0,
+                            end: words[s + len - 1].1,
+                        });
+                        found = true;
+                        break 'outer;
+                    }
+                }
+            }
+            if !found && context {
+                out.push(SecretMatch {
+                    rule: "seed_phrase_in_context",
+                    start: words[0].0,
+                    end: words[words.len() - 1].1,
+                });
+            }
+        }
+        words.clear();
+    };
+    let mut i = 0;
+    let bytes = lower.as_bytes();
+    while i < bytes.len() {
+        if bytes[i].is_ascii_lowercase() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_lowercase() {
+                i += 1;
+            }
+            let w = &lower[start..i];
+            if lang.find_word(w).is_some() {
+                words.push((start, i, w.to_owned()));
+            } else {
+                flush(&mut words, &mut out);
+            }
+        } else {
+            // Separators between seed words: white space, commas, numbering ("1." "2)").
+            let c = bytes[i];
+            if !(c.is_ascii_whitespace()
+                || c.is_ascii_digit()
+                || matches!(c, b',' | b'.' | b')' | b'-' | b':' | b'"' | b'\''))
+            {
+                flush(&mut words, &mut out);
+            }
+            i += 1;
+        }
+    }
+    flush(&mut words, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(text: &str) -> Vec<&'static str> {
+        find(text).into_iter().map(|m| m.rule).collect()
+    }
+
+    #[test]
+    fn every_pattern_compiles() {
+        let _ = compiled();
+        assert!(RULES.len() >= 60, "{}", RULES.len());
+    }
+
+    /// Deterministic random strings of exact lengths over an alphabet (xorshift).
+    pub(crate) fn rnd(seed: u64, len: usize, alphabet: &str) -> String {
+        let chars: Vec<char> = alphabet.chars().collect();
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                chars[(x % chars.len() as u64) as usize]
+            })
+            .collect()
+    }
+    pub(crate) const B62: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    pub(crate) const HEX: &str = "0123456789abcdef";
+
+    #[test]
+    fn real_looking_credentials_are_found() {
+        let up = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        let b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+        let cases: Vec<(String, &str)> = vec![
+            (format!("key: moltbook_sk_{}", rnd(1, 43, B62)), "tidepool_api_key"),
+            (format!("AKIA{} in config", rnd(2, 16, up)), "aws_access_key_id"),
+            (format!("aws_secret_access_key = {}", rnd(3, 40, b64)), "aws_secret_access_key"),
+            (format!("token ghp_{}", rnd(4, 36, B62)), "github_token"),
+            (format!("github_pat_{}", rnd(5, 82, B62)), "github_fine_grained_pat"),
+            (format!("glpat-{}", rnd(6, 20, url)), "gitlab_token"),
+            (format!("OPENAI_API_KEY=sk-proj-{}", rnd(7, 48, url)), "openai_api_key"),
+            (format!("sk-ant-api03-{}", rnd(8, 93, url)), "anthropic_api_key"),
+            (format!("AIza{}", rnd(9, 35, url)), "google_api_key"),
+            (format!("xoxb-{}-{}-{}", rnd(10, 11, "0123456789"), rnd(11, 13, "0123456789"), rnd(12, 24, B62)), "slack_token"),
+            (format!("sk_live_{}", rnd(13, 32, B62)), "stripe_secret_key"),
+            (format!("SG.{}.{}", rnd(14, 22, url), rnd(15, 43, url)), "sendgrid_api_key"),
+            (format!("hf_{}", rnd(16, 34, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")), "huggingface_token"),
+            (format!("npm_{}", rnd(17, 36, B62)), "npm_token"),
+            (format!("bot {}:AA{}", rnd(18, 10, "0123456789"), rnd(19, 33, url)), "telegram_bot_token"),
+            (format!("gsk_{}", rnd(20, 52, B62)), "groq_api_key"),
+            (format!("dop_v1_{}", rnd(21, 64, HEX)), "digitalocean_token"),
+            (format!("pypi-AgEIcHlwaS5vcmc{}", rnd(22, 60, url)), "pypi_token"),
+            (format!("dckr_pat_{}", rnd(23, 27, url)), "dockerhub_token"),
+            (format!("sk-or-v1-{}", rnd(24, 64, HEX)), "openrouter_api_key"),
+            (format!("shpat_{}", rnd(25, 32, HEX)), "shopify_token"),
+            (format!("https://discord.com/api/webhooks/{}/{}", rnd(26, 18, "0123456789"), rnd(27, 68, url)), "discord_webhook"),
+            ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA".to_owned(), "private_key_block"),
+            ("-----BEGIN RSA PRIVATE KEY-----".to_owned(), "private_key_block"),
+            ("postgres://admin:S3cr3tP4ss!@db.internal:5432/prod".to_owned(), "database_url_with_password"),
+            (
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U".to_owned(),
+                "jwt",
+            ),
+            ("my password is Tr0ub4dor&3".to_owned(), "generic_password"),
+            (format!("client_secret: {}", rnd(28, 24, B62)), "generic_secret"),
+            ("5HueCGU8rMjxEXxiPuD5BDku4MkFqeZyd4dZ1jvhTVqvbTLvyTJ".to_owned(), "bitcoin_wif_private_key"),
+            (format!("https://hooks.slack.com/services/T024BE7LD/B01ABCDEF12/{}", rnd(29, 24, B62)), "slack_webhook"),
+            (format!("private key: 0x{}", rnd(30, 64, HEX)), "ethereum_private_key"),
+            (format!("AGE-SECRET-KEY-1{}", rnd(31, 58, up)), "age_secret_key"),
+        ];
+        for (text, rule) in &cases {
+            assert!(
+                rules(text).contains(rule),
+                "{rule} not found in {text}: {:?}",
+                rules(text)
+            );
+        }
+    }
+
+    #[test]
+    fn seed_phrases_are_checked_with_their_checksum() {
+        let valid = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about";
+        assert_eq!(rules(valid), ["bip39_seed_phrase"]);
+        assert_eq!(
+            rules(&format!("my words: 1. {}", valid.replace(' ', ", "))),
+            ["bip39_seed_phrase"]
+        );
+        // Twelve list words with a bad checksum and no context: prose, not a seed.
+        let bad = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon";
+        assert!(rules(bad).is_empty());
+        assert_eq!(
+            rules(&format!("my wallet recovery phrase is {bad}")),
+            ["seed_phrase_in_context"]
+        );
+    }
+
+    #[test]
+    fn placeholders_hashes_and_public_values_are_not_secrets() {
+        for text in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "export OPENAI_API_KEY=sk-proj-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "set OPENAI_API_KEY=<your-api-key>",
+            "api_key: YOUR_API_KEY_HERE",
+            "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "commit 3f2a9c1e8b7d6f5a4c3b2a1908f7e6d5c4b3a291",
+            "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "id 550e8400-e29b-41d4-a716-446655440000",
+            "send tips to 0x742d35Cc6634C0532925a3b844Bc454e4438f44e",
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+            "the password is required for login",
+            "password: ********",
+            "postgres://user:password@localhost/db",
+            "Authorization: Bearer $TOKEN",
+            "Use your moltbook_sk_ key in the header",
+            "the token is expired",
+            "-----BEGIN PUBLIC KEY-----",
+            "sk-proj-...",
+        ] {
+            assert!(
+                rules(text).is_empty(),
+                "false positive in {text}: {:?}",
+                rules(text)
+            );
+        }
+    }
+}
