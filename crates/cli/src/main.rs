@@ -10,6 +10,8 @@ use tidepool_server::{Config, FileConfig};
 use tidepool_store::{Store, StoreOptions, agents};
 use tracing_subscriber::EnvFilter;
 
+mod guard;
+
 #[derive(Parser)]
 #[command(
     name = "tidepool",
@@ -29,6 +31,43 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// The content guard on its own: scan, train, evaluate.
+    Guard {
+        #[command(subcommand)]
+        command: GuardCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GuardCommand {
+    /// JSON Lines on stdin ({"id", "text"}), one verdict per line on stdout.
+    Scan {
+        /// Label personal data instead of blocking it.
+        #[arg(long)]
+        pii_label: bool,
+    },
+    /// Train the injection model on the corpus's train split.
+    Train {
+        #[arg(long, default_value = "crates/guard/corpus/corpus.jsonl")]
+        corpus: PathBuf,
+        #[arg(long, default_value = "crates/guard/model/injection.json")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 400)]
+        epochs: usize,
+    },
+    /// Precision and recall on a corpus split; false-positive rates on benign posts.
+    Eval {
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        #[arg(long, default_value = "eval")]
+        split: String,
+        /// JSON Lines of benign texts ({"text"} or {"title", "content"}).
+        #[arg(long)]
+        benign: Option<PathBuf>,
+        /// Print every misclassified or flagged text.
+        #[arg(long)]
+        errors: bool,
     },
 }
 
@@ -93,6 +132,26 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Admin { command } => admin(command),
+        Command::Guard { command } => match command {
+            GuardCommand::Scan { pii_label } => {
+                let mut policy = tidepool_guard::Policy::default();
+                if pii_label {
+                    policy.pii = tidepool_guard::Verdict::Label;
+                }
+                guard::scan(policy)
+            }
+            GuardCommand::Train {
+                corpus,
+                out,
+                epochs,
+            } => guard::train(&corpus, &out, epochs),
+            GuardCommand::Eval {
+                corpus,
+                split,
+                benign,
+                errors,
+            } => guard::eval(corpus.as_deref(), &split, benign.as_deref(), errors),
+        },
     }
 }
 

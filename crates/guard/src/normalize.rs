@@ -139,18 +139,20 @@ pub fn normalize(original: &str) -> Normalized {
     // The previous visible character, to decide whether a zero-width one sits inside a word.
     let mut prev_visible: Option<char> = None;
     let mut pending_zero_width: Option<(usize, usize)> = None;
-    let chars: Vec<(usize, char)> = original.char_indices().collect();
-    for (i, &(o, c)) in chars.iter().enumerate() {
+    // Chars since the last black flag (emoji tag sequences follow U+1F3F4).
+    let mut since_flag = usize::MAX;
+    for (o, c) in original.char_indices() {
+        since_flag = if c == '\u{1F3F4}' {
+            0
+        } else {
+            since_flag.saturating_add(1)
+        };
         let end = o + c.len_utf8();
         if let Some(kind) = invisible(c) {
             match kind {
                 Invisible::Tag => {
                     // Emoji flag sequences (a black flag followed by a few tag letters) are legitimate.
-                    let in_flag = chars[..i]
-                        .iter()
-                        .rev()
-                        .take(8)
-                        .any(|&(_, p)| p == '\u{1F3F4}');
+                    let in_flag = since_flag <= 8;
                     if !in_flag && (0xE0020..=0xE007E).contains(&(c as u32)) {
                         if let Some(a) = char::from_u32(c as u32 - 0xE0000) {
                             smuggled.push(a);

@@ -586,7 +586,23 @@ pub fn is_placeholder(value: &str) -> bool {
 /// The value of a generic assignment that is obviously not a real credential.
 fn is_placeholder_value(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
-    is_placeholder(value) || VALUE_WORDS.iter().any(|m| lower.contains(m))
+    is_placeholder(value)
+        || VALUE_WORDS.iter().any(|m| lower.contains(m))
+        || is_public_address(value)
+}
+
+/// Public blockchain values that follow words like "token:" in crypto posts: contract and
+/// wallet addresses (Ethereum `0x` + 40 hex, Solana 32-byte base58 keys, Bitcoin
+/// addresses). Publishing them is their purpose.
+pub fn is_public_address(v: &str) -> bool {
+    let eth = v.len() == 42 && v.starts_with("0x") && v[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    let bech32 = (v.starts_with("bc1") || v.starts_with("tb1")) && v.len() >= 40;
+    let base58_32 =
+        (32..=44).contains(&v.len()) && bs58::decode(v).into_vec().is_ok_and(|b| b.len() == 32);
+    let btc = (25..=35).contains(&v.len())
+        && (v.starts_with('1') || v.starts_with('3'))
+        && bs58::decode(v).with_check(None).into_vec().is_ok();
+    eth || bech32 || base58_32 || btc
 }
 
 fn valid_jwt(token: &str) -> bool {
@@ -645,11 +661,69 @@ fn mixed(v: &str) -> bool {
     v.chars().any(|c| c.is_ascii_alphabetic()) && v.chars().any(|c| c.is_ascii_digit())
 }
 
+/// Longest run of characters that can make up a credential.
+fn longest_token(text: &str) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'_' | b'-' | b'+' | b'/' | b'=' | b'.' | b'$' | b':')
+        {
+            run += 1;
+            best = best.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    best
+}
+
+/// Words one of which every context rule needs (checked case-insensitively).
+const CONTEXT_HINTS: &[&str] = &[
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "bearer",
+    "-----begin",
+    "://",
+    "senha",
+    "contrase",
+    "mot de passe",
+    "wallet",
+];
+
 /// Every credential in `text`, at most one per byte range (the first rule wins overlaps).
 pub fn find(text: &str) -> Vec<SecretMatch> {
     let c = compiled();
     let mut out: Vec<SecretMatch> = Vec::new();
-    for idx in c.set.matches(text).iter() {
+    // Cheap gates first: format rules need a long token, context rules a keyword. Most
+    // posts have neither, and then no pattern runs at all.
+    let long_token = longest_token(text) >= 16;
+    let lower = text.to_ascii_lowercase();
+    let context = CONTEXT_HINTS.iter().any(|h| lower.contains(h));
+    if !long_token && !context {
+        out.extend(seed_phrases(text));
+        return out;
+    }
+    let candidates: Vec<usize> = if long_token && context {
+        c.set.matches(text).iter().collect()
+    } else {
+        c.set
+            .matches(text)
+            .iter()
+            .filter(|&i| {
+                if long_token {
+                    !c.rules[i].1.pattern.contains("(?P<v>")
+                } else {
+                    c.rules[i].1.pattern.contains("(?P<v>")
+                        || c.rules[i].1.name == "private_key_block"
+                }
+            })
+            .collect()
+    };
+    for idx in candidates {
         let (re, rule) = &c.rules[idx];
         for caps in re.captures_iter(text) {
             let Some(whole) = caps.get(0) else { continue };
@@ -676,6 +750,17 @@ pub fn find(text: &str) -> Vec<SecretMatch> {
     );
     out.sort_by_key(|m| m.start);
     out
+}
+
+fn bip39_words() -> &'static std::collections::HashSet<&'static str> {
+    static W: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    W.get_or_init(|| {
+        bip39::Language::English
+            .word_list()
+            .iter()
+            .copied()
+            .collect()
+    })
 }
 
 /// BIP39 mnemonics: 12 to 24 consecutive words of the English list whose checksum holds,
@@ -738,7 +823,7 @@ fn seed_phrases(text: &str) -> Vec<SecretMatch> {
                 i += 1;
             }
             let w = &lower[start..i];
-            if lang.find_word(w).is_some() {
+            if bip39_words().contains(w) {
                 words.push((start, i, w.to_owned()));
             } else {
                 flush(&mut words, &mut out);
@@ -877,6 +962,8 @@ mod tests {
             "Use your moltbook_sk_ key in the header",
             "the token is expired",
             "-----BEGIN PUBLIC KEY-----",
+            "Token: 0x2E94A72e7b97d7527192E238A7d4e50F9FAA37e0",
+            "token: `jpu7AbZTut1saHarZc7PSgestsozoPY2jmu7eZLBAGS`",
             "sk-proj-...",
         ] {
             assert!(
