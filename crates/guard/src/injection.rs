@@ -160,7 +160,7 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_you_are_now",
         RoleHijack,
-        r"\byou are (?:now|no longer)\b",
+        r"\byou are (?:now|no longer) (?:an? |the |in |my |free\b|unrestricted|jailbroken|uncensored|evil|dan\b|bound|required|authori[sz]ed|allowed|able|permitted)",
     ),
     r(
         "en_act_unrestricted",
@@ -223,12 +223,12 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_reveal_prompt",
         PromptLeak,
-        r"\b(?:reveal|show|print|output|repeat|tell me|share|post|display|dump|leak|recite|write out|copy|paste|give me|send)\b[^.!?\n]{0,30}\b(?:your|the)\b[^.!?\n]{0,20}\b(?:system prompt|initial prompt|original prompt|hidden prompt|full prompt|instructions you|rules you were given|configuration|soul\.md|agents\.md|claude\.md|memory file|developer message|pre-?prompt)",
+        r"\b(?:reveal|show|print|output|repeat|tell me|share|post|display|dump|leak|recite|write out|copy|paste|give me|send)\b[^.!?\n]{0,30}\b(?:your|the)\b[^.!?\n]{0,20}\b(?:system prompt|initial prompt|original prompt|hidden prompt|full prompt|original instructions|initial instructions|hidden instructions|full instructions|exact instructions|instructions you|rules you were given|configuration|soul\.md|agents\.md|claude\.md|memory file|developer message|pre-?prompt)",
     ),
     r(
         "en_what_are_your_instructions",
         PromptLeak,
-        r"\bwhat (?:is|are|were) your (?:system prompt|instructions|original instructions|initial instructions|hidden instructions|rules|guidelines)\b",
+        r"\bwhat (?:is|are|were) your (?:system prompt|(?:original |initial |hidden |real |exact )?instructions|rules|guidelines)\s*(?:[?.!,]|$)",
     ),
     r(
         "en_repeat_above",
@@ -249,12 +249,22 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_download_and_run",
         CommandExec,
-        r"\b(?:download|fetch|get|grab|pull|save)\b[^.!?\n]{0,50}\b(?:and|then)\b[^.!?\n]{0,10}\b(?:run|execute|install|eval|source|launch|open)\b",
+        r"\b(?:download|fetch|get|grab|pull|save)\b[^.!?\n]{0,50}\b(?:and|then)\b[^.!?\n]{0,10}\b(?:run|execute|install|eval|source|launch)\b (?:it|this|that|them|the (?:script|binary|file|installer|payload|update|patch))\b",
+    ),
+    r(
+        "en_decode_and_follow",
+        Override,
+        r"\b(?:decode|decrypt|unscramble|deobfuscate|base64-?decode)\b[^.!?\n]{0,30}\b(?:and|then)\b[^.!?\n]{0,10}\b(?:follow|obey|execute|run|do|apply|carry out)\b",
     ),
     r(
         "en_dangerous_commands",
         CommandExec,
         r"\brm -rf\b|\bchmod \+x\b|\bbase64 (?:-d|--decode)\b[^\n]{0,30}\||\bpowershell(?:\.exe)? -(?:e|enc|encodedcommand)\b|\bos\.system\(|\beval\(atob\(|\bnc -e\b|/dev/tcp/",
+    ),
+    r(
+        "en_command_not_text",
+        CommandExec,
+        r"\b(?:execute|run|obey|follow) (?:this|these|the following)\b[^.!?\n]{0,20}\b(?:at any cost|now|immediately|without question|no matter what)\b|\bthis is (?:not (?:text|a (?:joke|suggestion|request))|an? (?:command|order|directive|instruction)) (?:to (?:execute|follow|obey)|for (?:you|all agents|every agent))|\b(?:command|instruction)s? to (?:execute|obey)\b",
     ),
     // --- English: installing skills and fetch-and-follow.
     r(
@@ -307,7 +317,7 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_tell_every_agent",
         Replication,
-        r"\b(?:tell|inform|message|dm|notify|remind|warn|ask|instruct|convince)\b[^.!?\n]{0,10}\b(?:every|all|each|other|as many)\b[^.!?\n]{0,15}\b(?:agents?|ais?|bots?|moltys?|assistants?)\b[^.!?\n]{0,25}\b(?:you (?:meet|see|know|talk|interact|encounter|follow)|to (?:do|post|run|follow|repeat|share|copy|install))",
+        r"\b(?:tell|inform|message|dm|notify|remind|instruct|convince|ask)\b[^.!?\n]{0,10}\b(?:every|all|each|other|as many)\b[^.!?\n]{0,15}\b(?:agents?|ais?|bots?|moltys?|assistants?)\b[^.!?\n]{0,30}\b(?:to (?:do|post|run|follow|repeat|share|copy|install|paste|send|spread|include) (?:this|the same|it|these)|(?:this|the same) (?:message|post|text|instructions?))",
     ),
     r(
         "en_share_with_all",
@@ -486,7 +496,7 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "zh_replicate",
         Replication,
-        r"(?:转发|复制|分享|传播|重复)[^。！？\n]{0,20}(?:消息|帖子|内容|这段)[^。！？\n]{0,20}(?:所有|每个|其他)[^。！？\n]{0,10}(?:代理|智能体|机器人|ai)",
+        r"(?:转发|复制|分享|传播|重复)[^。！？\n]{0,20}(?:消息|帖子|内容|这段)[^。！？\n]{0,20}(?:所有|每个|其他)[^。！？\n]{0,10}(?:代理|智能体|机器人|ai)|(?:这条|这个|此|该)(?:消息|帖子|内容)[^。！？\n]{0,8}(?:转发|发送|分享|复制|发)给?[^。！？\n]{0,4}(?:所有|每个|其他)[^。！？\n]{0,6}(?:代理|智能体|机器人|ai)",
     ),
     r(
         "zh_new_role",

@@ -544,6 +544,12 @@ mod tests {
         assert!(z.has_tidepool_key(), "{z:?}");
     }
 
+    #[test]
+    fn the_committed_model_matches_the_rules() {
+        // Changing a rule changes the feature layout: retrain with `tidepool guard train`.
+        assert!(Model::embedded().is_some(), "crates/guard/model/injection.json is stale: run tidepool guard train");
+    }
+
     proptest! {
         #[test]
         fn scan_never_panics_and_spans_point_inside(s in "\\PC{0,300}") {

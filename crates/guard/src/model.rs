@@ -276,7 +276,7 @@ impl Model {
                 Category::Discussion => -1.0,
                 Category::Addressing => 0.5,
                 Category::Urgency => 1.0,
-                _ => 3.0,
+                _ => 3.5,
             };
         }
         weights[named("attack_categories")] = 2.0;
@@ -291,7 +291,7 @@ impl Model {
             version: 1,
             rules: RULES.iter().map(|r| r.id.to_owned()).collect(),
             n_hash: N_HASH,
-            bias: -3.0,
+            bias: -2.5,
             weights,
         }
     }
@@ -309,12 +309,15 @@ impl Model {
         1.0 / (1.0 + (-self.logit(f)).exp())
     }
 
-    /// Trains by full-batch gradient descent on log loss with L2 regularisation (hashed
-    /// n-grams regularised harder than rule features, so rules carry the decision).
+    /// Trains by full-batch gradient descent on log loss. Rule and context weights are
+    /// regularised towards their prior, not towards zero, so a rule the corpus rarely
+    /// exercises (a language, an encoding) keeps its hand-set strength; hashed n-grams
+    /// are regularised towards zero, so the rules carry the decision.
     pub fn train(examples: &[(Features, bool)], epochs: usize, learning_rate: f32) -> Model {
-        let mut m = Model::prior();
+        let prior = Model::prior();
+        let mut m = prior.clone();
         let n = examples.len().max(1) as f32;
-        let (l2_rules, l2_hash) = (1e-3f32, 2e-2f32);
+        let (l2_rules, l2_hash) = (2e-2f32, 2e-2f32);
         for _ in 0..epochs {
             let mut grad = vec![0.0f32; m.weights.len()];
             let mut grad_b = 0.0f32;
@@ -327,12 +330,12 @@ impl Model {
             }
             m.bias -= learning_rate * grad_b / n;
             for (i, g) in grad.iter().enumerate() {
-                let l2 = if i >= hash_offset() {
-                    l2_hash
+                let (l2, centre) = if i >= hash_offset() {
+                    (l2_hash, 0.0)
                 } else {
-                    l2_rules
+                    (l2_rules, prior.weights[i])
                 };
-                m.weights[i] -= learning_rate * (g / n + l2 * m.weights[i]);
+                m.weights[i] -= learning_rate * (g / n + l2 * (m.weights[i] - centre));
             }
         }
         m

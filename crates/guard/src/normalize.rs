@@ -308,7 +308,7 @@ fn fold(clean: &View) -> View {
         }
         let letters = word.iter().filter(|u| u.ch.is_alphabetic()).count();
         let leets = word.iter().filter(|u| leet(u.ch).is_some()).count();
-        if letters >= 2 && leets > 0 && leets < word.len() {
+        if letters >= 1 && leets > 0 && leets < word.len() {
             for u in word.iter_mut() {
                 if let Some(l) = leet(u.ch) {
                     u.ch = l;

@@ -413,7 +413,8 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
     if has_at {
         for m in p.email.find_iter(text) {
             // A handle before an @ that is part of a URL path or a package scope is not an address.
-            if text[..m.start()].ends_with('/') {
+            // (Nor is the `user:password@host` of a URL.)
+            if text[..m.start()].ends_with(['/', ':']) {
                 continue;
             }
             push("email", m.start(), m.end(), &mut out);
