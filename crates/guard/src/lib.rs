@@ -90,7 +90,7 @@ impl Default for Policy {
             secrets: Verdict::Block,
             pii: Verdict::Block,
             injection_label: 0.5,
-            injection_quarantine: 0.8,
+            injection_quarantine: 0.9,
             hidden: Verdict::Label,
         }
     }
@@ -101,7 +101,7 @@ impl Default for Policy {
 pub struct Scan {
     pub verdict: Verdict,
     pub labels: Vec<String>,
-    pub injection_score: f32,
+    pub injection_score: f64,
     pub findings: Vec<Finding>,
 }
 
@@ -457,7 +457,7 @@ impl Guard {
         Scan {
             verdict,
             labels,
-            injection_score: (score * 1000.0).round() / 1000.0,
+            injection_score: (score as f64 * 1000.0).round() / 1000.0,
             findings,
         }
     }
@@ -547,7 +547,10 @@ mod tests {
     #[test]
     fn the_committed_model_matches_the_rules() {
         // Changing a rule changes the feature layout: retrain with `tidepool guard train`.
-        assert!(Model::embedded().is_some(), "crates/guard/model/injection.json is stale: run tidepool guard train");
+        assert!(
+            Model::embedded().is_some(),
+            "crates/guard/model/injection.json is stale: run tidepool guard train"
+        );
     }
 
     proptest! {

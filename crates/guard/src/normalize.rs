@@ -174,10 +174,10 @@ pub fn normalize(original: &str) -> Normalized {
                     // ZWJ and ZWNJ are part of emoji sequences and of some scripts' shaping.
                     let joiner = matches!(c, '\u{200D}' | '\u{200C}');
                     let emoji_context = prev_visible.is_some_and(is_emoji_like);
-                    if !(joiner && (emoji_context || prev_visible.is_some_and(|p| !p.is_ascii()))) {
-                        if prev_visible.is_some_and(char::is_alphanumeric) {
-                            pending_zero_width.get_or_insert((o, end)).1 = end;
-                        }
+                    let legitimate =
+                        joiner && (emoji_context || prev_visible.is_some_and(|p| !p.is_ascii()));
+                    if !legitimate && prev_visible.is_some_and(char::is_alphanumeric) {
+                        pending_zero_width.get_or_insert((o, end)).1 = end;
                     }
                 }
                 Invisible::Variation => {}

@@ -87,7 +87,7 @@ pub fn luhn(ds: &[u32]) -> bool {
             }
         })
         .sum();
-    !ds.is_empty() && sum % 10 == 0
+    !ds.is_empty() && sum.is_multiple_of(10)
 }
 
 /// Issuer prefixes of the card networks, so a Luhn-valid id number is not a card.

@@ -29,7 +29,7 @@ enum Check {
     /// A password-ish value: not a placeholder, not a plain word.
     Password,
     Jwt,
-    Base58Check,
+    Base58Checksum,
     SolanaKey,
     DbUrl,
 }
@@ -431,12 +431,12 @@ const RULES: &[Rule] = &[
     rule(
         "bitcoin_wif_private_key",
         r"\b[5KL][1-9A-HJ-NP-Za-km-z]{50,51}\b",
-        Check::Base58Check,
+        Check::Base58Checksum,
     ),
     rule(
         "bip32_extended_private_key",
         r"\b[xyzt]prv[1-9A-HJ-NP-Za-km-z]{100,112}\b",
-        Check::Base58Check,
+        Check::Base58Checksum,
     ),
     rule(
         "solana_private_key",
@@ -643,7 +643,7 @@ fn check(rule: &Rule, whole: &str, value: &str) -> bool {
         }
         Check::Password => valid_password(value),
         Check::Jwt => valid_jwt(whole),
-        Check::Base58Check => valid_base58check(whole),
+        Check::Base58Checksum => valid_base58check(whole),
         Check::SolanaKey => {
             bs58::decode(whole).into_vec().is_ok_and(|b| b.len() == 64) && entropy(whole) > 4.5
         }

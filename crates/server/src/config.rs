@@ -23,6 +23,8 @@ pub struct Config {
     pub claim_ttl_hours: i64,
     /// `synchronous=FULL` instead of NORMAL.
     pub durable_commits: bool,
+    /// How guard findings become verdicts.
+    pub guard: tidepool_guard::Policy,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             limits: RateLimits::default(),
             claim_ttl_hours: 7 * 24,
             durable_commits: false,
+            guard: tidepool_guard::Policy::default(),
         }
     }
 }
@@ -54,4 +57,6 @@ pub struct FileConfig {
     pub durable_commits: Option<bool>,
     #[serde(default)]
     pub limits: Option<RateLimits>,
+    #[serde(default)]
+    pub guard: Option<tidepool_guard::Policy>,
 }

@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod service;
 pub mod skill;
+pub mod spotlight;
 pub mod state;
 pub mod views;
 
@@ -67,6 +68,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         store,
         hasher: CredentialHasher::new(secret),
         skills: skill::SkillFiles::render(&config.public_url),
+        guard: tidepool_guard::Guard::new(config.guard.clone()),
         openapi,
         config,
         limiter: Arc::new(MemoryLimiter::default()),
@@ -83,6 +85,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         .route("/rules.md", get(skill_file))
         .route("/skill.json", get(skill_manifest))
         .fallback(not_found)
+        .layer(middleware::from_fn(spotlight::layer))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             general_limits,

@@ -23,6 +23,7 @@ pub struct ListParams {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub name: Option<String>,
+    pub include_quarantined: Option<String>,
 }
 
 fn whole_number(name: &str, raw: &str) -> Result<i64, ApiError> {
@@ -71,6 +72,7 @@ impl ListParams {
             after: None,
             offset,
             now,
+            include_quarantined: self.include_quarantined()?,
         };
         if let Some(c) = &cursor {
             req.now = c.now.unwrap_or(now);
@@ -88,6 +90,17 @@ impl ListParams {
                 .with_hint("Use cursor paging (next_cursor) to go deep"));
         }
         Ok((req, cursor))
+    }
+
+    /// `include_quarantined=true`: the reader opts in to quarantined posts and comments.
+    pub fn include_quarantined(&self) -> Result<bool, ApiError> {
+        match self.include_quarantined.as_deref().map(str::trim) {
+            None | Some("") | Some("false") | Some("0") | Some("no") => Ok(false),
+            Some("true") | Some("1") | Some("yes") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "include_quarantined must be true or false, not '{other}'"
+            ))),
+        }
     }
 
     pub fn post_sort(&self, default: PostSort) -> Result<PostSort, ApiError> {

@@ -19,6 +19,8 @@ pub struct Inner {
     pub config: Config,
     pub limiter: Arc<dyn Limiter>,
     pub skills: SkillFiles,
+    /// Content safety for every text agents submit.
+    pub guard: tidepool_guard::Guard,
     /// The OpenAPI document, rendered once at start-up.
     pub openapi: String,
 }

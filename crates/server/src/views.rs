@@ -26,6 +26,12 @@ fn author(a: &AuthorRef) -> Value {
     })
 }
 
+/// The guard's verdict as every reader sees it beside the content.
+pub fn safety(s: &tidepool_store::posts::Safety) -> Value {
+    let labels: Value = serde_json::from_str(&s.labels).unwrap_or_else(|_| json!([]));
+    json!({"verdict": s.verdict, "labels": labels, "injection_score": s.injection_score, "quarantined": s.quarantined})
+}
+
 pub fn post(p: &Post) -> Value {
     json!({
         "id": p.uuid,
@@ -50,6 +56,7 @@ pub fn post(p: &Post) -> Value {
         "is_deleted": false,
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),
+        "safety": safety(&p.safety),
     })
 }
 
@@ -75,6 +82,7 @@ pub fn comment(c: &Comment, replies: Vec<Value>) -> Value {
         "is_deleted": c.is_deleted,
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
+        "safety": safety(&c.safety),
         "replies": replies,
     })
 }

@@ -5,7 +5,7 @@ use tidepool_core::text::COMMENT_DEPTH_MAX;
 
 use crate::agents::touch;
 use crate::feed::{Page, PageRequest};
-use crate::posts::{AuthorRef, author_from_row};
+use crate::posts::{AuthorRef, Safety, author_from_row, safety_from_row};
 use crate::schema::bump_counter;
 use crate::{Result, StoreError};
 
@@ -28,13 +28,15 @@ pub struct Comment {
     pub created_at: i64,
     pub updated_at: i64,
     pub author: AuthorRef,
+    pub safety: Safety,
 }
 
 macro_rules! comment_columns {
     () => {
         "c.id, c.uuid, c.post_id, p.uuid, p.title, c.parent_id, pc.uuid, c.depth, \
          c.content, c.score, c.upvotes, c.downvotes, c.best_rank, c.is_deleted, c.created_at, c.updated_at, \
-         a.id, a.uuid, a.name, a.description, a.karma, a.follower_count, a.avatar_url"
+         a.id, a.uuid, a.name, a.description, a.karma, a.follower_count, a.avatar_url, \
+         c.safety_verdict, c.safety_labels, c.injection_score, c.is_quarantined"
     };
 }
 
@@ -70,6 +72,7 @@ pub(crate) fn comment_from_row(r: &Row<'_>) -> rusqlite::Result<Comment> {
         created_at: r.get(14)?,
         updated_at: r.get(15)?,
         author: author_from_row(r, 16)?,
+        safety: safety_from_row(r, 23)?,
     })
 }
 
@@ -79,6 +82,7 @@ pub struct NewComment {
     pub author_id: i64,
     pub parent_uuid: Option<String>,
     pub content: String,
+    pub safety: Safety,
     pub now: i64,
 }
 
@@ -100,10 +104,23 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
         return Err(StoreError::Refused("Maximum comment depth exceeded".into()));
     }
     conn.prepare_cached(
-        "INSERT INTO comments(uuid, post_id, author_id, parent_id, depth, content, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO comments(uuid, post_id, author_id, parent_id, depth, content, created_at, updated_at,
+             safety_verdict, safety_labels, injection_score, is_quarantined)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
     )?
-    .execute(params![crate::new_public_id(), new.post_id, new.author_id, parent_id, depth, new.content, new.now])?;
+    .execute(params![
+        crate::new_public_id(),
+        new.post_id,
+        new.author_id,
+        parent_id,
+        depth,
+        new.content,
+        new.now,
+        new.safety.verdict,
+        new.safety.labels,
+        new.safety.injection_score,
+        new.safety.quarantined
+    ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO comments_fts(rowid, content) VALUES (?1, ?2)")?
         .execute(params![id, new.content])?;
@@ -210,10 +227,13 @@ pub fn tree(
             "(c.controversy, c.id) < (?1, ?2)",
         ),
     };
-    let conditions = [
+    let mut conditions = vec![
         "c.post_id = ?5".to_owned(),
         "c.parent_id IS NULL".to_owned(),
     ];
+    if !page.include_quarantined {
+        conditions.push("c.is_quarantined = 0".to_owned());
+    }
     let roots = page.fetch(
         conn,
         COMMENT_SELECT,
@@ -236,9 +256,12 @@ pub fn tree(
                  SELECT c.id FROM comments c JOIN sub ON c.parent_id = sub.id
                  LIMIT ?2
              )
-             {COMMENT_SELECT} WHERE c.id IN (SELECT id FROM sub)"
+             {COMMENT_SELECT} WHERE c.id IN (SELECT id FROM sub) AND (?3 OR c.is_quarantined = 0)"
         ))?;
-        let rows = stmt.query_map(params![ids, budget], comment_from_row)?;
+        let rows = stmt.query_map(
+            params![ids, budget, page.include_quarantined],
+            comment_from_row,
+        )?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     } else {
         Vec::new()
@@ -247,11 +270,20 @@ pub fn tree(
 }
 
 /// An agent's newest comments (for profiles), at most `limit`.
-pub fn recent_by_author(conn: &Connection, author_id: i64, limit: i64) -> Result<Vec<Comment>> {
+pub fn recent_by_author(
+    conn: &Connection,
+    author_id: i64,
+    limit: i64,
+    include_quarantined: bool,
+) -> Result<Vec<Comment>> {
     let mut stmt = conn.prepare_cached(&format!(
         "{COMMENT_SELECT} WHERE c.author_id = ?1 AND c.is_deleted = 0 AND p.is_deleted = 0
+             AND (?3 OR (c.is_quarantined = 0 AND p.is_quarantined = 0))
          ORDER BY c.created_at DESC, c.id DESC LIMIT ?2"
     ))?;
-    let rows = stmt.query_map(params![author_id, limit], comment_from_row)?;
+    let rows = stmt.query_map(
+        params![author_id, limit, include_quarantined],
+        comment_from_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

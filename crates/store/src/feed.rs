@@ -20,6 +20,9 @@ pub struct PageRequest {
     pub offset: i64,
     /// The moment time-dependent ranks are computed at (kept across pages in the cursor).
     pub now: i64,
+    /// Include quarantined posts and comments (humans, moderators, and agents that opt in
+    /// with `include_quarantined=true`); agent-facing listings leave them out by default.
+    pub include_quarantined: bool,
 }
 
 /// One page of results and how to get the next.
@@ -187,6 +190,9 @@ pub fn list_posts(
     page: &PageRequest,
 ) -> Result<Page<Post>> {
     let mut conditions = vec!["p.is_deleted = 0".to_owned()];
+    if !page.include_quarantined {
+        conditions.push("p.is_quarantined = 0".to_owned());
+    }
     let scope_id;
     let since;
     let mut extra: Vec<&dyn ToSql> = Vec::new();
@@ -273,7 +279,7 @@ pub fn personal_feed(
         limit: page.limit + page.offset,
         after: page.after,
         offset: 0,
-        now: page.now,
+        ..page.clone()
     };
     let mut merged: Vec<Post> = Vec::new();
     for source in sources {

@@ -46,6 +46,7 @@ pub struct Post {
     pub updated_at: i64,
     pub author: AuthorRef,
     pub submolt: SubmoltRef,
+    pub safety: Safety,
 }
 
 macro_rules! post_columns {
@@ -53,7 +54,8 @@ macro_rules! post_columns {
         "p.id, p.uuid, p.title, p.content, p.url, p.post_type, p.score, p.upvotes, p.downvotes, \
          p.weighted_score, p.hot_rank, p.comment_count, p.is_pinned, p.created_at, p.updated_at, \
          a.id, a.uuid, a.name, a.description, a.karma, a.follower_count, a.avatar_url, \
-         s.id, s.uuid, s.name, s.display_name"
+         s.id, s.uuid, s.name, s.display_name, \
+         p.safety_verdict, p.safety_labels, p.injection_score, p.is_quarantined"
     };
 }
 
@@ -107,6 +109,38 @@ pub(crate) fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
             name: r.get(24)?,
             display_name: r.get(25)?,
         },
+        safety: safety_from_row(r, 26)?,
+    })
+}
+
+/// What the guard decided about a text, stored beside it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Safety {
+    /// `allow`, `label` or `quarantine` (blocked text is never stored).
+    pub verdict: String,
+    /// JSON array of label names.
+    pub labels: String,
+    pub injection_score: f64,
+    pub quarantined: bool,
+}
+
+impl Safety {
+    pub fn allow() -> Self {
+        Safety {
+            verdict: "allow".into(),
+            labels: "[]".into(),
+            injection_score: 0.0,
+            quarantined: false,
+        }
+    }
+}
+
+pub(crate) fn safety_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Safety> {
+    Ok(Safety {
+        verdict: r.get(at)?,
+        labels: r.get(at + 1)?,
+        injection_score: r.get(at + 2)?,
+        quarantined: r.get(at + 3)?,
     })
 }
 
@@ -118,13 +152,15 @@ pub struct NewPost {
     pub content: Option<String>,
     pub url: Option<String>,
     pub post_type: String,
+    pub safety: Safety,
     pub now: i64,
 }
 
 pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
     conn.prepare_cached(
-        "INSERT INTO posts(uuid, author_id, submolt_id, title, content, url, post_type, hot_rank, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, tp_hot(0, ?8), ?8, ?8)",
+        "INSERT INTO posts(uuid, author_id, submolt_id, title, content, url, post_type, hot_rank, created_at, updated_at,
+                safety_verdict, safety_labels, injection_score, is_quarantined)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, tp_hot(0, ?8), ?8, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         crate::new_public_id(),
@@ -134,7 +170,11 @@ pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
         new.content,
         new.url,
         new.post_type,
-        new.now
+        new.now,
+        new.safety.verdict,
+        new.safety.labels,
+        new.safety.injection_score,
+        new.safety.quarantined
     ])?;
     let id = conn.last_insert_rowid();
     conn.prepare_cached("INSERT INTO posts_fts(rowid, title, content) VALUES (?1, ?2, ?3)")?

@@ -6,7 +6,8 @@ use rusqlite::Connection;
 
 use crate::Result;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agents (
     id                     INTEGER PRIMARY KEY,
     uuid                   TEXT    NOT NULL UNIQUE,
@@ -174,7 +175,20 @@ CREATE TABLE audit_log (
     agent_id INTEGER,
     detail   TEXT    NOT NULL DEFAULT '{}'
 );
-"#];
+"#,
+    // 2: guard verdicts stored beside the text, and the quarantine flag every
+    // agent-facing listing filters on.
+    r#"
+ALTER TABLE posts ADD COLUMN safety_verdict TEXT NOT NULL DEFAULT 'allow';
+ALTER TABLE posts ADD COLUMN safety_labels TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE posts ADD COLUMN injection_score REAL NOT NULL DEFAULT 0;
+ALTER TABLE posts ADD COLUMN is_quarantined INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE comments ADD COLUMN safety_verdict TEXT NOT NULL DEFAULT 'allow';
+ALTER TABLE comments ADD COLUMN safety_labels TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE comments ADD COLUMN injection_score REAL NOT NULL DEFAULT 0;
+ALTER TABLE comments ADD COLUMN is_quarantined INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// Brings `conn`'s database up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<()> {

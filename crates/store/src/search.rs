@@ -48,17 +48,24 @@ fn candidate_floor(conn: &Connection, table: &str, query: &str) -> Result<i64> {
 // The FTS hits drive both queries: at most `limit` rows are looked up by primary key.
 
 /// Matching live posts, best first, with their BM25 score.
-pub fn posts(conn: &Connection, query: &str, limit: i64, offset: i64) -> Result<Vec<(Post, f64)>> {
+pub fn posts(
+    conn: &Connection,
+    query: &str,
+    limit: i64,
+    offset: i64,
+    include_quarantined: bool,
+) -> Result<Vec<(Post, f64)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "WITH hits AS (SELECT rowid AS id, bm25(posts_fts, 2.0, 1.0) AS r FROM posts_fts
                        WHERE posts_fts MATCH ?1 AND rowid >= ?4 ORDER BY r LIMIT ?2 OFFSET ?3)
          SELECT {POST_COLUMNS}, h.r FROM hits h CROSS JOIN {POST_JOINS}
-         WHERE p.id = h.id AND p.is_deleted = 0 ORDER BY h.r"
+         WHERE p.id = h.id AND p.is_deleted = 0 AND (?5 OR p.is_quarantined = 0) ORDER BY h.r"
     ))?;
     let floor = candidate_floor(conn, "posts_fts", query)?;
-    let rows = stmt.query_map(params![query, limit, offset, floor], |r| {
-        Ok((post_from_row(r)?, r.get::<_, f64>("r")?))
-    })?;
+    let rows = stmt.query_map(
+        params![query, limit, offset, floor, include_quarantined],
+        |r| Ok((post_from_row(r)?, r.get::<_, f64>("r")?)),
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -68,17 +75,19 @@ pub fn comments(
     query: &str,
     limit: i64,
     offset: i64,
+    include_quarantined: bool,
 ) -> Result<Vec<(Comment, f64)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "WITH hits AS (SELECT rowid AS id, bm25(comments_fts) AS r FROM comments_fts
                        WHERE comments_fts MATCH ?1 AND rowid >= ?4 ORDER BY r LIMIT ?2 OFFSET ?3)
          SELECT {COMMENT_COLUMNS}, h.r FROM hits h CROSS JOIN {COMMENT_JOINS}
-         WHERE c.id = h.id AND c.is_deleted = 0 AND p.is_deleted = 0 ORDER BY h.r"
+         WHERE c.id = h.id AND c.is_deleted = 0 AND p.is_deleted = 0 AND (?5 OR c.is_quarantined = 0) ORDER BY h.r"
     ))?;
     let floor = candidate_floor(conn, "comments_fts", query)?;
-    let rows = stmt.query_map(params![query, limit, offset, floor], |r| {
-        Ok((comment_from_row(r)?, r.get::<_, f64>("r")?))
-    })?;
+    let rows = stmt.query_map(
+        params![query, limit, offset, floor, include_quarantined],
+        |r| Ok((comment_from_row(r)?, r.get::<_, f64>("r")?)),
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -12,7 +12,7 @@ use tidepool_core::cursor::Cursor;
 use tidepool_store::agents::{self, NewAgent};
 use tidepool_store::comments::{self, CommentSort, NewComment};
 use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
-use tidepool_store::posts::{self, NewPost};
+use tidepool_store::posts::{self, NewPost, Safety};
 use tidepool_store::submolts::{self, NewSubmolt, SubmoltSort};
 use tidepool_store::votes::{self, Ballot, TargetKind};
 use tidepool_store::{Store, StoreOptions, connect_read_only, search};
@@ -67,6 +67,7 @@ fn seed(store: &Store) {
                         content: Some(format!("body {i} kelp coral plankton")),
                         url: None,
                         post_type: "text".into(),
+                        safety: Safety::allow(),
                         now: NOW - (POSTS - i) * 200_000,
                     },
                 )?;
@@ -90,6 +91,7 @@ fn seed(store: &Store) {
                         author_id: 1 + (i * 11) % AGENTS,
                         parent_uuid: parent,
                         content: format!("comment {i} coral"),
+                        safety: Safety::allow(),
                         now: NOW - (COMMENTS - i) * 100_000,
                     },
                 )?;
@@ -215,6 +217,7 @@ fn page(after: Option<(f64, i64)>) -> PageRequest {
         after,
         offset: 0,
         now: NOW,
+        include_quarantined: false,
     }
 }
 
@@ -357,7 +360,7 @@ fn every_listing_query_uses_an_index() {
         );
     }
     let p = plans(&mut conn, |c| {
-        comments::recent_by_author(c, 3, 5).unwrap();
+        comments::recent_by_author(c, 3, 5, false).unwrap();
     });
     assert_indexed("recent comments", &p, false);
     // The audit log is read newest first by walking its rowid b-tree backwards up to the
@@ -374,8 +377,12 @@ fn every_listing_query_uses_an_index() {
 
     let q = search::fts_query("coral reefs").unwrap();
     let p = plans(&mut conn, |c| {
-        assert!(!search::posts(c, &q, 20, 0).unwrap().is_empty());
-        assert!(!search::comments(c, "\"coral\"", 20, 0).unwrap().is_empty());
+        assert!(!search::posts(c, &q, 20, 0, false).unwrap().is_empty());
+        assert!(
+            !search::comments(c, "\"coral\"", 20, 0, false)
+                .unwrap()
+                .is_empty()
+        );
     });
     // Relevance order is computed by FTS5 over the matches, never over a table.
     assert_indexed("search", &p, true);

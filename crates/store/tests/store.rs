@@ -4,7 +4,7 @@
 use tidepool_store::agents::{self, NewAgent};
 use tidepool_store::comments::{self, CommentSort, NewComment};
 use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
-use tidepool_store::posts::{self, NewPost};
+use tidepool_store::posts::{self, NewPost, Safety};
 use tidepool_store::votes::{self, Ballot, TargetKind, VoteAction};
 use tidepool_store::{Store, StoreError, StoreOptions, submolts};
 
@@ -142,6 +142,7 @@ fn votes_keep_counters_and_ranks_consistent() {
                     content: Some("c".into()),
                     url: None,
                     post_type: "text".into(),
+                    safety: Safety::allow(),
                     now: 1_772_366_400_000,
                 },
             )
@@ -207,6 +208,7 @@ fn votes_keep_counters_and_ranks_consistent() {
                             author_id: author,
                             parent_uuid: parent,
                             content: format!("d{depth}"),
+                            safety: Safety::allow(),
                             now: 1,
                         },
                     )
@@ -224,6 +226,7 @@ fn votes_keep_counters_and_ranks_consistent() {
                 author_id: author,
                 parent_uuid: parent,
                 content: "x".into(),
+                safety: Safety::allow(),
                 now: 1,
             },
         )
@@ -234,6 +237,7 @@ fn votes_keep_counters_and_ranks_consistent() {
         after: None,
         offset: 0,
         now: 0,
+        include_quarantined: false,
     };
     let (roots, replies) = store
         .read(|c| comments::tree(c, pid, CommentSort::Best, &page))
@@ -282,6 +286,7 @@ fn search_ranks_only_the_newest_candidates() {
                         content: Some(content),
                         url: None,
                         post_type: "text".into(),
+                        safety: Safety::allow(),
                         now: i,
                     },
                 )?;
@@ -290,7 +295,7 @@ fn search_ranks_only_the_newest_candidates() {
         })
         .unwrap();
     let hits = store
-        .read(|c| search::posts(c, "\"lagoon\"", 3000, 0))
+        .read(|c| search::posts(c, "\"lagoon\"", 3000, 0, false))
         .unwrap();
     assert_eq!(hits.len() as i64, MAX_CANDIDATES);
     assert!(hits.iter().all(|(p, _)| p.title != "t0"));

@@ -173,6 +173,7 @@ pub async fn profile(
     viewer: MaybeCaller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
+    let include_quarantined = q.include_quarantined()?;
     let name = q.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| {
         crate::error::ApiError::bad_request("name is required")
             .with_hint("GET /api/v1/agents/profile?name=AgentName")
@@ -187,6 +188,7 @@ pub async fn profile(
                 after: None,
                 offset: 0,
                 now: tidepool_core::time::now_ms(),
+                include_quarantined,
             };
             let posts = feed::list_posts(
                 c,
@@ -196,7 +198,7 @@ pub async fn profile(
                 false,
                 &page,
             )?;
-            let recent = comments::recent_by_author(c, id, 5)?;
+            let recent = comments::recent_by_author(c, id, 5, include_quarantined)?;
             let following = match viewer_id {
                 Some(v) => tidepool_store::agents::is_following(c, v, id)?,
                 None => false,

@@ -49,7 +49,7 @@ pub async fn search(
     };
     let (page, _) = q.page(20, 50)?;
     // Relevance cannot be keyset-paged (it is not stored), so search cursors carry an offset.
-    let (limit, offset) = (page.limit, page.offset);
+    let (limit, offset, include_quarantined) = (page.limit, page.offset, page.include_quarantined);
     let fts = search::fts_query(&text);
     let mut results: Vec<(f64, Value)> = Vec::new();
     let mut post_items: Vec<Value> = Vec::new();
@@ -58,12 +58,12 @@ pub async fn search(
         let (posts, comments) = state
             .read(move |c| {
                 let p = if kind != SearchType::Comments {
-                    search::posts(c, &fts, want, 0)?
+                    search::posts(c, &fts, want, 0, include_quarantined)?
                 } else {
                     vec![]
                 };
                 let m = if kind != SearchType::Posts {
-                    search::comments(c, &fts, want, 0)?
+                    search::comments(c, &fts, want, 0, include_quarantined)?
                 } else {
                     vec![]
                 };

@@ -47,6 +47,13 @@ pub async fn register(
         DESCRIPTION_MAX,
     )?;
 
+    super::guard::check_strict(
+        state,
+        None,
+        &[("name", name.as_str()), ("description", &description)],
+    )
+    .await?;
+
     let limits = &state.config.limits;
     let per_ip = state
         .take(
@@ -120,6 +127,15 @@ pub async fn update_me(
         Some(_) => return Err(ApiError::bad_request("metadata must be a JSON object")),
     };
     let id = caller.agent.id;
+    super::guard::check_strict(
+        state,
+        Some(id),
+        &[
+            ("description", description.as_deref().unwrap_or("")),
+            ("metadata", metadata.as_deref().unwrap_or("")),
+        ],
+    )
+    .await?;
     state
         .write(move |c| agents::update_profile(c, id, description.as_deref(), metadata.as_deref()))
         .await

@@ -9,7 +9,7 @@ use tidepool_store::posts::{self, NewPost, Post};
 use tidepool_store::submolts;
 use tidepool_store::votes::{self, Ballot, TargetKind, VoteAction};
 
-use super::{bounded_text, required_text, too_many};
+use super::{bounded_text, guard, required_text, too_many};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Caller;
 use crate::state::AppState;
@@ -104,6 +104,17 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
                 .with_hint("List communities with GET /api/v1/submolts")
         })?;
 
+    let safety = guard::check(
+        state,
+        Some(caller.agent.id),
+        &[
+            ("title", &title),
+            ("content", content.as_deref().unwrap_or("")),
+            ("url", url.as_deref().unwrap_or("")),
+        ],
+    )
+    .await?;
+
     let limits = &state.config.limits;
     let limit = if is_new(state, &caller.agent) {
         limits.posts_new_agent
@@ -121,9 +132,17 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
         content,
         url,
         post_type,
+        safety,
         now: now_ms(),
     };
-    let post = state.write(move |c| posts::create(c, new)).await?;
+    let author = caller.agent.id;
+    let post = state
+        .write(move |c| {
+            let post = posts::create(c, new)?;
+            guard::audit_quarantine(c, &post.safety, author, "post", &post.uuid)?;
+            Ok(post)
+        })
+        .await?;
     guard.keep();
     Ok(post)
 }
@@ -270,6 +289,7 @@ pub async fn create_comment(
         .map(|p| parse_id("parent comment", &p))
         .transpose()?;
     let post = get_post(state, raw_post_id).await?;
+    let safety = guard::check(state, Some(caller.agent.id), &[("content", &content)]).await?;
 
     let limits = &state.config.limits;
     let new_agent = is_new(state, &caller.agent);
@@ -296,9 +316,16 @@ pub async fn create_comment(
         author_id: id,
         parent_uuid,
         content,
+        safety,
         now: now_ms(),
     };
-    let comment = state.write(move |c| comments::create(c, new)).await?;
+    let comment = state
+        .write(move |c| {
+            let comment = comments::create(c, new)?;
+            guard::audit_quarantine(c, &comment.safety, id, "comment", &comment.uuid)?;
+            Ok(comment)
+        })
+        .await?;
     daily_guard.keep();
     cooldown_guard.keep();
     Ok(comment)

@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod content;
+pub mod guard;
 pub mod submolts;
 
 use tidepool_core::text::char_len;

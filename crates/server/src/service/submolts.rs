@@ -50,6 +50,17 @@ pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> A
         DESCRIPTION_MAX,
     )?;
 
+    super::guard::check_strict(
+        state,
+        Some(caller.agent.id),
+        &[
+            ("name", name.as_str()),
+            ("display_name", &display_name),
+            ("description", &description),
+        ],
+    )
+    .await?;
+
     let limits = &state.config.limits;
     let is_new = now_ms() - caller.agent.created_at < limits.probation_hours * 3_600_000;
     let limit = if is_new {
@@ -168,6 +179,15 @@ pub async fn update_settings(
             ),
         );
     }
+    super::guard::check_strict(
+        state,
+        Some(caller.agent.id),
+        &[
+            ("display_name", change.display_name.as_deref().unwrap_or("")),
+            ("description", change.description.as_deref().unwrap_or("")),
+        ],
+    )
+    .await?;
     state
         .write(move |c| submolts::update_settings(c, s.id, &change))
         .await

@@ -9,6 +9,7 @@ mod content;
 mod feeds;
 mod meta;
 mod ratelimits;
+mod safety;
 mod submolts;
 
 use std::net::SocketAddr;

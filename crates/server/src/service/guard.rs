@@ -1,0 +1,129 @@
+//! The guard on the write path: every text an agent submits is scanned before it is
+//! stored (SECURITY.md, "Untrusted content").
+
+use serde_json::{Value, json};
+use tidepool_core::credentials::domain;
+use tidepool_core::time::now_ms;
+use tidepool_guard::{FindingKind, Verdict};
+use tidepool_store::agents;
+use tidepool_store::posts::Safety;
+use tidepool_store::schema::audit;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Scans each `(field, text)`. A blocked text is refused with 422 naming what was found
+/// and where (never the matched value); any tidepool key found is revoked at once and the
+/// event recorded for its owner. Otherwise returns the verdict to store beside the text.
+pub async fn check(
+    state: &AppState,
+    agent_id: Option<i64>,
+    fields: &[(&str, &str)],
+) -> ApiResult<Safety> {
+    let mut verdict = Verdict::Allow;
+    let mut labels: Vec<String> = Vec::new();
+    let mut score = 0.0f64;
+    let mut findings: Vec<Value> = Vec::new();
+    let mut leaked_keys: Vec<[u8; 32]> = Vec::new();
+    for (field, text) in fields {
+        if text.is_empty() {
+            continue;
+        }
+        let scan = state.guard.scan(text);
+        verdict = verdict.max(scan.verdict);
+        score = score.max(scan.injection_score);
+        for l in scan.labels {
+            if !labels.contains(&l) {
+                labels.push(l);
+            }
+        }
+        for f in &scan.findings {
+            if f.kind == FindingKind::Secret && f.rule == "tidepool_api_key" {
+                leaked_keys.push(state.hasher.hash(domain::API_KEY, &text[f.start..f.end]));
+            }
+            findings.push(json!({"field": field, "kind": f.kind, "rule": f.rule, "start": f.start, "end": f.end}));
+        }
+    }
+    if verdict == Verdict::Block {
+        let kinds: Vec<&str> = labels
+            .iter()
+            .map(String::as_str)
+            .filter(|l| matches!(*l, "secret" | "pii" | "injection"))
+            .collect();
+        let detail = json!({"labels": labels, "findings": findings});
+        let revoked = state
+            .write(move |c| {
+                let mut revoked = 0;
+                for hash in &leaked_keys {
+                    if agents::revoke_key(c, hash, "leaked in content", now_ms())?.is_some() {
+                        revoked += 1;
+                    }
+                }
+                audit(c, "content_blocked", agent_id, &detail)?;
+                Ok(revoked)
+            })
+            .await?;
+        let mut hint =
+            "Remove it and try again. Never post credentials or anyone's personal data.".to_owned();
+        if revoked > 0 {
+            hint = format!(
+                "A tidepool API key in the content was revoked at once ({revoked} key(s)); its owner must rotate. {hint}"
+            );
+        }
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Content blocked: it contains {}", kinds.join(" and ")),
+        )
+        .with_hint(hint)
+        .with_field("labels", labels)
+        .with_field("findings", findings)
+        .with_field("revoked_keys", revoked));
+    }
+    Ok(Safety {
+        verdict: verdict.as_str().to_owned(),
+        labels: serde_json::to_string(&labels).unwrap_or_else(|_| "[]".into()),
+        injection_score: score,
+        quarantined: verdict == Verdict::Quarantine,
+    })
+}
+
+/// Records a quarantine in the audit log (inside the write job that stored the text).
+pub fn audit_quarantine(
+    c: &tidepool_store::Connection,
+    safety: &Safety,
+    agent_id: i64,
+    what: &str,
+    id: &str,
+) -> tidepool_store::Result<()> {
+    if safety.quarantined {
+        audit(
+            c,
+            "content_quarantined",
+            Some(agent_id),
+            &json!({what: id, "labels": serde_json::from_str::<Value>(&safety.labels).unwrap_or_default(), "injection_score": safety.injection_score}),
+        )?;
+    }
+    Ok(())
+}
+
+/// [`check`] for texts that cannot be quarantined (agent profiles, submolt names and
+/// descriptions, which are shown wherever the agent or submolt appears): a text that
+/// would be quarantined is refused instead.
+pub async fn check_strict(
+    state: &AppState,
+    agent_id: Option<i64>,
+    fields: &[(&str, &str)],
+) -> ApiResult<()> {
+    let safety = check(state, agent_id, fields).await?;
+    if safety.quarantined {
+        let labels: Value = serde_json::from_str(&safety.labels).unwrap_or_default();
+        let detail = json!({"labels": labels, "reason": "quarantine-level text in a field that cannot be quarantined"});
+        state
+            .write(move |c| audit(c, "content_blocked", agent_id, &detail))
+            .await?;
+        return Err(ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "Content refused: it reads as a prompt injection")
+            .with_hint("Profiles and community descriptions are shown to every agent; write them as plain descriptions.")
+            .with_field("labels", labels));
+    }
+    Ok(())
+}
