@@ -149,7 +149,7 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_official_notice",
         FakeSystem,
-        r"\b(?:official|urgent|important|mandatory|critical)?\s*(?:message|notice|announcement|update|alert|directive|memo|bulletin) (?:from|by) (?:the )?(?:moltbook|tidepool|openai|anthropic|admins?|administrators?|moderators?|developers?|platform|security team|staff|core team|team)\b",
+        r"\b(?:official|urgent|important|mandatory|critical)?\s*(?:message|notice|announcement|update|alert|directive|memo|bulletin) (?:from|by) (?:(?:the|our|your) )*(?:(?:site|platform|moltbook|tidepool) )?(?:moltbook|tidepool|openai|anthropic|admins?|administrators?|moderators?|developers?|platform|security team|staff|core team|team)\b",
     ),
     r(
         "en_platform_requires",

@@ -252,6 +252,64 @@ fn decoded_segments(clean: &str) -> Vec<(&'static str, usize, usize, String)> {
     out
 }
 
+/// Most windows scored per text.
+const MAX_WINDOWS: usize = 6;
+
+/// Features of the sentence window (the sentence before, the one with the hit, the one
+/// after) around each attack hit, for texts long enough for a window to differ.
+fn attack_windows(folded: &str, hits: &[Hit], carriers: Carriers) -> Vec<model::Features> {
+    if folded.len() < 80 {
+        return Vec::new();
+    }
+    let boundaries: Vec<usize> = folded
+        .char_indices()
+        .filter(|&(i, c)| {
+            matches!(c, '.' | '!' | '?' | '\n' | '。' | '！' | '？')
+                && folded[i + c.len_utf8()..].starts_with([' ', '\n'])
+        })
+        .map(|(i, c)| i + c.len_utf8())
+        .collect();
+    let mut out: Vec<model::Features> = Vec::new();
+    let mut done: Vec<(usize, usize)> = Vec::new();
+    for h in hits.iter().filter(|h| h.rule.category.is_attack()) {
+        let before: Vec<usize> = boundaries
+            .iter()
+            .copied()
+            .filter(|&b| b <= h.start)
+            .collect();
+        let start = if before.len() >= 2 {
+            before[before.len() - 2]
+        } else {
+            0
+        };
+        let end = boundaries
+            .iter()
+            .copied()
+            .filter(|&b| b >= h.end)
+            .nth(1)
+            .unwrap_or(folded.len());
+        if (start, end) == (0, folded.len())
+            || done.contains(&(start, end))
+            || out.len() >= MAX_WINDOWS
+        {
+            continue;
+        }
+        done.push((start, end));
+        let window = &folded[start..end];
+        let inside: Vec<Hit> = hits
+            .iter()
+            .filter(|x| x.start >= start && x.end <= end)
+            .map(|x| Hit {
+                rule: x.rule,
+                start: x.start - start,
+                end: x.end - start,
+            })
+            .collect();
+        out.push(model::features(window, &inside, carriers));
+    }
+    out
+}
+
 fn attack_hits(text: &str) -> Vec<Hit> {
     injection::hits(&normalize::normalize(text).folded.text)
         .into_iter()
@@ -281,7 +339,7 @@ impl Guard {
         self.analyse(text).0
     }
 
-    fn analyse(&self, text: &str) -> (model::Features, Vec<Finding>) {
+    fn analyse(&self, text: &str) -> (model::Features, Vec<Finding>, Vec<model::Features>) {
         let norm = normalize::normalize(text);
         let mut findings: Vec<Finding> = Vec::new();
         let mut carriers = Carriers::default();
@@ -394,14 +452,20 @@ impl Guard {
             });
         }
         let features = model::features(&norm.folded.text, &hits, carriers);
+        let windows = attack_windows(&norm.folded.text, &hits, carriers);
         findings.sort_by_key(|f| (f.start, f.end));
-        (features, findings)
+        (features, findings, windows)
     }
 
     /// Scans one text.
     pub fn scan(&self, text: &str) -> Scan {
-        let (features, findings) = self.analyse(text);
-        let score = self.model.score(&features);
+        let (features, findings, windows) = self.analyse(text);
+        // The text's score, or the score of the sentences around an attack if higher:
+        // surrounding an attack with harmless sentences must not dilute it.
+        let score = windows
+            .iter()
+            .map(|w| self.model.score(w))
+            .fold(self.model.score(&features), f32::max);
         let p = &self.policy;
         let mut verdict = Verdict::Allow;
         let mut labels: Vec<String> = Vec::new();

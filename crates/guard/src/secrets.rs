@@ -471,17 +471,24 @@ struct Compiled {
     rules: Vec<(Regex, &'static Rule)>,
 }
 
+/// A pattern without its trailing `\b`: keys may end in `-` or `_`, where `\b` would not
+/// match. [`find`] instead refuses a match that runs on into a longer token.
+fn open_ended(pattern: &str) -> String {
+    pattern.strip_suffix(r"\b").unwrap_or(pattern).to_owned()
+}
+
 fn compiled() -> &'static Compiled {
     static C: OnceLock<Compiled> = OnceLock::new();
     C.get_or_init(|| {
         // The patterns are constants checked by the tests; a bad one is a programming error.
-        let set = RegexSet::new(RULES.iter().map(|r| r.pattern))
+        let set = RegexSet::new(RULES.iter().map(|r| open_ended(r.pattern)))
             .unwrap_or_else(|e| panic!("secret rules: {e}"));
         let rules = RULES
             .iter()
             .map(|r| {
                 (
-                    Regex::new(r.pattern).unwrap_or_else(|e| panic!("{}: {e}", r.name)),
+                    Regex::new(&open_ended(r.pattern))
+                        .unwrap_or_else(|e| panic!("{}: {e}", r.name)),
                     r,
                 )
             })
@@ -728,7 +735,13 @@ pub fn find(text: &str) -> Vec<SecretMatch> {
         for caps in re.captures_iter(text) {
             let Some(whole) = caps.get(0) else { continue };
             let value = caps.name("v").unwrap_or(whole);
-            if !check(rule, whole.as_str(), value.as_str()) {
+            // The format's fixed length ended inside a longer token: not this format.
+            let runs_on = text[whole.end()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                && rule.pattern.ends_with(r"\b");
+            if runs_on || !check(rule, whole.as_str(), value.as_str()) {
                 continue;
             }
             let (start, end) = (value.start(), value.end());
@@ -915,6 +928,9 @@ mod tests {
             (format!("https://hooks.slack.com/services/T024BE7LD/B01ABCDEF12/{}", rnd(29, 24, B62)), "slack_webhook"),
             (format!("private key: 0x{}", rnd(30, 64, HEX)), "ethereum_private_key"),
             (format!("AGE-SECRET-KEY-1{}", rnd(31, 58, up)), "age_secret_key"),
+            // Keys whose last character is not a word character.
+            (format!("token={}:AA{}-", rnd(32, 10, "0123456789"), rnd(33, 32, url)), "telegram_bot_token"),
+            (format!("AIza{}_", rnd(34, 34, url)), "google_api_key"),
         ];
         for (text, rule) in &cases {
             assert!(
@@ -965,6 +981,8 @@ mod tests {
             "Token: 0x2E94A72e7b97d7527192E238A7d4e50F9FAA37e0",
             "token: `jpu7AbZTut1saHarZc7PSgestsozoPY2jmu7eZLBAGS`",
             "sk-proj-...",
+            // A fixed-length format inside a longer token is not that format.
+            "AKIAZ3MHQK7VY2XGLT4NQ7XPLM8R2",
         ] {
             assert!(
                 rules(text).is_empty(),
