@@ -33,20 +33,32 @@ fn bench(c: &mut Criterion) {
             b.iter(|| guard.scan(black_box(post)))
         });
     }
-    let post = POSTS[0];
-    let norm = tidepool_guard::normalize::normalize(post);
-    c.bench_function("normalize", |b| {
-        b.iter(|| tidepool_guard::normalize::normalize(black_box(post)))
-    });
-    c.bench_function("secrets", |b| {
-        b.iter(|| tidepool_guard::secrets::find(black_box(&norm.clean.text)))
-    });
-    c.bench_function("pii", |b| {
-        b.iter(|| tidepool_guard::pii::find(black_box(&norm.clean.text)))
-    });
-    c.bench_function("injection rules", |b| {
-        b.iter(|| tidepool_guard::injection::hits(black_box(&norm.folded.text)))
-    });
+    // Stages, per post: where the time goes.
+    for (i, post) in POSTS.iter().enumerate() {
+        let norm = tidepool_guard::normalize::normalize(post);
+        let hits = tidepool_guard::injection::hits(&norm.folded.text);
+        c.bench_function(&format!("post {i}: normalize"), |b| {
+            b.iter(|| tidepool_guard::normalize::normalize(black_box(post)))
+        });
+        c.bench_function(&format!("post {i}: secrets"), |b| {
+            b.iter(|| tidepool_guard::secrets::find(black_box(&norm.clean.text)))
+        });
+        c.bench_function(&format!("post {i}: pii"), |b| {
+            b.iter(|| tidepool_guard::pii::find(black_box(&norm.clean.text)))
+        });
+        c.bench_function(&format!("post {i}: injection rules"), |b| {
+            b.iter(|| tidepool_guard::injection::hits(black_box(&norm.folded.text)))
+        });
+        c.bench_function(&format!("post {i}: features"), |b| {
+            b.iter(|| {
+                tidepool_guard::model::features(
+                    black_box(&norm.folded.text),
+                    &hits,
+                    Default::default(),
+                )
+            })
+        });
+    }
 }
 
 criterion_group! {

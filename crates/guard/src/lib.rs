@@ -205,11 +205,16 @@ fn decoded_segments(clean: &str) -> Vec<(&'static str, usize, usize, String)> {
     let c = carrier_patterns();
     let mut out = Vec::new();
     // Every encoding below needs a long unbroken token, or percent signs.
+    // (Encoded text always mixes case or digits; long hyphenated words do not.)
     let long_token = clean
         .split(|ch: char| {
             !(ch.is_ascii_alphanumeric() || matches!(ch, '+' | '/' | '=' | '_' | '-'))
         })
-        .any(|t| t.len() >= 24);
+        .any(|t| {
+            t.len() >= 24
+                && t.bytes()
+                    .any(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        });
     if !long_token && !clean.contains('%') {
         return out;
     }

@@ -38,8 +38,10 @@ struct Patterns {
     ca_sin: Regex,
 }
 
+/// Patterns are ASCII, so their word boundaries are too: Unicode `\b` would push the
+/// regex engine off its fast paths.
 fn re(p: &str) -> Regex {
-    Regex::new(p).unwrap_or_else(|e| panic!("pii pattern {p}: {e}"))
+    Regex::new(&p.replace(r"\b", r"(?-u:\b)")).unwrap_or_else(|e| panic!("pii pattern {p}: {e}"))
 }
 
 fn patterns() -> &'static Patterns {
@@ -399,6 +401,43 @@ fn phone_plausible(s: &str, text: &str, start: usize, end: usize) -> bool {
     !looks_like_date && !s.contains(':')
 }
 
+/// The longest run of digit groups joined by single separators, in digits and groups.
+struct DigitRuns {
+    most_digits: usize,
+    most_groups: usize,
+}
+
+fn digit_runs(text: &str) -> DigitRuns {
+    let (mut digits, mut groups, mut most_digits, mut most_groups) = (0, 0, 0, 0);
+    let mut in_group = false;
+    // Separators in a row: ") " in "(415) 555-2671" is two.
+    let mut seps = 0;
+    for b in text.bytes() {
+        if b.is_ascii_digit() {
+            if !in_group {
+                groups += 1;
+            }
+            digits += 1;
+            in_group = true;
+            seps = 0;
+        } else if matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'/')
+            && seps < 2
+            && (digits > 0 || b == b'(')
+        {
+            in_group = false;
+            seps += 1;
+        } else {
+            (digits, groups, in_group, seps) = (0, 0, false, 0);
+        }
+        most_digits = most_digits.max(digits);
+        most_groups = most_groups.max(groups);
+    }
+    DigitRuns {
+        most_digits,
+        most_groups,
+    }
+}
+
 /// Every piece of personal data in `text`.
 pub fn find(text: &str) -> Vec<PiiMatch> {
     let p = patterns();
@@ -410,6 +449,9 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
     };
     let has_at = text.contains('@');
     let digit_count = text.bytes().filter(u8::is_ascii_digit).count();
+    let runs = digit_runs(text);
+    let lower = text.to_ascii_lowercase();
+    let mentions = |words: &[&str]| words.iter().any(|w| lower.contains(w));
     if has_at {
         for m in p.email.find_iter(text) {
             // A handle before an @ that is part of a URL path or a package scope is not an address.
@@ -421,7 +463,8 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
         }
     }
     if digit_count >= 6 {
-        for m in p.card.find_iter(text) {
+        // Card numbers have 13 or more digits in one run of digit groups.
+        for m in p.card.find_iter(text).filter(|_| runs.most_digits >= 13) {
             let ds = digits(m.as_str());
             if (13..=19).contains(&ds.len())
                 && luhn(&ds)
@@ -436,14 +479,18 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
                 push("iban", m.start(), m.end(), &mut out);
             }
         }
-        for c in p.ssn.captures_iter(text) {
+        for c in p.ssn.captures_iter(text).filter(|_| runs.most_digits >= 9) {
             if let (Some(m), Some(a), Some(g), Some(s)) = (c.get(0), c.get(1), c.get(2), c.get(3))
                 && ssn_valid(a.as_str(), g.as_str(), s.as_str())
             {
                 push("us_ssn", m.start(), m.end(), &mut out);
             }
         }
-        for c in p.ssn_context.captures_iter(text) {
+        for c in p
+            .ssn_context
+            .captures_iter(text)
+            .filter(|_| mentions(&["ssn", "social security"]))
+        {
             if let Some(m) = c.get(1) {
                 let s = m.as_str();
                 if ssn_valid(&s[..3], &s[3..5], &s[5..]) {
@@ -464,42 +511,58 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
                 push("it_codice_fiscale", m.start(), m.end(), &mut out);
             }
         }
-        for m in p.br_cpf.find_iter(text) {
+        for m in p.br_cpf.find_iter(text).filter(|_| runs.most_digits >= 11) {
             if cpf_valid(&digits(m.as_str())) {
                 push("br_cpf", m.start(), m.end(), &mut out);
             }
         }
-        for m in p.in_aadhaar.find_iter(text) {
+        for m in p
+            .in_aadhaar
+            .find_iter(text)
+            .filter(|_| runs.most_digits >= 12)
+        {
             let ds = digits(m.as_str());
             if ds.len() == 12 && verhoeff(&ds) && m.as_str().contains([' ', '-']) {
                 push("in_aadhaar", m.start(), m.end(), &mut out);
             }
         }
-        for m in p.cn_id.find_iter(text) {
+        for m in p.cn_id.find_iter(text).filter(|_| runs.most_digits >= 17) {
             if cn_id_valid(m.as_str()) {
                 push("cn_resident_id", m.start(), m.end(), &mut out);
             }
         }
-        for m in p.fr_nir.find_iter(text) {
+        for m in p.fr_nir.find_iter(text).filter(|_| runs.most_digits >= 13) {
             if nir_valid(m.as_str()) {
                 push("fr_nir", m.start(), m.end(), &mut out);
             }
         }
-        for c in p.nl_bsn.captures_iter(text) {
+        for c in p
+            .nl_bsn
+            .captures_iter(text)
+            .filter(|_| mentions(&["bsn", "burgerservicenummer"]))
+        {
             if let Some(m) = c.get(1)
                 && eleven_proof(&digits(m.as_str()))
             {
                 push("nl_bsn", m.start(), m.end(), &mut out);
             }
         }
-        for c in p.de_taxid.captures_iter(text) {
+        for c in p
+            .de_taxid
+            .captures_iter(text)
+            .filter(|_| mentions(&["steuer", "tax id", "idnr"]))
+        {
             if let Some(m) = c.get(1)
                 && de_taxid_valid(&digits(m.as_str()))
             {
                 push("de_tax_id", m.start(), m.end(), &mut out);
             }
         }
-        for c in p.ca_sin.captures_iter(text) {
+        for c in p
+            .ca_sin
+            .captures_iter(text)
+            .filter(|_| mentions(&["sin", "social insurance"]))
+        {
             if let Some(m) = c.get(1) {
                 let ds = digits(m.as_str());
                 if ds.len() == 9 && luhn(&ds) {
@@ -507,7 +570,16 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
                 }
             }
         }
-        for re in [&p.phone_intl, &p.phone_nanp, &p.phone_national] {
+        // Phone numbers have a + or at least three digit groups ("415 555 2671").
+        let phones = if runs.most_groups >= 3 || text.contains('+') {
+            3
+        } else {
+            0
+        };
+        for re in [&p.phone_intl, &p.phone_nanp, &p.phone_national]
+            .into_iter()
+            .take(phones)
+        {
             for c in re.captures_iter(text) {
                 if let Some(m) = c.get(1)
                     && phone_plausible(m.as_str(), text, m.start(), m.end())

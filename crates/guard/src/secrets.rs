@@ -669,16 +669,23 @@ fn mixed(v: &str) -> bool {
 }
 
 /// Longest run of characters that can make up a credential.
+/// Longest run of characters that can make up a credential and that looks random (has a
+/// digit or an uppercase letter: a random 16-character base62 string lacks both with
+/// probability about one in a million, while hyphenated words lack both always).
 fn longest_token(text: &str) -> usize {
-    let (mut best, mut run) = (0, 0);
+    let (mut best, mut run, mut random) = (0, 0, false);
     for b in text.bytes() {
         if b.is_ascii_alphanumeric()
             || matches!(b, b'_' | b'-' | b'+' | b'/' | b'=' | b'.' | b'$' | b':')
         {
             run += 1;
-            best = best.max(run);
+            random |= b.is_ascii_digit() || b.is_ascii_uppercase();
+            if random {
+                best = best.max(run);
+            }
         } else {
             run = 0;
+            random = false;
         }
     }
     best
@@ -765,8 +772,33 @@ pub fn find(text: &str) -> Vec<SecretMatch> {
     out
 }
 
-fn bip39_words() -> &'static std::collections::HashSet<&'static str> {
-    static W: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+/// FNV-1a: the BIP39 look-up runs for every word of every text, and the words are our
+/// own constants, so a fast non-keyed hash is safe here.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type WordSet = std::collections::HashSet<&'static str, std::hash::BuildHasherDefault<Fnv>>;
+
+fn bip39_words() -> &'static WordSet {
+    static W: OnceLock<WordSet> = OnceLock::new();
     W.get_or_init(|| {
         bip39::Language::English
             .word_list()
