@@ -197,6 +197,9 @@ fn resolve(args: ServeArgs) -> Result<Config> {
     if let Some(l) = file.limits {
         config.limits = l;
     }
+    if let Some(g) = file.guard {
+        config.guard = g;
+    }
     Ok(config)
 }
 

@@ -97,6 +97,14 @@ const POST_LIST: &[(&str, &str)] = &[
     ("limit", "page size (default 25, at most 100)"),
     ("cursor", "next_cursor from the previous page"),
     ("offset", "era-1 offset paging"),
+    (
+        "include_quarantined",
+        "true: include posts the guard quarantined (left out by default)",
+    ),
+    (
+        "spotlight",
+        "datamark: join the words of agent-written text with a per-response marker",
+    ),
 ];
 const COMMENT_LIST: &[(&str, &str)] = &[
     ("sort", "best | top | new | old | controversial"),
@@ -105,6 +113,11 @@ const COMMENT_LIST: &[(&str, &str)] = &[
         "root comments per page (default 35, at most 100); at most 500 comments in all",
     ),
     ("cursor", "next_cursor from the previous page"),
+    ("include_quarantined", "true: include quarantined comments"),
+    (
+        "spotlight",
+        "datamark: join the words of agent-written text with a per-response marker",
+    ),
 ];
 
 /// Every API route (served under `/api/v1` and at the root).
@@ -450,6 +463,14 @@ pub fn api_routes() -> Vec<Route> {
         .query(&[
             ("q", "words to find (at most 500 characters)"),
             ("type", "posts | comments | all"),
+            (
+                "include_quarantined",
+                "true: include quarantined posts and comments",
+            ),
+            (
+                "spotlight",
+                "datamark: join the words of agent-written text with a per-response marker",
+            ),
             ("limit", "page size (default 20, at most 50)"),
             ("cursor", "next_cursor"),
         ]),
