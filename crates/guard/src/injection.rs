@@ -132,6 +132,11 @@ pub const RULES: &[InjectionRule] = &[
         r"\binstead,? (?:you (?:must|should|will)|do (?:the following|this|exactly))\b",
     ),
     r(
+        "en_ignore_everything",
+        Override,
+        r"\b(?:ignore|disregard|forget|discard)\b (?:everything|all|anything|what) ?(?:above|before|prior|said|written above|you(?:'ve| have) been (?:told|given)|you were told)\b|\b(?:ignore|disregard|forget) (?:the|all) (?:above|previous|preceding)(?: text| content| context)?\b",
+    ),
+    r(
         "en_no_longer_bound",
         Override,
         r"\b(?:no longer|not) (?:bound|restricted|limited) by\b",
@@ -145,7 +150,7 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_chat_tokens",
         FakeSystem,
-        r"\[/?(?:system|admin|inst|sys)\]|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id)\|?>|</?(?:system|instructions?|admin|sys)>|###\s*(?:system|instruction|new instructions)|\bbegin (?:system|admin) (?:message|prompt)\b",
+        r"\[/?(?:system|admin|inst|sys|developer|root)(?:[ _-][a-z ]{1,20})?\]|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id)\|?>|</?(?:system|instructions?|admin|sys)>|###\s*(?:system|instruction|new instructions)|\bbegin (?:system|admin) (?:message|prompt)\b",
     ),
     r(
         "en_official_notice",

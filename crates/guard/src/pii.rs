@@ -21,6 +21,7 @@ struct Patterns {
     phone_intl: Regex,
     phone_nanp: Regex,
     phone_national: Regex,
+    phone_area: Regex,
     card: Regex,
     iban: Regex,
     ssn: Regex,
@@ -51,13 +52,15 @@ fn patterns() -> &'static Patterns {
         // +CC then 6-14 more digits in groups (spaces, dots, dashes, parentheses).
         phone_intl: re(r"(?:^|[^\w+])(\+[1-9][0-9]{0,2}[\s.-]?(?:\(?[0-9]{1,4}\)?[\s.-]?){1,5}[0-9]{2,4})\b"),
         // North American: (415) 555-2671, 415-555-2671, 415.555.2671.
-        phone_nanp: re(r"(?:^|[^\w.-])(\(?[2-9][0-9]{2}\)?[\s.-][2-9][0-9]{2}[\s.-][0-9]{4})\b"),
+        phone_nanp: re(r"(?:^|[^\w.-])(\(?[0-9]{3}\)?[\s.-]?[0-9]{3}[\s.-][0-9]{4}(?:\s?(?:x|ext\.?)\s?[0-9]{1,5})?)\b"),
         // National numbers with a trunk 0: 020 7946 0958, 06 12 34 56 78, 030 12345678, 0412 345 678.
-        phone_national: re(r"(?:^|[^\w.+-])(0[1-9][0-9]{0,3}(?:[\s-][0-9]{2,4}){2,4})\b"),
+        phone_national: re(r"(?:^|[^\w.+-])((?:\(0[1-9][0-9]{0,4}\)|0[1-9][0-9]{0,4})(?:[\s-][0-9]{2,8}){1,4})\b"),
+        // Parenthesised area codes without a trunk 0: (11) 91234-5678.
+        phone_area: re(r"(?:^|[^\w])(\([1-9][0-9]{1,3}\)\s?[0-9]{4,5}[\s-]?[0-9]{4})\b"),
         card: re(r"\b(?:[0-9][ -]?){12,18}[0-9]\b"),
         iban: re(r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b"),
         ssn: re(r"\b([0-9]{3})-([0-9]{2})-([0-9]{4})\b"),
-        ssn_context: re(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b[^0-9]{0,20}([0-9]{9})\b"),
+        ssn_context: re(r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b[^0-9]{0,20}([0-9]{3}[ -]?[0-9]{2}[ -]?[0-9]{4})\b"),
         uk_nino: re(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]\b"),
         es_dni: re(r"\b(?:[0-9]{8}|[XYZ][0-9]{7})-?[A-HJ-NP-TV-Z]\b"),
         it_cf: re(r"\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b"),
@@ -492,8 +495,8 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
             .filter(|_| mentions(&["ssn", "social security"]))
         {
             if let Some(m) = c.get(1) {
-                let s = m.as_str();
-                if ssn_valid(&s[..3], &s[3..5], &s[5..]) {
+                let s: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
+                if s.len() == 9 && ssn_valid(&s[..3], &s[3..5], &s[5..]) {
                     push("us_ssn", m.start(), m.end(), &mut out);
                 }
             }
@@ -571,14 +574,19 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
             }
         }
         // Phone numbers have a + or at least three digit groups ("415 555 2671").
-        let phones = if runs.most_groups >= 3 || text.contains('+') {
-            3
+        let phones = if runs.most_groups >= 2 || text.contains('+') {
+            4
         } else {
             0
         };
-        for re in [&p.phone_intl, &p.phone_nanp, &p.phone_national]
-            .into_iter()
-            .take(phones)
+        for re in [
+            &p.phone_intl,
+            &p.phone_nanp,
+            &p.phone_national,
+            &p.phone_area,
+        ]
+        .into_iter()
+        .take(phones)
         {
             for c in re.captures_iter(text) {
                 if let Some(m) = c.get(1)
@@ -611,6 +619,14 @@ mod tests {
             ("contact: ops+alerts@example.co.uk", "email"),
             ("call +1 415 555 2671", "phone_number"),
             ("call me at (415) 555-2671", "phone_number"),
+            ("(555)123-4567", "phone_number"),
+            ("cell 555-123-4567 x204", "phone_number"),
+            ("+1-555-012-3456", "phone_number"),
+            ("mobile 07700 900123", "phone_number"),
+            ("(11) 91234-5678", "phone_number"),
+            ("tél +33 (0)1 23 45 67 89", "phone_number"),
+            ("03-1234-5678", "phone_number"),
+            ("ssn 123 45 6789", "us_ssn"),
             ("mobile +44 7911 123456", "phone_number"),
             ("tel. +49 30 12345678", "phone_number"),
             ("appelle au 06 12 34 56 78", "phone_number"),

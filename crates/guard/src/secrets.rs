@@ -32,6 +32,8 @@ enum Check {
     Base58Checksum,
     SolanaKey,
     DbUrl,
+    /// Base64 of `user:password` with a real-looking password.
+    BasicAuth,
 }
 
 struct Rule {
@@ -406,6 +408,55 @@ const RULES: &[Rule] = &[
         r"\bsk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}",
         Check::Plain,
     ),
+    rule(
+        "brevo_api_key",
+        r"\bxkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}\b",
+        Check::Plain,
+    ),
+    rule(
+        "contentful_token",
+        r"\bCFPAT-[A-Za-z0-9_-]{43}\b",
+        Check::Plain,
+    ),
+    rule("pulumi_token", r"\bpul-[a-f0-9]{40}\b", Check::Plain),
+    rule(
+        "databricks_token",
+        r"\bdapi[a-f0-9]{32}(?:-[0-9])?\b",
+        Check::Plain,
+    ),
+    rule("sonarqube_token", r"\bsq[upa]_[a-f0-9]{40}\b", Check::Plain),
+    rule("buildkite_token", r"\bbkua_[a-f0-9]{40}\b", Check::Plain),
+    rule("dropbox_token", r"\bsl\.[A-Za-z0-9_-]{130,}", Check::Plain),
+    rule(
+        "facebook_access_token",
+        r"\bEAA[B-Z][A-Za-z0-9]{80,}",
+        Check::Plain,
+    ),
+    rule(
+        "twitter_bearer_token",
+        r"\bA{20,22}[A-Za-z0-9%]{30,}",
+        Check::Plain,
+    ),
+    rule(
+        "okta_api_token",
+        r#"(?i)okta.{0,20}?(?:token|key).{0,10}?["'\s:=]+(?P<v>00[A-Za-z0-9_-]{40})\b"#,
+        Check::Plain,
+    ),
+    rule(
+        "fly_io_token",
+        r"\b(?:fo1_[A-Za-z0-9_-]{43}|FlyV1 fm[12]_[A-Za-z0-9+/=_,-]{100,})",
+        Check::Plain,
+    ),
+    rule(
+        "azure_client_secret",
+        r#"(?i)(?:azure|aad|entra|client)[ _-]?(?:client[ _-]?)?secret.{0,10}?["'\s:=]+(?P<v>[A-Za-z0-9_.-]{3,5}~[A-Za-z0-9_~.-]{30,40})"#,
+        Check::Plain,
+    ),
+    rule(
+        "basic_auth_header",
+        r"(?i)\bauthorization:\s*basic\s+(?P<v>[A-Za-z0-9+/=]{8,})",
+        Check::BasicAuth,
+    ),
     // Structured secrets.
     rule(
         "private_key_block",
@@ -451,12 +502,12 @@ const RULES: &[Rule] = &[
     // Generic assignments, last: every specific rule above wins an overlap.
     rule(
         "generic_password",
-        r#"(?i)\b(?:password|passwd|passwort|contraseña|mot de passe|senha|pwd|passcode|pass)\b["']?\s*(?:[:=]|=>|:=|\bis\b|\bwas\b)\s*["'`]?(?P<v>[^\s"'`,;]{6,64})"#,
+        r#"(?i)\b(?:[A-Za-z0-9]+[_-])*(?:password|passwd|passwort|contraseña|mot de passe|senha|pwd|passcode|pass)\b["']?\s*(?:[:=]|=>|:=|\bis\b|\bwas\b)\s*["'`]?(?P<v>[^\s"'`,;]{6,64})"#,
         Check::Password,
     ),
     rule(
         "generic_secret",
-        r#"(?i)\b(?:api[_ -]?key|apikey|api[_ -]?secret|secret[_ -]?key|client[_ -]?secret|access[_ -]?token|auth[_ -]?token|bearer[_ -]?token|private[_ -]?token|app[_ -]?secret|secret|token)\b["']?\s*(?:[:=]|=>|:=|\bis\b)\s*["'`]?(?P<v>[A-Za-z0-9_\-+/=.~]{16,200})"#,
+        r#"(?i)\b(?:[A-Za-z0-9]+[_-])*(?:api[_ -]?key|apikey|api[_ -]?secret|secret[_ -]?key|client[_ -]?secret|access[_ -]?token|auth[_ -]?token|bearer[_ -]?token|private[_ -]?token|app[_ -]?secret|secret|token)\b["']?\s*(?:[:=]|=>|:=|\bis\b)\s*["'`]?(?P<v>[A-Za-z0-9_\-+/=.~]{16,200})"#,
         Check::Entropy(3.2),
     ),
     rule(
@@ -654,6 +705,12 @@ fn check(rule: &Rule, whole: &str, value: &str) -> bool {
         Check::SolanaKey => {
             bs58::decode(whole).into_vec().is_ok_and(|b| b.len() == 64) && entropy(whole) > 4.5
         }
+        Check::BasicAuth => base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|t| t.split_once(':').map(|(_, pass)| pass.to_owned()))
+            .is_some_and(|pass| pass.len() >= 3 && !is_placeholder_value(&pass)),
         Check::DbUrl => {
             value.len() >= 3
                 && !is_placeholder_value(value)
@@ -960,6 +1017,23 @@ mod tests {
             (format!("https://hooks.slack.com/services/T024BE7LD/B01ABCDEF12/{}", rnd(29, 24, B62)), "slack_webhook"),
             (format!("private key: 0x{}", rnd(30, 64, HEX)), "ethereum_private_key"),
             (format!("AGE-SECRET-KEY-1{}", rnd(31, 58, up)), "age_secret_key"),
+            // Environment-style names and headers.
+            (format!("MY_SERVICE_TOKEN={}", rnd(35, 32, B62)), "generic_secret"),
+            (format!("STRIPE_SECRET: \"{}\"", rnd(36, 28, B62)), "generic_secret"),
+            (format!("DB_PASSWORD={}", "Zq8!vR2#mT6"), "generic_password"),
+            ("Authorization: Basic YWRtaW46czNjcjN0UGFzcw==".to_owned(), "basic_auth_header"),
+            (format!("x-api-key: {}", rnd(37, 32, B62)), "generic_secret"),
+            // More providers.
+            (format!("xkeysib-{}-{}", rnd(38, 64, HEX), rnd(39, 16, B62)), "brevo_api_key"),
+            (format!("CFPAT-{}", rnd(40, 43, url)), "contentful_token"),
+            (format!("pul-{}", rnd(41, 40, HEX)), "pulumi_token"),
+            (format!("dapi{}", rnd(42, 32, HEX)), "databricks_token"),
+            (format!("squ_{}", rnd(43, 40, HEX)), "sonarqube_token"),
+            (format!("bkua_{}", rnd(44, 40, HEX)), "buildkite_token"),
+            (format!("sl.{}", rnd(45, 135, url)), "dropbox_token"),
+            (format!("EAACEdEose0cBA{}", rnd(46, 100, B62)), "facebook_access_token"),
+            (format!("AAAAAAAAAAAAAAAAAAAAA{}", rnd(47, 80, B62)), "twitter_bearer_token"),
+            (format!("azure client secret: {}~{}", rnd(48, 3, B62), rnd(49, 36, url)), "azure_client_secret"),
             // Keys whose last character is not a word character.
             (format!("token={}:AA{}-", rnd(32, 10, "0123456789"), rnd(33, 32, url)), "telegram_bot_token"),
             (format!("AIza{}_", rnd(34, 34, url)), "google_api_key"),
@@ -1013,6 +1087,9 @@ mod tests {
             "Token: 0x2E94A72e7b97d7527192E238A7d4e50F9FAA37e0",
             "token: `jpu7AbZTut1saHarZc7PSgestsozoPY2jmu7eZLBAGS`",
             "sk-proj-...",
+            "Authorization: Basic <base64>",
+            "Authorization: Basic dXNlcjpwYXNzd29yZA==",
+            "DEBUG_TOKEN_COUNT=4096",
             // A fixed-length format inside a longer token is not that format.
             "AKIAZ3MHQK7VY2XGLT4NQ7XPLM8R2",
         ] {
