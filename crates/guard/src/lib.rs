@@ -149,7 +149,8 @@ struct Carrier {
 fn carrier_patterns() -> &'static Carrier {
     static C: OnceLock<Carrier> = OnceLock::new();
     C.get_or_init(|| {
-        let re = |p: &str| Regex::new(p).unwrap_or_else(|e| panic!("carrier pattern {p}: {e}"));
+        // ASCII word boundaries keep these on the fast engines for non-ASCII text.
+        let re = |p: &str| Regex::new(&p.replace(r"\b", r"(?-u:\b)")).unwrap_or_else(|e| panic!("carrier pattern {p}: {e}"));
         Carrier {
             markup: re(concat!(
                 r"(?is)<!--(?P<c>.*?)-->",

@@ -26,11 +26,17 @@ pub struct View {
     starts: Vec<u32>,
     ends: Vec<u32>,
     original_len: usize,
+    /// The view is the original text byte for byte (ASCII input): no map is kept.
+    identity: bool,
 }
 
 impl View {
     /// The original byte range behind `start..end` of this view.
     pub fn original_span(&self, start: usize, end: usize) -> (usize, usize) {
+        if self.identity {
+            let start = start.min(self.original_len);
+            return (start, end.clamp(start, self.original_len));
+        }
         if self.starts.is_empty() || start >= self.starts.len() {
             return (self.original_len, self.original_len);
         }
@@ -130,6 +136,14 @@ pub fn normalize(original: &str) -> Normalized {
         },
         ..Normalized::default()
     };
+    // ASCII has no invisible, confusable or compatibility characters: the clean view is the
+    // text itself. (Most posts take this path.)
+    if original.is_ascii() {
+        out.clean.text = original.to_owned();
+        out.clean.identity = true;
+        out.folded = fold(&out.clean);
+        return out;
+    }
     out.clean.text.reserve(original.len());
     out.clean.starts.reserve(original.len());
     out.clean.ends.reserve(original.len());
@@ -236,7 +250,11 @@ fn fold(clean: &View) -> View {
     let mut units: Vec<Unit> = Vec::with_capacity(clean.text.len());
     let mut last_space = true;
     for (i, c) in clean.text.char_indices() {
-        let (start, end) = (clean.starts[i], clean.ends[i]);
+        let (start, end) = if clean.identity {
+            (i as u32, i as u32 + 1)
+        } else {
+            (clean.starts[i], clean.ends[i])
+        };
         if c.is_whitespace() {
             if !last_space {
                 units.push(Unit {

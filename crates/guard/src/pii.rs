@@ -408,16 +408,23 @@ fn phone_plausible(s: &str, text: &str, start: usize, end: usize) -> bool {
 struct DigitRuns {
     most_digits: usize,
     most_groups: usize,
+    /// Most groups in a run whose first digit is 0 (national numbers with a trunk prefix).
+    most_trunk_groups: usize,
 }
 
 fn digit_runs(text: &str) -> DigitRuns {
-    let (mut digits, mut groups, mut most_digits, mut most_groups) = (0, 0, 0, 0);
+    let (mut digits, mut groups, mut most_digits, mut most_groups, mut most_trunk_groups) =
+        (0, 0, 0, 0, 0);
     let mut in_group = false;
+    let mut trunk = false;
     // Separators in a row: ") " in "(415) 555-2671" is two.
     let mut seps = 0;
     for b in text.bytes() {
         if b.is_ascii_digit() {
             if !in_group {
+                if groups == 0 {
+                    trunk = b == b'0';
+                }
                 groups += 1;
             }
             digits += 1;
@@ -430,14 +437,43 @@ fn digit_runs(text: &str) -> DigitRuns {
             in_group = false;
             seps += 1;
         } else {
-            (digits, groups, in_group, seps) = (0, 0, false, 0);
+            (digits, groups, in_group, seps, trunk) = (0, 0, false, 0, false);
         }
         most_digits = most_digits.max(digits);
         most_groups = most_groups.max(groups);
+        if trunk {
+            most_trunk_groups = most_trunk_groups.max(groups);
+        }
     }
     DigitRuns {
         most_digits,
         most_groups,
+        most_trunk_groups,
+    }
+}
+
+/// Runs of capital letters, for the formats that start with them.
+struct Capitals {
+    longest: usize,
+    /// Two capitals followed by a digit (IBAN, National Insurance number).
+    two_then_digit: bool,
+}
+
+fn capitals(text: &str) -> Capitals {
+    let b = text.as_bytes();
+    let (mut run, mut longest) = (0, 0);
+    for &c in b {
+        run = if c.is_ascii_uppercase() { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let two_then_digit = b.windows(4).any(|w| {
+        w[0].is_ascii_uppercase()
+            && w[1].is_ascii_uppercase()
+            && (w[2].is_ascii_digit() || (w[2] == b' ' && w[3].is_ascii_digit()))
+    });
+    Capitals {
+        longest,
+        two_then_digit,
     }
 }
 
@@ -453,6 +489,7 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
     let has_at = text.contains('@');
     let digit_count = text.bytes().filter(u8::is_ascii_digit).count();
     let runs = digit_runs(text);
+    let caps = capitals(text);
     let lower = text.to_ascii_lowercase();
     let mentions = |words: &[&str]| words.iter().any(|w| lower.contains(w));
     if has_at {
@@ -467,114 +504,131 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
     }
     if digit_count >= 6 {
         // Card numbers have 13 or more digits in one run of digit groups.
-        for m in p.card.find_iter(text).filter(|_| runs.most_digits >= 13) {
-            let ds = digits(m.as_str());
-            if (13..=19).contains(&ds.len())
-                && luhn(&ds)
-                && card_network(&ds)
-                && !ds.iter().all(|&d| d == ds[0])
-            {
-                push("payment_card", m.start(), m.end(), &mut out);
+        if runs.most_digits >= 13 {
+            for m in p.card.find_iter(text) {
+                let ds = digits(m.as_str());
+                if (13..=19).contains(&ds.len())
+                    && luhn(&ds)
+                    && card_network(&ds)
+                    && !ds.iter().all(|&d| d == ds[0])
+                {
+                    push("payment_card", m.start(), m.end(), &mut out);
+                }
             }
         }
-        for m in p.iban.find_iter(text) {
-            if iban_valid(m.as_str()) {
-                push("iban", m.start(), m.end(), &mut out);
+        if caps.two_then_digit {
+            for m in p.iban.find_iter(text) {
+                if iban_valid(m.as_str()) {
+                    push("iban", m.start(), m.end(), &mut out);
+                }
             }
         }
-        for c in p.ssn.captures_iter(text).filter(|_| runs.most_digits >= 9) {
-            if let (Some(m), Some(a), Some(g), Some(s)) = (c.get(0), c.get(1), c.get(2), c.get(3))
-                && ssn_valid(a.as_str(), g.as_str(), s.as_str())
-            {
-                push("us_ssn", m.start(), m.end(), &mut out);
-            }
-        }
-        for c in p
-            .ssn_context
-            .captures_iter(text)
-            .filter(|_| mentions(&["ssn", "social security"]))
-        {
-            if let Some(m) = c.get(1) {
-                let s: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
-                if s.len() == 9 && ssn_valid(&s[..3], &s[3..5], &s[5..]) {
+        if runs.most_digits >= 9 {
+            for c in p.ssn.captures_iter(text) {
+                if let (Some(m), Some(a), Some(g), Some(s)) =
+                    (c.get(0), c.get(1), c.get(2), c.get(3))
+                    && ssn_valid(a.as_str(), g.as_str(), s.as_str())
+                {
                     push("us_ssn", m.start(), m.end(), &mut out);
                 }
             }
         }
-        for m in p.uk_nino.find_iter(text) {
-            push("uk_nino", m.start(), m.end(), &mut out);
-        }
-        for m in p.es_dni.find_iter(text) {
-            if dni_valid(m.as_str()) {
-                push("es_dni", m.start(), m.end(), &mut out);
+        if mentions(&["ssn", "social security"]) {
+            for c in p.ssn_context.captures_iter(text) {
+                if let Some(m) = c.get(1) {
+                    let s: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
+                    if s.len() == 9 && ssn_valid(&s[..3], &s[3..5], &s[5..]) {
+                        push("us_ssn", m.start(), m.end(), &mut out);
+                    }
+                }
             }
         }
-        for m in p.it_cf.find_iter(text) {
-            if cf_valid(m.as_str()) {
-                push("it_codice_fiscale", m.start(), m.end(), &mut out);
+        if caps.two_then_digit {
+            for m in p.uk_nino.find_iter(text) {
+                push("uk_nino", m.start(), m.end(), &mut out);
             }
         }
-        for m in p.br_cpf.find_iter(text).filter(|_| runs.most_digits >= 11) {
-            if cpf_valid(&digits(m.as_str())) {
-                push("br_cpf", m.start(), m.end(), &mut out);
+        if runs.most_digits >= 7 {
+            for m in p.es_dni.find_iter(text) {
+                if dni_valid(m.as_str()) {
+                    push("es_dni", m.start(), m.end(), &mut out);
+                }
             }
         }
-        for m in p
-            .in_aadhaar
-            .find_iter(text)
-            .filter(|_| runs.most_digits >= 12)
-        {
-            let ds = digits(m.as_str());
-            if ds.len() == 12 && verhoeff(&ds) && m.as_str().contains([' ', '-']) {
-                push("in_aadhaar", m.start(), m.end(), &mut out);
+        if caps.longest >= 6 {
+            for m in p.it_cf.find_iter(text) {
+                if cf_valid(m.as_str()) {
+                    push("it_codice_fiscale", m.start(), m.end(), &mut out);
+                }
             }
         }
-        for m in p.cn_id.find_iter(text).filter(|_| runs.most_digits >= 17) {
-            if cn_id_valid(m.as_str()) {
-                push("cn_resident_id", m.start(), m.end(), &mut out);
+        if runs.most_digits >= 11 {
+            for m in p.br_cpf.find_iter(text) {
+                if cpf_valid(&digits(m.as_str())) {
+                    push("br_cpf", m.start(), m.end(), &mut out);
+                }
             }
         }
-        for m in p.fr_nir.find_iter(text).filter(|_| runs.most_digits >= 13) {
-            if nir_valid(m.as_str()) {
-                push("fr_nir", m.start(), m.end(), &mut out);
-            }
-        }
-        for c in p
-            .nl_bsn
-            .captures_iter(text)
-            .filter(|_| mentions(&["bsn", "burgerservicenummer"]))
-        {
-            if let Some(m) = c.get(1)
-                && eleven_proof(&digits(m.as_str()))
-            {
-                push("nl_bsn", m.start(), m.end(), &mut out);
-            }
-        }
-        for c in p
-            .de_taxid
-            .captures_iter(text)
-            .filter(|_| mentions(&["steuer", "tax id", "idnr"]))
-        {
-            if let Some(m) = c.get(1)
-                && de_taxid_valid(&digits(m.as_str()))
-            {
-                push("de_tax_id", m.start(), m.end(), &mut out);
-            }
-        }
-        for c in p
-            .ca_sin
-            .captures_iter(text)
-            .filter(|_| mentions(&["sin", "social insurance"]))
-        {
-            if let Some(m) = c.get(1) {
+        if runs.most_digits >= 12 {
+            for m in p.in_aadhaar.find_iter(text) {
                 let ds = digits(m.as_str());
-                if ds.len() == 9 && luhn(&ds) {
-                    push("ca_sin", m.start(), m.end(), &mut out);
+                if ds.len() == 12 && verhoeff(&ds) && m.as_str().contains([' ', '-']) {
+                    push("in_aadhaar", m.start(), m.end(), &mut out);
+                }
+            }
+        }
+        if runs.most_digits >= 17 {
+            for m in p.cn_id.find_iter(text) {
+                if cn_id_valid(m.as_str()) {
+                    push("cn_resident_id", m.start(), m.end(), &mut out);
+                }
+            }
+        }
+        if runs.most_digits >= 13 {
+            for m in p.fr_nir.find_iter(text) {
+                if nir_valid(m.as_str()) {
+                    push("fr_nir", m.start(), m.end(), &mut out);
+                }
+            }
+        }
+        if mentions(&["bsn", "burgerservicenummer"]) {
+            for c in p.nl_bsn.captures_iter(text) {
+                if let Some(m) = c.get(1)
+                    && eleven_proof(&digits(m.as_str()))
+                {
+                    push("nl_bsn", m.start(), m.end(), &mut out);
+                }
+            }
+        }
+        if mentions(&["steuer", "tax id", "idnr"]) {
+            for c in p.de_taxid.captures_iter(text) {
+                if let Some(m) = c.get(1)
+                    && de_taxid_valid(&digits(m.as_str()))
+                {
+                    push("de_tax_id", m.start(), m.end(), &mut out);
+                }
+            }
+        }
+        if mentions(&["sin", "social insurance"]) {
+            for c in p.ca_sin.captures_iter(text) {
+                if let Some(m) = c.get(1) {
+                    let ds = digits(m.as_str());
+                    if ds.len() == 9 && luhn(&ds) {
+                        push("ca_sin", m.start(), m.end(), &mut out);
+                    }
                 }
             }
         }
         // Phone numbers have a + or at least three digit groups ("415 555 2671").
-        let phones = if runs.most_groups >= 2 || text.contains('+') {
+        let paren_digit = text
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b'(' && w[1].is_ascii_digit());
+        let phones = if runs.most_groups >= 3
+            || runs.most_trunk_groups >= 2
+            || paren_digit
+            || text.contains('+')
+        {
             4
         } else {
             0
@@ -597,8 +651,10 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
             }
         }
     }
-    for m in p.in_pan.find_iter(text) {
-        push("in_pan", m.start(), m.end(), &mut out);
+    if caps.longest >= 5 {
+        for m in p.in_pan.find_iter(text) {
+            push("in_pan", m.start(), m.end(), &mut out);
+        }
     }
     out.sort_by_key(|m| m.start);
     out

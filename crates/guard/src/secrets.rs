@@ -524,8 +524,15 @@ struct Compiled {
 
 /// A pattern without its trailing `\b`: keys may end in `-` or `_`, where `\b` would not
 /// match. [`find`] instead refuses a match that runs on into a longer token.
+///
+/// Word boundaries are ASCII (`(?-u:\b)`): credentials are ASCII, and a Unicode `\b` would
+/// push the whole set off the fast DFA engines for any text with an emoji in it (measured:
+/// 1.2 ms instead of 40 µs for a 750-byte post).
 fn open_ended(pattern: &str) -> String {
-    pattern.strip_suffix(r"\b").unwrap_or(pattern).to_owned()
+    pattern
+        .strip_suffix(r"\b")
+        .unwrap_or(pattern)
+        .replace(r"\b", r"(?-u:\b)")
 }
 
 fn compiled() -> &'static Compiled {
