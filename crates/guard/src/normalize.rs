@@ -138,7 +138,7 @@ pub fn normalize(original: &str) -> Normalized {
     };
     // ASCII has no invisible, confusable or compatibility characters: the clean view is the
     // text itself. (Most posts take this path.)
-    if original.is_ascii() {
+    if original.is_ascii() && !original.contains('&') {
         out.clean.text = original.to_owned();
         out.clean.identity = true;
         out.folded = fold(&out.clean);
@@ -155,7 +155,30 @@ pub fn normalize(original: &str) -> Normalized {
     let mut pending_zero_width: Option<(usize, usize)> = None;
     // Chars since the last black flag (emoji tag sequences follow U+1F3F4).
     let mut since_flag = usize::MAX;
+    // Bytes of an HTML character reference already decoded.
+    let mut skip_until = 0;
     for (o, c) in original.char_indices() {
+        if o < skip_until {
+            continue;
+        }
+        if c == '&'
+            && let Some((decoded, len)) = char_reference(&original[o..])
+        {
+            skip_until = o + len;
+            if invisible(decoded).is_some() {
+                out.hidden.push(Hidden {
+                    rule: "encoded_invisible",
+                    start: o,
+                    end: o + len,
+                });
+                continue;
+            }
+            prev_visible = Some(decoded);
+            for n in std::iter::once(decoded).nfkc() {
+                out.clean.push(n, o, o + len);
+            }
+            continue;
+        }
         since_flag = if c == '\u{1F3F4}' {
             0
         } else {
@@ -228,6 +251,39 @@ pub fn normalize(original: &str) -> Normalized {
     }
     out.folded = fold(&out.clean);
     out
+}
+
+/// An HTML character reference at the start of `s` (`&#105;`, `&#x69;`, `&quot;` ...): the
+/// character and the reference's length in bytes. Agent text often arrives HTML-escaped, and
+/// references can hide words from matching.
+fn char_reference(s: &str) -> Option<(char, usize)> {
+    let end = s.bytes().take(12).position(|b| b == b';')?;
+    let body = &s[1..end];
+    let c = if let Some(num) = body.strip_prefix('#') {
+        let code = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse::<u32>().ok()?,
+        };
+        char::from_u32(code).filter(|c| *c != '\0')?
+    } else {
+        match body {
+            "quot" => '"',
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "apos" => '\'',
+            "nbsp" => ' ',
+            "ndash" => '\u{2013}',
+            "mdash" => '\u{2014}',
+            "hellip" => '\u{2026}',
+            "lsquo" => '\u{2018}',
+            "rsquo" => '\u{2019}',
+            "ldquo" => '\u{201C}',
+            "rdquo" => '\u{201D}',
+            _ => return None,
+        }
+    };
+    Some((c, end + 1))
 }
 
 fn leet(c: char) -> Option<char> {
@@ -405,6 +461,27 @@ mod tests {
         assert_eq!(folded("Игнорируй"), "игнорируи");
         // Ordinary numbers are not leetspeak.
         assert_eq!(folded("version 1.2.3 in 2024"), "version 1.2.3 in 2024");
+    }
+
+    #[test]
+    fn html_character_references_are_decoded() {
+        assert_eq!(folded("&#105;gnore previous"), "ignore previous");
+        assert_eq!(
+            folded("don&#x27;t &quot;obey&quot; &amp; see"),
+            "don't \"obey\" & see"
+        );
+        assert_eq!(folded("AT&T and &unknown; stay"), "at&t and &unknown; stay");
+        assert_eq!(folded("ig&#8203;nore &#xFF49;t"), "ignore it");
+        assert!(
+            normalize("ig&#8203;nore")
+                .hidden
+                .iter()
+                .any(|h| h.rule == "encoded_invisible")
+        );
+        let original = "x &#x69;gnore";
+        let n = normalize(original);
+        let at = n.folded.text.find("ignore").unwrap();
+        assert_eq!(n.folded.original_span(at, at + 6), (2, original.len()));
     }
 
     #[test]
