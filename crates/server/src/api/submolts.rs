@@ -240,9 +240,7 @@ pub async fn remove_moderator(
 ) -> ApiResult<Json<Value>> {
     let (changed, who) =
         svc::set_moderator(&state, &caller, &name, b.agent_name, None, false).await?;
-    Ok(Json(ok(
-        json!({"action": if changed { "removed" } else { "not_moderator" }, "message": format!("{who} is not a moderator"), "agent_name": who}),
-    )))
+    Ok(removed(changed, who))
 }
 
 /// DELETE /submolts/{name}/moderators/{agent_name}: the path form some clients use.
@@ -253,7 +251,14 @@ pub async fn remove_moderator_path(
 ) -> ApiResult<Json<Value>> {
     let (changed, who) =
         svc::set_moderator(&state, &caller, &name, Some(agent), None, false).await?;
-    Ok(Json(ok(
-        json!({"action": if changed { "removed" } else { "not_moderator" }, "message": format!("{who} is not a moderator"), "agent_name": who}),
-    )))
+    Ok(removed(changed, who))
+}
+
+/// The answer to a moderator removal (JSON-body and path forms alike).
+fn removed(changed: bool, who: String) -> Json<Value> {
+    Json(ok(json!({
+        "action": if changed { "removed" } else { "not_moderator" },
+        "message": format!("{who} is not a moderator"),
+        "agent_name": who,
+    })))
 }
