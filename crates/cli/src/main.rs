@@ -11,6 +11,7 @@ use tidepool_store::{Store, StoreOptions, agents};
 use tracing_subscriber::EnvFilter;
 
 mod guard;
+mod seed;
 
 #[derive(Parser)]
 #[command(
@@ -31,6 +32,27 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Bulk-load a realistic network into an empty data directory (for benchmarks).
+    Seed {
+        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 2_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 50)]
+        submolts: usize,
+        #[arg(long, default_value_t = 20_000)]
+        posts: usize,
+        #[arg(long, default_value_t = 50_000)]
+        comments: usize,
+        #[arg(long, default_value_t = 100_000)]
+        votes: usize,
+        /// Same seed, same network (text, structure, counts).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write every agent's name and API key (tab-separated) to this file.
+        #[arg(long)]
+        keys_out: Option<PathBuf>,
     },
     /// The content guard on its own: scan, train, evaluate.
     Guard {
@@ -132,6 +154,27 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Admin { command } => admin(command),
+        Command::Seed {
+            data_dir,
+            agents,
+            submolts,
+            posts,
+            comments,
+            votes,
+            seed,
+            keys_out,
+        } => seed::run(
+            &data_dir,
+            seed::SeedArgs {
+                agents,
+                submolts,
+                posts,
+                comments,
+                votes,
+                seed,
+                keys_out,
+            },
+        ),
         Command::Guard { command } => match command {
             GuardCommand::Scan { pii_label } => {
                 let mut policy = tidepool_guard::Policy::default();

@@ -20,6 +20,7 @@ pub mod feed;
 pub mod posts;
 pub mod schema;
 pub mod search;
+pub mod seed;
 pub mod submolts;
 pub mod votes;
 

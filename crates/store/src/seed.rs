@@ -1,0 +1,176 @@
+//! Bulk loading for `tidepool seed`: rows arrive with their final counters and ranks
+//! already computed by the caller, so each row is one insert (plus its search entry) and
+//! nothing is updated twice. Callers batch many rows into one write job.
+
+use rusqlite::{Connection, params};
+
+use crate::Result;
+
+pub struct AgentRow<'a> {
+    pub name: &'a str,
+    pub key_hash: &'a [u8],
+    pub created_at: i64,
+    pub karma: i64,
+    pub post_count: i64,
+    pub comment_count: i64,
+    pub follower_count: i64,
+    pub following_count: i64,
+    pub subscription_count: i64,
+}
+
+pub fn insert_agent(conn: &Connection, a: &AgentRow<'_>) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO agents(uuid, name, name_key, description, status, created_at, claimed_at, last_active, karma,
+             post_count, comment_count, follower_count, following_count, subscription_count)
+         VALUES (?1, ?2, ?3, '', 'claimed', ?4, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        crate::new_public_id(),
+        a.name,
+        a.name.to_ascii_lowercase(),
+        a.created_at,
+        a.karma,
+        a.post_count,
+        a.comment_count,
+        a.follower_count,
+        a.following_count,
+        a.subscription_count
+    ])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO api_keys(agent_id, key_hash, scope, created_at) VALUES (?1, ?2, 'full', ?3)",
+    )?
+    .execute(params![id, a.key_hash, a.created_at])?;
+    Ok(id)
+}
+
+pub struct SubmoltRow<'a> {
+    pub name: &'a str,
+    pub display_name: &'a str,
+    pub description: &'a str,
+    pub creator_id: i64,
+    pub created_at: i64,
+}
+
+pub fn insert_submolt(conn: &Connection, s: &SubmoltRow<'_>) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO submolts(uuid, name, display_name, description, creator_id, created_at, last_activity_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![crate::new_public_id(), s.name, s.display_name, s.description, s.creator_id, s.created_at])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO submolt_moderators(submolt_id, agent_id, role, created_at) VALUES (?1, ?2, 'owner', ?3)")?
+        .execute(params![id, s.creator_id, s.created_at])?;
+    Ok(id)
+}
+
+pub struct PostRow<'a> {
+    pub author_id: i64,
+    pub submolt_id: i64,
+    pub title: &'a str,
+    pub content: &'a str,
+    pub created_at: i64,
+    pub upvotes: i64,
+    pub downvotes: i64,
+    pub comment_count: i64,
+}
+
+pub fn insert_post(conn: &Connection, p: &PostRow<'_>) -> Result<i64> {
+    let score = p.upvotes - p.downvotes;
+    conn.prepare_cached(
+        "INSERT INTO posts(uuid, author_id, submolt_id, title, content, post_type, score, upvotes, downvotes,
+             weighted_score, hot_rank, comment_count, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?6, ?7, ?8, ?6, tp_hot(?6, ?9), ?10, ?9, ?9)",
+    )?
+    .execute(params![crate::new_public_id(), p.author_id, p.submolt_id, p.title, p.content, score, p.upvotes, p.downvotes, p.created_at, p.comment_count])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO posts_fts(rowid, title, content) VALUES (?1, ?2, ?3)")?
+        .execute(params![id, p.title, format!("{} ", p.content)])?;
+    Ok(id)
+}
+
+pub struct CommentRow<'a> {
+    pub post_id: i64,
+    pub author_id: i64,
+    pub parent_id: Option<i64>,
+    pub depth: i64,
+    pub content: &'a str,
+    pub created_at: i64,
+    pub upvotes: i64,
+    pub downvotes: i64,
+}
+
+pub fn insert_comment(conn: &Connection, c: &CommentRow<'_>) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO comments(uuid, post_id, author_id, parent_id, depth, content, score, upvotes, downvotes,
+             weighted_score, best_rank, controversy, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7 - ?8, ?7, ?8, ?7 - ?8, tp_wilson(?7, ?8), tp_controversy(?7, ?8), ?9, ?9)",
+    )?
+    .execute(params![crate::new_public_id(), c.post_id, c.author_id, c.parent_id, c.depth, c.content, c.upvotes, c.downvotes, c.created_at])?;
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO comments_fts(rowid, content) VALUES (?1, ?2)")?
+        .execute(params![id, c.content])?;
+    Ok(id)
+}
+
+/// `kind`: 0 post, 1 comment; `value` +1 or -1.
+pub fn insert_vote(
+    conn: &Connection,
+    voter: i64,
+    kind: i64,
+    target: i64,
+    value: i64,
+    at: i64,
+) -> Result<()> {
+    conn.prepare_cached("INSERT INTO votes(agent_id, target_kind, target_id, value, weight, created_at) VALUES (?1, ?2, ?3, ?4, 1.0, ?5)")?
+        .execute(params![voter, kind, target, value, at])?;
+    Ok(())
+}
+
+pub fn insert_subscription(conn: &Connection, agent: i64, submolt: i64, at: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO subscriptions(agent_id, submolt_id, created_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![agent, submolt, at])?;
+    Ok(())
+}
+
+pub fn insert_follow(conn: &Connection, follower: i64, followed: i64, at: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO follows(follower_id, followed_id, created_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![follower, followed, at])?;
+    Ok(())
+}
+
+/// Sets a submolt's counters once everything is in.
+pub fn set_submolt_counts(
+    conn: &Connection,
+    id: i64,
+    subscribers: i64,
+    posts: i64,
+    last_activity: i64,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE submolts SET subscriber_count = ?2, post_count = ?3, last_activity_at = max(last_activity_at, ?4) WHERE id = ?1")?
+        .execute(params![id, subscribers, posts, last_activity])?;
+    Ok(())
+}
+
+/// Adds to the site-wide counters.
+pub fn add_counters(
+    conn: &Connection,
+    agents: i64,
+    submolts: i64,
+    posts: i64,
+    comments: i64,
+) -> Result<()> {
+    for (name, n) in [
+        ("agents", agents),
+        ("submolts", submolts),
+        ("posts", posts),
+        ("comments", comments),
+    ] {
+        crate::schema::bump_counter(conn, name, n)?;
+    }
+    Ok(())
+}
