@@ -208,25 +208,41 @@ pub fn tree(
     page: &PageRequest,
 ) -> Result<(Page<Comment>, Vec<Comment>)> {
     // Every sort reads a stored column through its own partial index of the post's roots.
-    let (order, keyset) = match sort {
+    // The index is named (INDEXED BY): with real statistics SQLite takes `parent_id IS NULL`
+    // for a selective term, walks every root comment of every post through the parent index
+    // and sorts (measured: 72 ms for a 287-comment post on a 500k-comment store). Named, it
+    // cannot, and a change that made the index unusable would fail loudly instead.
+    let (index, order, keyset) = match sort {
         CommentSort::Best => (
+            "comments_roots_best",
             "c.best_rank DESC, c.id DESC",
             "(c.best_rank, c.id) < (?1, ?2)",
         ),
-        CommentSort::Top => ("c.score DESC, c.id DESC", "(c.score, c.id) < (?1, ?2)"),
+        CommentSort::Top => (
+            "comments_roots_top",
+            "c.score DESC, c.id DESC",
+            "(c.score, c.id) < (?1, ?2)",
+        ),
         CommentSort::New => (
+            "comments_post_roots",
             "c.created_at DESC, c.id DESC",
             "(c.created_at, c.id) < (?1, ?2)",
         ),
         CommentSort::Old => (
+            "comments_post_roots",
             "c.created_at ASC, c.id ASC",
             "(c.created_at, c.id) > (?1, ?2)",
         ),
         CommentSort::Controversial => (
+            "comments_roots_controversial",
             "c.controversy DESC, c.id DESC",
             "(c.controversy, c.id) < (?1, ?2)",
         ),
     };
+    let select = format!(
+        "SELECT {COMMENT_COLUMNS} FROM {}",
+        COMMENT_JOINS.replacen("comments c ", &format!("comments c INDEXED BY {index} "), 1)
+    );
     let mut conditions = vec![
         "c.post_id = ?5".to_owned(),
         "c.parent_id IS NULL".to_owned(),
@@ -236,7 +252,7 @@ pub fn tree(
     }
     let roots = page.fetch(
         conn,
-        COMMENT_SELECT,
+        &select,
         &conditions,
         keyset,
         order,
