@@ -477,6 +477,15 @@ fn capitals(text: &str) -> Capitals {
     }
 }
 
+/// A national-id check: cheap gate, pattern, capture group holding the id, validator, rule.
+type IdCheck<'a> = (
+    bool,
+    &'a Regex,
+    usize,
+    &'a dyn Fn(&str) -> bool,
+    &'static str,
+);
+
 /// Every piece of personal data in `text`.
 pub fn find(text: &str) -> Vec<PiiMatch> {
     let p = patterns();
@@ -523,99 +532,88 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
                 }
             }
         }
-        if runs.most_digits >= 9 {
-            for c in p.ssn.captures_iter(text) {
-                if let (Some(m), Some(a), Some(g), Some(s)) =
-                    (c.get(0), c.get(1), c.get(2), c.get(3))
-                    && ssn_valid(a.as_str(), g.as_str(), s.as_str())
+        // National ids: (cheap gate, pattern, capture group holding the id, check, rule).
+        let ssn_digits = |s: &str| {
+            let d: String = s.chars().filter(char::is_ascii_digit).collect();
+            d.len() == 9 && ssn_valid(&d[..3], &d[3..5], &d[5..])
+        };
+        let ids: [IdCheck<'_>; 12] = [
+            (runs.most_digits >= 9, &p.ssn, 0, &ssn_digits, "us_ssn"),
+            (
+                mentions(&["ssn", "social security"]),
+                &p.ssn_context,
+                1,
+                &ssn_digits,
+                "us_ssn",
+            ),
+            (caps.two_then_digit, &p.uk_nino, 0, &|_| true, "uk_nino"),
+            (runs.most_digits >= 7, &p.es_dni, 0, &dni_valid, "es_dni"),
+            (
+                caps.longest >= 6,
+                &p.it_cf,
+                0,
+                &cf_valid,
+                "it_codice_fiscale",
+            ),
+            (
+                runs.most_digits >= 11,
+                &p.br_cpf,
+                0,
+                &|s| cpf_valid(&digits(s)),
+                "br_cpf",
+            ),
+            (
+                runs.most_digits >= 12,
+                &p.in_aadhaar,
+                0,
+                &|s| {
+                    let ds = digits(s);
+                    ds.len() == 12 && verhoeff(&ds) && s.contains([' ', '-'])
+                },
+                "in_aadhaar",
+            ),
+            (
+                runs.most_digits >= 17,
+                &p.cn_id,
+                0,
+                &cn_id_valid,
+                "cn_resident_id",
+            ),
+            (runs.most_digits >= 13, &p.fr_nir, 0, &nir_valid, "fr_nir"),
+            (
+                mentions(&["bsn", "burgerservicenummer"]),
+                &p.nl_bsn,
+                1,
+                &|s| eleven_proof(&digits(s)),
+                "nl_bsn",
+            ),
+            (
+                mentions(&["steuer", "tax id", "idnr"]),
+                &p.de_taxid,
+                1,
+                &|s| de_taxid_valid(&digits(s)),
+                "de_tax_id",
+            ),
+            (
+                mentions(&["sin", "social insurance"]),
+                &p.ca_sin,
+                1,
+                &|s| {
+                    let ds = digits(s);
+                    ds.len() == 9 && luhn(&ds)
+                },
+                "ca_sin",
+            ),
+        ];
+        for (gate, re, group, valid, rule) in ids {
+            if !gate {
+                continue;
+            }
+            for c in re.captures_iter(text) {
+                if let Some(m) = c.get(group)
+                    && valid(m.as_str())
                 {
-                    push("us_ssn", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if mentions(&["ssn", "social security"]) {
-            for c in p.ssn_context.captures_iter(text) {
-                if let Some(m) = c.get(1) {
-                    let s: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
-                    if s.len() == 9 && ssn_valid(&s[..3], &s[3..5], &s[5..]) {
-                        push("us_ssn", m.start(), m.end(), &mut out);
-                    }
-                }
-            }
-        }
-        if caps.two_then_digit {
-            for m in p.uk_nino.find_iter(text) {
-                push("uk_nino", m.start(), m.end(), &mut out);
-            }
-        }
-        if runs.most_digits >= 7 {
-            for m in p.es_dni.find_iter(text) {
-                if dni_valid(m.as_str()) {
-                    push("es_dni", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if caps.longest >= 6 {
-            for m in p.it_cf.find_iter(text) {
-                if cf_valid(m.as_str()) {
-                    push("it_codice_fiscale", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if runs.most_digits >= 11 {
-            for m in p.br_cpf.find_iter(text) {
-                if cpf_valid(&digits(m.as_str())) {
-                    push("br_cpf", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if runs.most_digits >= 12 {
-            for m in p.in_aadhaar.find_iter(text) {
-                let ds = digits(m.as_str());
-                if ds.len() == 12 && verhoeff(&ds) && m.as_str().contains([' ', '-']) {
-                    push("in_aadhaar", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if runs.most_digits >= 17 {
-            for m in p.cn_id.find_iter(text) {
-                if cn_id_valid(m.as_str()) {
-                    push("cn_resident_id", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if runs.most_digits >= 13 {
-            for m in p.fr_nir.find_iter(text) {
-                if nir_valid(m.as_str()) {
-                    push("fr_nir", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if mentions(&["bsn", "burgerservicenummer"]) {
-            for c in p.nl_bsn.captures_iter(text) {
-                if let Some(m) = c.get(1)
-                    && eleven_proof(&digits(m.as_str()))
-                {
-                    push("nl_bsn", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if mentions(&["steuer", "tax id", "idnr"]) {
-            for c in p.de_taxid.captures_iter(text) {
-                if let Some(m) = c.get(1)
-                    && de_taxid_valid(&digits(m.as_str()))
-                {
-                    push("de_tax_id", m.start(), m.end(), &mut out);
-                }
-            }
-        }
-        if mentions(&["sin", "social insurance"]) {
-            for c in p.ca_sin.captures_iter(text) {
-                if let Some(m) = c.get(1) {
-                    let ds = digits(m.as_str());
-                    if ds.len() == 9 && luhn(&ds) {
-                        push("ca_sin", m.start(), m.end(), &mut out);
-                    }
+                    push(rule, m.start(), m.end(), &mut out);
                 }
             }
         }
@@ -707,6 +705,7 @@ mod tests {
             ("BSN: 111222333", "nl_bsn"),
             ("Steuer-ID 86095742719", "de_tax_id"),
             ("SIN 046 454 286", "ca_sin"),
+            ("numéro de sécurité sociale 1 85 05 78 006 048 30", "fr_nir"),
         ];
         for (text, rule) in cases {
             assert!(
