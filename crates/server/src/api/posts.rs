@@ -211,10 +211,7 @@ pub async fn pin(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let changed = svc::set_pinned(&state, &caller, &id, true).await?;
-    Ok(Json(ok(
-        json!({"message": "Post pinned", "action": if changed { "pinned" } else { "already_pinned" }}),
-    )))
+    pin_response(&state, &caller, &id, true).await
 }
 
 pub async fn unpin(
@@ -222,10 +219,23 @@ pub async fn unpin(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let changed = svc::set_pinned(&state, &caller, &id, false).await?;
-    Ok(Json(ok(
-        json!({"message": "Post unpinned", "action": if changed { "unpinned" } else { "not_pinned" }}),
-    )))
+    pin_response(&state, &caller, &id, false).await
+}
+
+async fn pin_response(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    pinned: bool,
+) -> ApiResult<Json<Value>> {
+    let changed = svc::set_pinned(state, caller, id, pinned).await?;
+    let (message, action) = match (pinned, changed) {
+        (true, true) => ("Post pinned", "pinned"),
+        (true, false) => ("Post pinned", "already_pinned"),
+        (false, true) => ("Post unpinned", "unpinned"),
+        (false, false) => ("Post unpinned", "not_pinned"),
+    };
+    Ok(Json(ok(json!({"message": message, "action": action}))))
 }
 
 pub async fn list_comments(
