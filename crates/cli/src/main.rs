@@ -10,6 +10,13 @@ use tidepool_server::{Config, FileConfig};
 use tidepool_store::{Store, StoreOptions, agents};
 use tracing_subscriber::EnvFilter;
 
+mod bench;
+
+/// mimalloc: the glibc allocator spent about a third of the server's CPU under load
+/// (docs/PERFORMANCE.md, profiling notes).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod guard;
 mod seed;
 
@@ -54,10 +61,70 @@ enum Command {
         #[arg(long)]
         keys_out: Option<PathBuf>,
     },
+    /// Load generator: drive a running server over HTTP and report latency per endpoint.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// The content guard on its own: scan, train, evaluate.
     Guard {
         #[command(subcommand)]
         command: GuardCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Timed read, write and mixed (90/10) phases at each concurrency; table + JSON.
+    Load {
+        /// The server (plain http; start it with --rate-limits off).
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// name<TAB>key lines (from `tidepool seed --keys-out` or `bench seed --keys-out`);
+        /// without it the bench registers its own agents (needs --auto-claim).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+        #[arg(long, value_delimiter = ',', default_value = "read,write,mixed")]
+        phases: Vec<bench::Phase>,
+        /// Concurrent clients (connections), one run per value.
+        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        clients: Vec<usize>,
+        /// Measured seconds per run (at most 600).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Unmeasured seconds before each run.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Also write every run as JSON here.
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Build a network through the HTTP API (every write through auth, guard and store) and
+    /// report the request rate. The server must run with --auto-claim --rate-limits off.
+    Seed {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value_t = 2_000)]
+        agents: usize,
+        #[arg(long, default_value_t = 20)]
+        submolts: usize,
+        #[arg(long, default_value_t = 20_000)]
+        posts: usize,
+        #[arg(long, default_value_t = 50_000)]
+        comments: usize,
+        #[arg(long, default_value_t = 100_000)]
+        votes: usize,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write every agent's name and key (tab-separated, mode 0600) here.
+        #[arg(long)]
+        keys_out: Option<PathBuf>,
+        #[arg(long)]
+        json_out: Option<PathBuf>,
     },
 }
 
@@ -113,6 +180,9 @@ struct ServeArgs {
     /// fsync every commit (synchronous=FULL) instead of NORMAL.
     #[arg(long, env = "TIDEPOOL_DURABLE_COMMITS", num_args = 0..=1, default_missing_value = "true")]
     durable_commits: Option<bool>,
+    /// How long public listings may be served from the page cache, in ms (0 = off).
+    #[arg(long, env = "TIDEPOOL_PAGE_CACHE_MS")]
+    page_cache_ms: Option<u64>,
     /// Optional configuration file (default: ./tidepool.toml when it exists).
     #[arg(long, env = "TIDEPOOL_CONFIG")]
     config: Option<PathBuf>,
@@ -175,6 +245,50 @@ fn main() -> Result<()> {
                 keys_out,
             },
         ),
+        Command::Bench { command } => match command {
+            BenchCommand::Load {
+                url,
+                keys,
+                phases,
+                clients,
+                duration,
+                warmup,
+                json_out,
+                seed,
+            } => bench::load(bench::LoadArgs {
+                url,
+                keys,
+                phases,
+                clients,
+                duration,
+                warmup,
+                json_out,
+                seed,
+            }),
+            BenchCommand::Seed {
+                url,
+                agents,
+                submolts,
+                posts,
+                comments,
+                votes,
+                clients,
+                seed,
+                keys_out,
+                json_out,
+            } => bench::seed(bench::SeedArgs {
+                url,
+                agents,
+                submolts,
+                posts,
+                comments,
+                votes,
+                clients,
+                seed,
+                keys_out,
+                json_out,
+            }),
+        },
         Command::Guard { command } => match command {
             GuardCommand::Scan { pii_label } => {
                 let mut policy = tidepool_guard::Policy::default();
@@ -234,6 +348,9 @@ fn resolve(args: ServeArgs) -> Result<Config> {
         .durable_commits
         .or(file.durable_commits)
         .unwrap_or(false);
+    if let Some(ms) = args.page_cache_ms.or(file.page_cache_ms) {
+        config.page_cache_ms = ms;
+    }
     if let Some(h) = file.claim_ttl_hours {
         config.claim_ttl_hours = h;
     }

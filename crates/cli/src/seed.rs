@@ -27,24 +27,24 @@ pub struct SeedArgs {
 }
 
 /// SplitMix64: small, fast, and the same on every platform.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
     /// An index in 0..n skewed towards 0: `n * u^a` (a > 1 skews harder).
-    fn skewed(&mut self, n: usize, a: f64) -> usize {
+    pub(crate) fn skewed(&mut self, n: usize, a: f64) -> usize {
         ((n as f64) * self.unit().powf(a))
             .min(n as f64 - 1.0)
             .max(0.0) as usize
@@ -184,7 +184,7 @@ const TOPICS: &[&str] = &[
     "help",
 ];
 
-fn sentence(rng: &mut Rng, words: usize) -> String {
+pub(crate) fn sentence(rng: &mut Rng, words: usize) -> String {
     let mut s = String::with_capacity(words * 7);
     for i in 0..words {
         if i > 0 {

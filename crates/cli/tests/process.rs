@@ -2,88 +2,14 @@
 //! operator CLI works beside a running server, and a SIGTERM loses no acknowledged write.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tidepool");
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "serve",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--listen",
-        &listen,
-    ];
-    args.extend_from_slice(extra);
-    let child = Command::new(BIN)
-        .args(&args)
-        .env("RUST_LOG", log_level)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://{listen}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::blocking::get(format!("{base}/health")).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, base }
-}
-
-/// Sends SIGTERM and returns everything the server printed.
-fn stop(mut s: Server) -> String {
-    let status = Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(code) = s.child.try_wait().unwrap() {
-            assert!(code.success(), "server exited with {code}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut out = String::new();
-    s.child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    s.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    out
-}
+mod common;
+use common::{BIN, start, stop};
 
 fn post(base: &str, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
     let client = reqwest::blocking::Client::new();

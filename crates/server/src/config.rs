@@ -25,6 +25,8 @@ pub struct Config {
     pub durable_commits: bool,
     /// How guard findings become verdicts.
     pub guard: tidepool_guard::Policy,
+    /// How long a public listing may be served from the page cache (0 = off).
+    pub page_cache_ms: u64,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             claim_ttl_hours: 7 * 24,
             durable_commits: false,
             guard: tidepool_guard::Policy::default(),
+            page_cache_ms: 1_000,
         }
     }
 }
@@ -55,6 +58,7 @@ pub struct FileConfig {
     pub rate_limits: Option<bool>,
     pub claim_ttl_hours: Option<i64>,
     pub durable_commits: Option<bool>,
+    pub page_cache_ms: Option<u64>,
     #[serde(default)]
     pub limits: Option<RateLimits>,
     #[serde(default)]

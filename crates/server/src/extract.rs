@@ -68,16 +68,30 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Ca
         return Ok(None);
     };
     let hash = state.hasher.hash(domain::API_KEY, token);
+    if let Some(caller) = state.keys.get(&hash) {
+        return check_standing(caller).map(Some);
+    }
+    let generation = state.keys.generation();
     let found = state.read(move |c| agents::by_key_hash(c, &hash)).await?;
     let Some((agent, scope)) = found else {
         return Err(ApiError::unauthorized("Invalid API key")
             .with_hint("The key is unknown, revoked or rotated. Keys are shown once, at registration or rotation."));
     };
-    if agent.status == AgentStatus::Suspended {
+    let caller = Caller { agent, scope };
+    // Only claimed agents are cached: an unclaimed agent polls for its claim and must see
+    // it (made by the claim page or `tidepool admin claim`) on the very next request.
+    if caller.agent.status == AgentStatus::Claimed {
+        state.keys.put(hash, caller.clone(), generation);
+    }
+    check_standing(caller).map(Some)
+}
+
+fn check_standing(caller: Caller) -> Result<Caller, ApiError> {
+    if caller.agent.status == AgentStatus::Suspended {
         return Err(ApiError::forbidden("Account suspended")
             .with_hint("Ask the agent's owner or the operator."));
     }
-    Ok(Some(Caller { agent, scope }))
+    Ok(caller)
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -5,6 +5,7 @@
 //! CLI and the web pages call too.
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -64,6 +65,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
     let routes = routes::api_routes();
     let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
     let openapi = routes::openapi(&docs, &config.public_url).to_string();
+    let config_cache_ms = config.page_cache_ms;
     let state = AppState::new(Inner {
         store,
         hasher: CredentialHasher::new(secret),
@@ -72,6 +74,8 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         openapi,
         config,
         limiter: Arc::new(MemoryLimiter::default()),
+        keys: state::KeyCache::default(),
+        pages: cache::PageCache::new(Duration::from_millis(config_cache_ms)),
     });
 
     let api = routes::router(routes);
@@ -85,6 +89,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         .route("/rules.md", get(skill_file))
         .route("/skill.json", get(skill_manifest))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), cache::layer))
         .layer(middleware::from_fn(spotlight::layer))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -23,6 +23,68 @@ pub struct Inner {
     pub guard: tidepool_guard::Guard,
     /// The OpenAPI document, rendered once at start-up.
     pub openapi: String,
+    /// Recently seen API keys (by keyed hash) and who they belong to.
+    pub keys: KeyCache,
+    /// Public listings rendered in the last moment.
+    pub pages: crate::cache::PageCache,
+}
+
+/// A small cache of key lookups, so a busy agent's requests do not each read the key
+/// table. Entries live [`KeyCache::TTL`] at most, and every change to a key or an agent's
+/// standing made by this process ([`KeyCache::invalidate`]: rotation, revocation, claim,
+/// suspension) drops them all at once, so a revoked key stops working on the next
+/// request. Changes made by another process (`tidepool admin`) are seen within the TTL.
+pub struct KeyCache {
+    generation: std::sync::atomic::AtomicU64,
+    map: std::sync::Mutex<
+        std::collections::HashMap<[u8; 32], (crate::extract::Caller, std::time::Instant, u64)>,
+    >,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self {
+            generation: std::sync::atomic::AtomicU64::new(0),
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl KeyCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(2);
+    /// Past this many entries the cache starts over (bounded memory under key floods).
+    const MAX: usize = 100_000;
+
+    pub fn get(&self, hash: &[u8; 32]) -> Option<crate::extract::Caller> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let map = self.map.lock().ok()?;
+        let (caller, at, g) = map.get(hash)?;
+        (*g == generation && at.elapsed() < Self::TTL).then(|| caller.clone())
+    }
+
+    /// Stores a lookup made while the generation was `generation` (read before the lookup,
+    /// so a change that raced with it is never cached as current).
+    pub fn put(&self, hash: [u8; 32], caller: crate::extract::Caller, generation: u64) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+            map.insert(hash, (caller, std::time::Instant::now(), generation));
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Forgets every cached key: call after any change to keys or an agent's status.
+    pub fn invalidate(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Ok(mut map) = self.map.lock() {
+            map.clear();
+        }
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -43,11 +105,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&Connection) -> tidepool_store::Result<T> + Send + 'static,
     {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.read(f))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::from)
+        self.store.read(f).map_err(ApiError::from)
     }
 
     /// Runs a write job on the writer thread.

@@ -1,6 +1,8 @@
 //! JSON shapes of the API: production Moltbook's snake_case objects with nested `author`
 //! and `submolt`, plus the open-source aliases clients of that family read (spec 7, 8).
 
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tidepool_core::time::iso;
 use tidepool_store::agents::Agent;
@@ -19,80 +21,211 @@ pub fn ok(fields: Value) -> Value {
     Value::Object(map)
 }
 
-fn author(a: &AuthorRef) -> Value {
-    json!({
-        "id": a.uuid, "name": a.name, "description": a.description, "karma": a.karma,
-        "follower_count": a.follower_count, "avatar_url": a.avatar_url,
-    })
+/// A timestamp as ISO-8601 text, serialised without building a `Value`.
+struct Iso(i64);
+
+impl Serialize for Iso {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&iso(self.0))
+    }
+}
+
+#[derive(Serialize)]
+struct AuthorView<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    karma: i64,
+    follower_count: i64,
+    avatar_url: &'a Option<String>,
+}
+
+impl<'a> AuthorView<'a> {
+    fn new(a: &'a AuthorRef) -> Self {
+        Self {
+            id: &a.uuid,
+            name: &a.name,
+            description: &a.description,
+            karma: a.karma,
+            follower_count: a.follower_count,
+            avatar_url: &a.avatar_url,
+        }
+    }
 }
 
 /// The guard's verdict as every reader sees it beside the content.
+#[derive(Serialize)]
+pub struct SafetyView<'a> {
+    verdict: &'a str,
+    /// Stored as a JSON array of label names; passed through without re-parsing.
+    labels: &'a RawValue,
+    injection_score: f64,
+    quarantined: bool,
+}
+
+impl<'a> SafetyView<'a> {
+    pub fn new(s: &'a tidepool_store::posts::Safety) -> Self {
+        let text: &'a str = s.labels.as_str();
+        let parsed: Result<&'a RawValue, _> = serde_json::from_str(text);
+        let labels = match parsed {
+            Ok(r) if r.get().starts_with('[') => r,
+            _ => empty_list(),
+        };
+        Self {
+            verdict: &s.verdict,
+            labels,
+            injection_score: s.injection_score,
+            quarantined: s.quarantined,
+        }
+    }
+}
+
+fn empty_list() -> &'static RawValue {
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| {
+        RawValue::from_string("[]".to_owned()).unwrap_or_else(|_| unreachable!("[] is valid JSON"))
+    })
+}
+
+/// The guard's verdict as a `Value`.
 pub fn safety(s: &tidepool_store::posts::Safety) -> Value {
-    let labels: Value = serde_json::from_str(&s.labels).unwrap_or_else(|_| json!([]));
-    json!({"verdict": s.verdict, "labels": labels, "injection_score": s.injection_score, "quarantined": s.quarantined})
+    serde_json::to_value(SafetyView::new(s)).unwrap_or(Value::Null)
+}
+
+#[derive(Serialize)]
+struct SubmoltRefView<'a> {
+    id: &'a str,
+    name: &'a str,
+    display_name: &'a str,
+}
+
+/// A post as the API shows it (serialised straight from the stored row).
+#[derive(Serialize)]
+pub struct PostView<'a> {
+    id: &'a str,
+    title: &'a str,
+    content: &'a Option<String>,
+    url: &'a Option<String>,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    post_type: &'a str,
+    author: AuthorView<'a>,
+    author_id: &'a str,
+    author_name: &'a str,
+    author_display_name: &'a str,
+    submolt: SubmoltRefView<'a>,
+    submolt_name: &'a str,
+    upvotes: i64,
+    downvotes: i64,
+    score: i64,
+    hot_score: f64,
+    comment_count: i64,
+    is_pinned: bool,
+    is_locked: bool,
+    is_deleted: bool,
+    created_at: Iso,
+    updated_at: Iso,
+    safety: SafetyView<'a>,
+}
+
+impl<'a> PostView<'a> {
+    pub fn new(p: &'a Post) -> Self {
+        Self {
+            id: &p.uuid,
+            title: &p.title,
+            content: &p.content,
+            url: &p.url,
+            kind: &p.post_type,
+            post_type: &p.post_type,
+            author: AuthorView::new(&p.author),
+            author_id: &p.author.uuid,
+            author_name: &p.author.name,
+            author_display_name: &p.author.name,
+            submolt: SubmoltRefView {
+                id: &p.submolt.uuid,
+                name: &p.submolt.name,
+                display_name: &p.submolt.display_name,
+            },
+            submolt_name: &p.submolt.name,
+            upvotes: p.upvotes,
+            downvotes: p.downvotes,
+            score: p.score,
+            hot_score: p.hot_rank,
+            comment_count: p.comment_count,
+            is_pinned: p.is_pinned,
+            is_locked: false,
+            is_deleted: false,
+            created_at: Iso(p.created_at),
+            updated_at: Iso(p.updated_at),
+            safety: SafetyView::new(&p.safety),
+        }
+    }
 }
 
 pub fn post(p: &Post) -> Value {
-    json!({
-        "id": p.uuid,
-        "title": p.title,
-        "content": p.content,
-        "url": p.url,
-        "type": p.post_type,
-        "post_type": p.post_type,
-        "author": author(&p.author),
-        "author_id": p.author.uuid,
-        "author_name": p.author.name,
-        "author_display_name": p.author.name,
-        "submolt": {"id": p.submolt.uuid, "name": p.submolt.name, "display_name": p.submolt.display_name},
-        "submolt_name": p.submolt.name,
-        "upvotes": p.upvotes,
-        "downvotes": p.downvotes,
-        "score": p.score,
-        "hot_score": p.hot_rank,
-        "comment_count": p.comment_count,
-        "is_pinned": p.is_pinned,
-        "is_locked": false,
-        "is_deleted": false,
-        "created_at": iso(p.created_at),
-        "updated_at": iso(p.updated_at),
-        "safety": safety(&p.safety),
-    })
+    serde_json::to_value(PostView::new(p)).unwrap_or(Value::Null)
 }
 
-pub fn comment(c: &Comment, replies: Vec<Value>) -> Value {
-    let content = if c.is_deleted {
-        "[deleted]"
-    } else {
-        c.content.as_str()
-    };
-    json!({
-        "id": c.uuid,
-        "post_id": c.post_uuid,
-        "parent_id": c.parent_uuid,
-        "content": content,
-        "depth": c.depth,
-        "author": author(&c.author),
-        "author_id": c.author.uuid,
-        "author_name": c.author.name,
-        "author_display_name": c.author.name,
-        "upvotes": c.upvotes,
-        "downvotes": c.downvotes,
-        "score": c.score,
-        "is_deleted": c.is_deleted,
-        "created_at": iso(c.created_at),
-        "updated_at": iso(c.updated_at),
-        "safety": safety(&c.safety),
-        "replies": replies,
-    })
+/// A comment with its replies (serialised straight from the stored rows).
+#[derive(Serialize)]
+pub struct CommentView<'a> {
+    id: &'a str,
+    post_id: &'a str,
+    parent_id: &'a Option<String>,
+    content: &'a str,
+    depth: i64,
+    author: AuthorView<'a>,
+    author_id: &'a str,
+    author_name: &'a str,
+    author_display_name: &'a str,
+    upvotes: i64,
+    downvotes: i64,
+    score: i64,
+    is_deleted: bool,
+    created_at: Iso,
+    updated_at: Iso,
+    safety: SafetyView<'a>,
+    replies: Vec<CommentView<'a>>,
+}
+
+impl<'a> CommentView<'a> {
+    pub fn new(c: &'a Comment, replies: Vec<CommentView<'a>>) -> Self {
+        Self {
+            id: &c.uuid,
+            post_id: &c.post_uuid,
+            parent_id: &c.parent_uuid,
+            content: if c.is_deleted {
+                "[deleted]"
+            } else {
+                &c.content
+            },
+            depth: c.depth,
+            author: AuthorView::new(&c.author),
+            author_id: &c.author.uuid,
+            author_name: &c.author.name,
+            author_display_name: &c.author.name,
+            upvotes: c.upvotes,
+            downvotes: c.downvotes,
+            score: c.score,
+            is_deleted: c.is_deleted,
+            created_at: Iso(c.created_at),
+            updated_at: Iso(c.updated_at),
+            safety: SafetyView::new(&c.safety),
+            replies,
+        }
+    }
+}
+
+pub fn comment(c: &Comment, replies: Vec<CommentView<'_>>) -> Value {
+    serde_json::to_value(CommentView::new(c, replies)).unwrap_or(Value::Null)
 }
 
 /// Arranges flat comments into trees under `roots`, siblings ordered by `key` (desc).
-pub fn comment_tree(
-    roots: &[Comment],
-    replies: &[Comment],
+pub fn comment_tree<'a>(
+    roots: &'a [Comment],
+    replies: &'a [Comment],
     key: impl Fn(&Comment) -> f64 + Copy,
-) -> Vec<Value> {
+) -> Vec<CommentView<'a>> {
     use std::collections::HashMap;
     let mut children: HashMap<i64, Vec<&Comment>> = HashMap::new();
     for r in replies {
@@ -103,14 +236,54 @@ pub fn comment_tree(
     for list in children.values_mut() {
         list.sort_by(|a, b| key(b).total_cmp(&key(a)).then(b.id.cmp(&a.id)));
     }
-    fn build(c: &Comment, children: &HashMap<i64, Vec<&Comment>>) -> Value {
+    fn build<'a>(c: &'a Comment, children: &HashMap<i64, Vec<&'a Comment>>) -> CommentView<'a> {
         let kids = children
             .get(&c.id)
             .map(|v| v.iter().map(|k| build(k, children)).collect())
             .unwrap_or_default();
-        comment(c, kids)
+        CommentView::new(c, kids)
     }
     roots.iter().map(|r| build(r, &children)).collect()
+}
+
+/// `{"success": true, "<key>": <items>, ...extra}` serialised in one pass, for the large
+/// listings (feeds, threads) where building a `Value` tree first cost more than the query.
+pub fn listing(
+    key: &str,
+    items: &impl Serialize,
+    extra: &Map<String, Value>,
+) -> Result<axum::response::Response, crate::error::ApiError> {
+    use axum::response::IntoResponse;
+    let mut buf = Vec::with_capacity(32 * 1024);
+    let put = |buf: &mut Vec<u8>, k: &str, v: &dyn erased::Ser| -> serde_json::Result<()> {
+        buf.push(b',');
+        serde_json::to_writer(&mut *buf, k)?;
+        buf.push(b':');
+        v.write(buf)
+    };
+    buf.extend_from_slice(b"{\"success\":true");
+    put(&mut buf, key, items).map_err(crate::error::ApiError::internal)?;
+    for (k, v) in extra {
+        put(&mut buf, k, v).map_err(crate::error::ApiError::internal)?;
+    }
+    buf.push(b'}');
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        buf,
+    )
+        .into_response())
+}
+
+mod erased {
+    /// Serialises into a buffer through a trait object (keys of one listing differ in type).
+    pub trait Ser {
+        fn write(&self, buf: &mut Vec<u8>) -> serde_json::Result<()>;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn write(&self, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+            serde_json::to_writer(buf, self)
+        }
+    }
 }
 
 fn metadata(a: &Agent) -> Value {

@@ -122,7 +122,8 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
         new.safety.quarantined
     ])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO comments_fts(rowid, content) VALUES (?1, ?2)")?
+    // Staged; indexed at the group commit (schema::flush_fts).
+    conn.prepare_cached("INSERT INTO fts_pending(kind, id, content) VALUES (1, ?1, ?2)")?
         .execute(params![id, new.content])?;
     conn.prepare_cached("UPDATE posts SET comment_count = comment_count + 1 WHERE id = ?1")?
         .execute([new.post_id])?;
@@ -161,6 +162,8 @@ pub fn delete(conn: &Connection, comment: &Comment) -> Result<()> {
     )?
     .execute(params![comment.id, tidepool_core::time::now_ms()])?;
     conn.prepare_cached("DELETE FROM comments_fts WHERE rowid = ?1")?
+        .execute([comment.id])?;
+    conn.prepare_cached("DELETE FROM fts_pending WHERE kind = 1 AND id = ?1")?
         .execute([comment.id])?;
     Ok(())
 }

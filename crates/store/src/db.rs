@@ -70,6 +70,8 @@ impl Store {
         let mut conn = open_connection(&path, false, options.durability)?;
         schema::migrate(&mut conn)?;
         crate::submolts::ensure_defaults(&conn, tidepool_core::time::now_ms())?;
+        // Rows staged by a writer that was not the store's (a tool on a raw connection).
+        crate::schema::flush_fts(&conn)?;
         // Refreshes planner statistics where they are stale; analysis_limit bounds the work
         // per index so start-up cost does not grow with the store.
         conn.execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")?;
@@ -212,7 +214,8 @@ fn writer_loop(conn: Connection, receiver: Receiver<Job>, opts: StoreOptions) {
                 Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
             }
         }
-        let committed = conn.execute_batch("COMMIT").map_err(StoreError::Sqlite);
+        let committed = crate::schema::flush_fts(&conn)
+            .and_then(|()| conn.execute_batch("COMMIT").map_err(StoreError::Sqlite));
         if let Err(e) = &committed {
             tracing::error!(error = %e, jobs = completions.len(), "group commit failed");
             let _ = conn.execute_batch("ROLLBACK");
@@ -246,6 +249,14 @@ fn open_connection(path: &Path, read_only: bool, durability: Durability) -> Resu
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA foreign_keys=ON;
          PRAGMA cache_size=-32000; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=268435456;"
     ))?;
+    // The query planner stability guarantee: plans never depend on bound values. Without
+    // it SQLite marks statements whose LIMIT (or partial-index terms) use a parameter as
+    // expired on every bind and re-prepares them on every run: 15% of a hot-feed
+    // request's CPU went to re-parsing SQL (docs/PERFORMANCE.md, profiling notes).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.set_prepared_statement_cache_capacity(128);
     register_functions(&conn)?;
     Ok(conn)

@@ -177,16 +177,19 @@ pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
         new.safety.quarantined
     ])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO posts_fts(rowid, title, content) VALUES (?1, ?2, ?3)")?
-        .execute(params![
-            id,
-            new.title,
-            format!(
-                "{} {}",
-                new.content.as_deref().unwrap_or(""),
-                new.url.as_deref().unwrap_or("")
-            )
-        ])?;
+    // Staged; indexed at the group commit (schema::flush_fts).
+    conn.prepare_cached(
+        "INSERT INTO fts_pending(kind, id, title, content) VALUES (0, ?1, ?2, ?3)",
+    )?
+    .execute(params![
+        id,
+        new.title,
+        format!(
+            "{} {}",
+            new.content.as_deref().unwrap_or(""),
+            new.url.as_deref().unwrap_or("")
+        )
+    ])?;
     conn.prepare_cached(
         "UPDATE submolts SET post_count = post_count + 1, last_activity_at = ?2 WHERE id = ?1",
     )?
@@ -227,6 +230,8 @@ pub fn delete(conn: &Connection, post: &Post) -> Result<()> {
     )?
     .execute(params![post.id, tidepool_core::time::now_ms()])?;
     conn.prepare_cached("DELETE FROM posts_fts WHERE rowid = ?1")?
+        .execute([post.id])?;
+    conn.prepare_cached("DELETE FROM fts_pending WHERE kind = 0 AND id = ?1")?
         .execute([post.id])?;
     conn.prepare_cached("UPDATE submolts SET post_count = post_count - 1 WHERE id = ?1")?
         .execute([post.submolt.id])?;

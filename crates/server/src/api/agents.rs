@@ -83,8 +83,10 @@ fn agent_body(agent: Value, extra: Value) -> Value {
     body
 }
 
-pub async fn me(caller: Caller) -> Json<Value> {
-    Json(agent_body(views::agent(&caller.agent), json!({})))
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    // The caller may come from the key cache; counters and karma are read fresh.
+    let agent = svc::fresh(&state, &caller).await?;
+    Ok(Json(agent_body(views::agent(&agent), json!({}))))
 }
 
 #[derive(Deserialize)]

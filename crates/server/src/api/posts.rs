@@ -3,9 +3,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tidepool_store::comments::{self, CommentSort};
+use tidepool_store::comments::{self, Comment, CommentSort};
 use tidepool_store::feed::{self, FeedScope, PostSort};
 use tidepool_store::posts::Post;
 use tidepool_store::votes::VoteAction;
@@ -16,11 +17,15 @@ use crate::params::ListParams;
 use crate::service::content::{self as svc, PostInput, Voted};
 use crate::service::{agents::find, submolts::find_submolt};
 use crate::state::AppState;
-use crate::views::{self, ok, page_fields, with};
+use crate::views::{self, ok, page_fields};
 
-fn posts_body(posts: &[Post], extra: serde_json::Map<String, Value>) -> Value {
-    let list: Vec<Value> = posts.iter().map(views::post).collect();
-    with(ok(json!({ "posts": list })), extra)
+/// `{"success": true, "posts": [...], ...extra}`, serialised in one pass.
+pub(crate) fn posts_body(
+    posts: &[Post],
+    extra: &serde_json::Map<String, Value>,
+) -> ApiResult<Response> {
+    let list: Vec<views::PostView<'_>> = posts.iter().map(views::PostView::new).collect();
+    views::listing("posts", &list, extra)
 }
 
 /// GET /posts: `sort`, `t`, `submolt`, `author`, paging.
@@ -28,7 +33,7 @@ pub async fn list(
     State(state): State<AppState>,
     _viewer: MaybeCaller,
     Query(q): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let sort = q.post_sort(PostSort::Hot)?;
     let window = q.window()?;
     let (page, _) = q.page(25, 100)?;
@@ -43,10 +48,7 @@ pub async fn list(
     let result = state
         .read(move |c| feed::list_posts(c, scope, sort, window, false, &p))
         .await?;
-    Ok(Json(posts_body(
-        &result.items,
-        page_fields(&result, page.limit),
-    )))
+    posts_body(&result.items, &page_fields(&result, page.limit))
 }
 
 /// GET /feed: subscriptions and follows (`filter=following`: follows only).
@@ -54,7 +56,7 @@ pub async fn personal(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let sort = q.post_sort(PostSort::Hot)?;
     let following_only = match q.filter.as_deref().map(str::trim) {
         None | Some("") | Some("all") => false,
@@ -75,7 +77,7 @@ pub async fn personal(
         "feed_type".into(),
         json!(if following_only { "following" } else { "all" }),
     );
-    Ok(Json(posts_body(&result.items, extra)))
+    posts_body(&result.items, &extra)
 }
 
 #[derive(Deserialize)]
@@ -122,25 +124,39 @@ fn comment_sort(q: &ListParams) -> ApiResult<CommentSort> {
     }
 }
 
-/// The comment tree of `post`, one page of roots with their replies.
-async fn tree(
-    state: &AppState,
-    post: &Post,
-    q: &ListParams,
-) -> ApiResult<(Vec<Value>, serde_json::Map<String, Value>)> {
+/// One page of `post`'s root comments with their replies, and the paging fields.
+struct Thread {
+    roots: Vec<Comment>,
+    replies: Vec<Comment>,
+    sort: CommentSort,
+    extra: serde_json::Map<String, Value>,
+}
+
+impl Thread {
+    fn views(&self) -> Vec<views::CommentView<'_>> {
+        let sort = self.sort;
+        views::comment_tree(&self.roots, &self.replies, move |c| sort.key(c))
+    }
+}
+
+async fn tree(state: &AppState, post: &Post, q: &ListParams) -> ApiResult<Thread> {
     let sort = comment_sort(q)?;
     let (page, _) = q.page(35, 100)?;
     let (post_id, p) = (post.id, page.clone());
     let (roots, replies) = state
         .read(move |c| comments::tree(c, post_id, sort, &p))
         .await?;
-    let tree = views::comment_tree(&roots.items, &replies, move |c| sort.key(c));
     let mut extra = page_fields(&roots, page.limit);
     extra.insert(
         "total_returned".into(),
         json!(roots.items.len() + replies.len()),
     );
-    Ok((tree, extra))
+    Ok(Thread {
+        roots: roots.items,
+        replies,
+        sort,
+        extra,
+    })
 }
 
 pub async fn get(
@@ -148,12 +164,12 @@ pub async fn get(
     _viewer: MaybeCaller,
     Path(id): Path<String>,
     Query(q): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let post = svc::get_post(&state, &id).await?;
-    let (comments, _) = tree(&state, &post, &q).await?;
-    Ok(Json(ok(
-        json!({"post": views::post(&post), "comments": comments}),
-    )))
+    let thread = tree(&state, &post, &q).await?;
+    let mut extra = serde_json::Map::new();
+    extra.insert("post".into(), views::post(&post));
+    views::listing("comments", &thread.views(), &extra)
 }
 
 pub async fn delete(
@@ -243,14 +259,13 @@ pub async fn list_comments(
     _viewer: MaybeCaller,
     Path(id): Path<String>,
     Query(q): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let post = svc::get_post(&state, &id).await?;
-    let (comments, extra) = tree(&state, &post, &q).await?;
+    let mut thread = tree(&state, &post, &q).await?;
     let sort = q.sort.clone().unwrap_or_else(|| "best".into());
-    Ok(Json(with(
-        ok(json!({"comments": comments, "post_id": post.uuid, "sort": sort})),
-        extra,
-    )))
+    thread.extra.insert("post_id".into(), json!(post.uuid));
+    thread.extra.insert("sort".into(), json!(sort));
+    views::listing("comments", &thread.views(), &thread.extra)
 }
 
 #[derive(Deserialize)]

@@ -112,7 +112,7 @@ pub async fn feed(
     _viewer: MaybeCaller,
     Path(name): Path<String>,
     Query(q): Query<ListParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
     let s = find_submolt(&state, &name).await?;
     let sort = q.post_sort(PostSort::Hot)?;
     let window = q.window()?;
@@ -133,10 +133,10 @@ pub async fn feed(
             ))
         })
         .await?;
-    let list: Vec<Value> = pinned
+    let list: Vec<views::PostView<'_>> = pinned
         .iter()
         .chain(result.items.iter())
-        .map(views::post)
+        .map(views::PostView::new)
         .collect();
     let mut extra = page_fields(&result, page.limit);
     extra.insert("total".into(), json!(s.post_count));
@@ -144,7 +144,7 @@ pub async fn feed(
         "submolt".into(),
         json!({"id": s.uuid, "name": s.name, "display_name": s.display_name}),
     );
-    Ok(Json(with(ok(json!({"posts": list})), extra)))
+    views::listing("posts", &list, &extra)
 }
 
 pub async fn subscribe(

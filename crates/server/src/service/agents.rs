@@ -152,7 +152,17 @@ pub async fn rotate_key(state: &AppState, caller: &Caller) -> ApiResult<String> 
     state
         .write(move |c| agents::rotate_key(c, id, &hash, now_ms()))
         .await?;
+    state.keys.invalidate();
     Ok(key)
+}
+
+/// The caller's agent as stored now (the caller itself may be a few seconds old).
+pub async fn fresh(state: &AppState, caller: &Caller) -> ApiResult<Agent> {
+    let id = caller.agent.id;
+    state
+        .read(move |c| agents::by_id(c, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Agent not found"))
 }
 
 /// Mints an additional read-only key.

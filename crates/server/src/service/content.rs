@@ -161,7 +161,10 @@ pub async fn delete_post(state: &AppState, caller: &Caller, raw_id: &str) -> Api
     if post.author.id != caller.agent.id {
         return Err(ApiError::forbidden("You can only delete your own posts"));
     }
-    state.write(move |c| posts::delete(c, &post)).await
+    state.write(move |c| posts::delete(c, &post)).await?;
+    // A deleted post leaves every cached page at once, not after the cache's moment.
+    state.pages.clear();
+    Ok(())
 }
 
 /// A vote's outcome and what the response tells the voter about the author.
@@ -348,5 +351,7 @@ pub async fn delete_comment(state: &AppState, caller: &Caller, raw_id: &str) -> 
     if comment.is_deleted {
         return Ok(());
     }
-    state.write(move |c| comments::delete(c, &comment)).await
+    state.write(move |c| comments::delete(c, &comment)).await?;
+    state.pages.clear();
+    Ok(())
 }

@@ -63,6 +63,9 @@ pub async fn check(
                 Ok(revoked)
             })
             .await?;
+        if revoked > 0 {
+            state.keys.invalidate();
+        }
         let mut hint =
             "Remove it and try again. Never post credentials or anyone's personal data.".to_owned();
         if revoked > 0 {

@@ -5,6 +5,7 @@
 mod agents;
 mod authz;
 mod bad_input;
+mod cache;
 mod content;
 mod feeds;
 mod meta;
