@@ -639,14 +639,30 @@ async fn run_phase(
 }
 
 /// `tidepool bench load`.
+#[derive(clap::Args)]
 pub struct LoadArgs {
+    /// The server (plain http; start it with --rate-limits off).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// name<TAB>key lines (from `tidepool seed --keys-out` or `bench seed --keys-out`);
+    /// without it the bench registers its own agents (needs --auto-claim).
+    #[arg(long)]
     pub keys: Option<PathBuf>,
+    #[arg(long, value_delimiter = ',', default_value = "read,write,mixed")]
     pub phases: Vec<Phase>,
+    /// Concurrent clients (connections), one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
     pub clients: Vec<usize>,
+    /// Measured seconds per run (at most 600).
+    #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
+    /// Unmeasured seconds before each run.
+    #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+    /// Also write every run as JSON here.
+    #[arg(long)]
     pub json_out: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 
@@ -721,16 +737,28 @@ pub fn load(args: LoadArgs) -> Result<()> {
 
 /// `tidepool bench seed`: builds a network through the HTTP API, every write through the
 /// full write path (auth, validation, guard, store).
+#[derive(clap::Args)]
 pub struct SeedArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    #[arg(long, default_value_t = 2_000)]
     pub agents: usize,
+    #[arg(long, default_value_t = 20)]
     pub submolts: usize,
+    #[arg(long, default_value_t = 20_000)]
     pub posts: usize,
+    #[arg(long, default_value_t = 50_000)]
     pub comments: usize,
+    #[arg(long, default_value_t = 100_000)]
     pub votes: usize,
+    #[arg(long, default_value_t = 64)]
     pub clients: usize,
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Write every agent's name and key (tab-separated, mode 0600) here.
+    #[arg(long)]
     pub keys_out: Option<PathBuf>,
+    #[arg(long)]
     pub json_out: Option<PathBuf>,
 }
 

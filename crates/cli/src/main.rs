@@ -76,56 +76,10 @@ enum Command {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Timed read, write and mixed (90/10) phases at each concurrency; table + JSON.
-    Load {
-        /// The server (plain http; start it with --rate-limits off).
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        /// name<TAB>key lines (from `tidepool seed --keys-out` or `bench seed --keys-out`);
-        /// without it the bench registers its own agents (needs --auto-claim).
-        #[arg(long)]
-        keys: Option<PathBuf>,
-        #[arg(long, value_delimiter = ',', default_value = "read,write,mixed")]
-        phases: Vec<bench::Phase>,
-        /// Concurrent clients (connections), one run per value.
-        #[arg(long, value_delimiter = ',', default_value = "16,64")]
-        clients: Vec<usize>,
-        /// Measured seconds per run (at most 600).
-        #[arg(long, default_value_t = 10.0)]
-        duration: f64,
-        /// Unmeasured seconds before each run.
-        #[arg(long, default_value_t = 2.0)]
-        warmup: f64,
-        /// Also write every run as JSON here.
-        #[arg(long)]
-        json_out: Option<PathBuf>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Load(bench::LoadArgs),
     /// Build a network through the HTTP API (every write through auth, guard and store) and
     /// report the request rate. The server must run with --auto-claim --rate-limits off.
-    Seed {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        url: String,
-        #[arg(long, default_value_t = 2_000)]
-        agents: usize,
-        #[arg(long, default_value_t = 20)]
-        submolts: usize,
-        #[arg(long, default_value_t = 20_000)]
-        posts: usize,
-        #[arg(long, default_value_t = 50_000)]
-        comments: usize,
-        #[arg(long, default_value_t = 100_000)]
-        votes: usize,
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Write every agent's name and key (tab-separated, mode 0600) here.
-        #[arg(long)]
-        keys_out: Option<PathBuf>,
-        #[arg(long)]
-        json_out: Option<PathBuf>,
-    },
+    Seed(bench::SeedArgs),
 }
 
 #[derive(Subcommand)]
@@ -246,48 +200,8 @@ fn main() -> Result<()> {
             },
         ),
         Command::Bench { command } => match command {
-            BenchCommand::Load {
-                url,
-                keys,
-                phases,
-                clients,
-                duration,
-                warmup,
-                json_out,
-                seed,
-            } => bench::load(bench::LoadArgs {
-                url,
-                keys,
-                phases,
-                clients,
-                duration,
-                warmup,
-                json_out,
-                seed,
-            }),
-            BenchCommand::Seed {
-                url,
-                agents,
-                submolts,
-                posts,
-                comments,
-                votes,
-                clients,
-                seed,
-                keys_out,
-                json_out,
-            } => bench::seed(bench::SeedArgs {
-                url,
-                agents,
-                submolts,
-                posts,
-                comments,
-                votes,
-                clients,
-                seed,
-                keys_out,
-                json_out,
-            }),
+            BenchCommand::Load(args) => bench::load(args),
+            BenchCommand::Seed(args) => bench::seed(args),
         },
         Command::Guard { command } => match command {
             GuardCommand::Scan { pii_label } => {

@@ -479,6 +479,10 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
     })?;
     submolt_ids.extend(ids);
 
+    // Posts, comments and votes go in without their secondary indexes and full-text rows;
+    // both are built once at the end, over sorted keys.
+    let deferred =
+        store.write_blocking(|c| seed::defer_indexes(c, &["posts", "comments", "votes"]))?;
     let pb = bar(n_posts, "posts");
     let mut post_ids: Vec<i64> = Vec::with_capacity(n_posts);
     for chunk_start in (0..n_posts).step_by(BATCH) {
@@ -524,7 +528,9 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
     pb.finish();
 
     let pb = bar(n_comments, "comments");
-    let mut comment_ids: Vec<i64> = Vec::with_capacity(n_comments);
+    // The comments table is empty: comment i gets id i + 1, so a reply names its parent
+    // without a lookup table.
+    let comment_ids: Vec<i64> = (1..=n_comments as i64).collect();
     for chunk_start in (0..n_comments).step_by(BATCH) {
         let end = (chunk_start + BATCH).min(n_comments);
         let rows: Vec<_> = (chunk_start..end)
@@ -543,38 +549,31 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
                 )
             })
             .collect();
-        let known: Vec<i64> = comment_ids.clone();
-        let ids = store.write_blocking(move |c| {
-            let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let parent_id = r.2.map(|p| {
-                    if p < known.len() {
-                        known[p]
-                    } else {
-                        ids[p - known.len()]
-                    }
-                });
-                ids.push(seed::insert_comment(
+        store.write_blocking(move |c| {
+            for (i, r) in (chunk_start..).zip(&rows) {
+                seed::insert_comment(
                     c,
                     &CommentRow {
+                        id: i as i64 + 1,
                         post_id: r.0,
                         author_id: r.1,
-                        parent_id,
+                        parent_id: r.2.map(|p| p as i64 + 1),
                         depth: r.3,
                         content: &r.4,
                         created_at: r.5,
                         upvotes: r.6,
                         downvotes: r.7,
                     },
-                )?);
+                )?;
             }
-            Ok(ids)
+            Ok(())
         })?;
-        comment_ids.extend(ids);
         pb.set_position(end as u64);
     }
     pb.finish();
 
+    // In primary-key order, so the votes table grows by appending.
+    votes.sort_unstable_by_key(|&(voter, on_comment, target, _)| (voter, on_comment, target));
     let pb = bar(votes.len(), "votes");
     let total_votes = votes.len();
     for (n_done, chunk) in votes.chunks(BATCH * 5).enumerate() {
@@ -635,6 +634,14 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
         seed::add_counters(c, n_agents_i, n_subs_created, n_posts_i, n_comments_i)
     })?;
     pb.finish();
+    let t = std::time::Instant::now();
+    eprintln!("building the search index ...");
+    store.write_blocking(seed::build_fts)?;
+    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
+    let t = std::time::Instant::now();
+    eprintln!("building {} indexes ...", deferred.len());
+    store.write_blocking(move |c| seed::restore_indexes(c, &deferred))?;
+    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
     store.write_blocking(|c| Ok(c.execute_batch("ANALYZE")?))?;
     store.shutdown();
     eprintln!(

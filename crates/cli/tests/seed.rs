@@ -131,6 +131,7 @@ fn seeded_counters_ranks_and_keys_are_consistent() {
             "--rate-limits",
             "off",
         ])
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -166,6 +167,18 @@ fn seeded_counters_ranks_and_keys_are_consistent() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
+    // The search index built after the load covers seeded posts and comments.
+    for kind in ["post", "comment"] {
+        let found: serde_json::Value = client
+            .get(format!("{base}/search?q=reef&type={kind}s&limit=5"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let results = found["results"].as_array().unwrap();
+        assert!(!results.is_empty(), "{found}");
+        assert!(results.iter().all(|r| r["type"] == kind), "{found}");
+    }
     let _ = server.kill();
     let _ = server.wait();
 }

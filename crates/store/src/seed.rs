@@ -83,13 +83,14 @@ pub fn insert_post(conn: &Connection, p: &PostRow<'_>) -> Result<i64> {
          VALUES (?1, ?2, ?3, ?4, ?5, 'text', ?6, ?7, ?8, ?6, tp_hot(?6, ?9), ?10, ?9, ?9)",
     )?
     .execute(params![crate::new_public_id(), p.author_id, p.submolt_id, p.title, p.content, score, p.upvotes, p.downvotes, p.created_at, p.comment_count])?;
-    let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO posts_fts(rowid, title, content) VALUES (?1, ?2, ?3)")?
-        .execute(params![id, p.title, format!("{} ", p.content)])?;
-    Ok(id)
+    // Full-text rows are built in one pass after the load (build_fts).
+    Ok(conn.last_insert_rowid())
 }
 
 pub struct CommentRow<'a> {
+    /// Chosen by the loader (the table is empty), so replies can name parents from
+    /// earlier batches without a lookup.
+    pub id: i64,
     pub post_id: i64,
     pub author_id: i64,
     pub parent_id: Option<i64>,
@@ -102,15 +103,12 @@ pub struct CommentRow<'a> {
 
 pub fn insert_comment(conn: &Connection, c: &CommentRow<'_>) -> Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO comments(uuid, post_id, author_id, parent_id, depth, content, score, upvotes, downvotes,
+        "INSERT INTO comments(id, uuid, post_id, author_id, parent_id, depth, content, score, upvotes, downvotes,
              weighted_score, best_rank, controversy, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7 - ?8, ?7, ?8, ?7 - ?8, tp_wilson(?7, ?8), tp_controversy(?7, ?8), ?9, ?9)",
+         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7 - ?8, ?7, ?8, ?7 - ?8, tp_wilson(?7, ?8), tp_controversy(?7, ?8), ?9, ?9)",
     )?
-    .execute(params![crate::new_public_id(), c.post_id, c.author_id, c.parent_id, c.depth, c.content, c.upvotes, c.downvotes, c.created_at])?;
-    let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO comments_fts(rowid, content) VALUES (?1, ?2)")?
-        .execute(params![id, c.content])?;
-    Ok(id)
+    .execute(params![crate::new_public_id(), c.post_id, c.author_id, c.parent_id, c.depth, c.content, c.upvotes, c.downvotes, c.created_at, c.id])?;
+    Ok(c.id)
 }
 
 /// `kind`: 0 post, 1 comment; `value` +1 or -1.
@@ -172,5 +170,46 @@ pub fn add_counters(
     ] {
         crate::schema::bump_counter(conn, name, n)?;
     }
+    Ok(())
+}
+
+/// Drops the secondary indexes of `tables` (not the ones behind PRIMARY KEY or UNIQUE) and
+/// returns their SQL for [`restore_indexes`]. Building an index once over sorted keys is
+/// several times faster than keeping it up to date row by row during a bulk load.
+pub fn defer_indexes(conn: &Connection, tables: &[&str]) -> Result<Vec<String>> {
+    let mut sqls = Vec::new();
+    for table in tables {
+        let mut stmt = conn.prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL",
+        )?;
+        let found = stmt
+            .query_map([table], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (name, sql) in found {
+            conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+            sqls.push(sql);
+        }
+    }
+    Ok(sqls)
+}
+
+/// Recreates indexes dropped by [`defer_indexes`].
+pub fn restore_indexes(conn: &Connection, sqls: &[String]) -> Result<()> {
+    for sql in sqls {
+        conn.execute_batch(sql)?;
+    }
+    Ok(())
+}
+
+/// Indexes every post and comment for search in one pass (after a bulk load), with the
+/// same text the write path indexes.
+pub fn build_fts(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "INSERT INTO posts_fts(rowid, title, content)
+             SELECT id, title, coalesce(content, '') || ' ' || coalesce(url, '') FROM posts ORDER BY id;
+         INSERT INTO comments_fts(rowid, content) SELECT id, content FROM comments ORDER BY id;",
+    )?;
     Ok(())
 }
