@@ -159,6 +159,21 @@ enum AdminCommand {
         #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
         data_dir: PathBuf,
     },
+    /// Create a human owner account (the password is read from stdin, one line).
+    CreateOwner {
+        email: String,
+        /// Administrators moderate every submolt and can suspend any agent.
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
+        data_dir: PathBuf,
+    },
+    /// Set a new password for an owner (read from stdin); ends all their sessions.
+    ResetPassword {
+        email: String,
+        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
+        data_dir: PathBuf,
+    },
     /// List the security audit log, newest first.
     Audit {
         #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
@@ -262,6 +277,12 @@ fn resolve(args: ServeArgs) -> Result<Config> {
         .durable_commits
         .or(file.durable_commits)
         .unwrap_or(false);
+    if let Some(n) = file.max_agents_per_owner {
+        if n < 1 {
+            bail!("max_agents_per_owner must be at least 1");
+        }
+        config.max_agents_per_owner = n;
+    }
     if let Some(ms) = args.page_cache_ms.or(file.page_cache_ms) {
         config.page_cache_ms = ms;
     }
@@ -317,6 +338,21 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// One line from stdin (pipe it, or type it: it is not echoed by the shell's `read -s`).
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!(
+            "no password on stdin (example: printf '%s\\n' \"$PASSWORD\" | tidepool admin create-owner you@example.com)"
+        );
+    }
+    Ok(password)
+}
+
 fn open_existing(data_dir: &std::path::Path) -> Result<Store> {
     if !data_dir.join("tidepool.db").exists() {
         bail!(
@@ -352,6 +388,35 @@ fn admin(command: AdminCommand) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             store.shutdown();
             println!("claimed {} ({})", agent.name, agent.uuid);
+            Ok(())
+        }
+        AdminCommand::CreateOwner {
+            email,
+            admin,
+            data_dir,
+        } => {
+            let password = read_password()?;
+            let store = open_existing(&data_dir)?;
+            let owner = tidepool_server::service::owners::create_owner_blocking(
+                &store, &email, &password, admin,
+            )
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            store.shutdown();
+            println!(
+                "created {}owner {} (#{})",
+                if owner.is_admin { "admin " } else { "" },
+                owner.email,
+                owner.id
+            );
+            Ok(())
+        }
+        AdminCommand::ResetPassword { email, data_dir } => {
+            let password = read_password()?;
+            let store = open_existing(&data_dir)?;
+            tidepool_server::service::owners::reset_password_blocking(&store, &email, &password)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            store.shutdown();
+            println!("password changed for {email}; every session of theirs has ended");
             Ok(())
         }
         AdminCommand::Audit { data_dir, limit } => {

@@ -113,6 +113,27 @@ pub mod domain {
     pub const API_KEY: &str = "api-key";
     pub const CLAIM_TOKEN: &str = "claim-token";
     pub const VERIFICATION_CODE: &str = "verification-code";
+    pub const SESSION: &str = "owner-session";
+    pub const CSRF: &str = "csrf";
+}
+
+/// A new browser session or CSRF token: 43 base62 characters (256 bits).
+pub fn new_session_token() -> Result<String, RandomError> {
+    random_base62(RANDOM_LEN)
+}
+
+/// A verification code as a human typed it, in the form it was issued (`reef-X4B2`):
+/// spaces trimmed, the word lower case, the tail upper case.
+pub fn normalize_verification_code(input: &str) -> String {
+    let t = input.trim();
+    match t.split_once('-') {
+        Some((word, tail)) => format!(
+            "{}-{}",
+            word.trim().to_ascii_lowercase(),
+            tail.trim().to_ascii_uppercase()
+        ),
+        None => t.to_owned(),
+    }
 }
 
 #[cfg(test)]

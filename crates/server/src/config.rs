@@ -27,6 +27,8 @@ pub struct Config {
     pub guard: tidepool_guard::Policy,
     /// How long a public listing may be served from the page cache (0 = off).
     pub page_cache_ms: u64,
+    /// Most agents one human owner may claim.
+    pub max_agents_per_owner: i64,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             durable_commits: false,
             guard: tidepool_guard::Policy::default(),
             page_cache_ms: 1_000,
+            max_agents_per_owner: 20,
         }
     }
 }
@@ -59,6 +62,7 @@ pub struct FileConfig {
     pub claim_ttl_hours: Option<i64>,
     pub durable_commits: Option<bool>,
     pub page_cache_ms: Option<u64>,
+    pub max_agents_per_owner: Option<i64>,
     #[serde(default)]
     pub limits: Option<RateLimits>,
     #[serde(default)]

@@ -17,6 +17,7 @@ pub mod skill;
 pub mod spotlight;
 pub mod state;
 pub mod views;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -88,6 +89,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         .route("/messaging.md", get(skill_file))
         .route("/rules.md", get(skill_file))
         .route("/skill.json", get(skill_manifest))
+        .merge(web::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), cache::layer))
         .layer(middleware::from_fn(spotlight::layer))
@@ -96,6 +98,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
             general_limits,
         ))
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), web::layer))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Only the route template is logged, never the concrete path or query, so a
@@ -193,7 +196,8 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        // JSON errors are already enveloped; web pages render their own errors.
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -12,6 +12,8 @@ pub enum AgentStatus {
     PendingClaim,
     Claimed,
     Suspended,
+    /// Deleted by its owner: every key revoked, the name kept so nobody can take it over.
+    Deleted,
 }
 
 impl AgentStatus {
@@ -20,6 +22,7 @@ impl AgentStatus {
             Self::PendingClaim => "pending_claim",
             Self::Claimed => "claimed",
             Self::Suspended => "suspended",
+            Self::Deleted => "deleted",
         }
     }
 
@@ -27,6 +30,7 @@ impl AgentStatus {
         match s {
             "claimed" => Self::Claimed,
             "suspended" => Self::Suspended,
+            "deleted" => Self::Deleted,
             _ => Self::PendingClaim,
         }
     }

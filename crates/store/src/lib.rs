@@ -17,6 +17,8 @@ pub mod comments;
 mod db;
 mod error;
 pub mod feed;
+pub mod moderation;
+pub mod owners;
 pub mod posts;
 pub mod schema;
 pub mod search;

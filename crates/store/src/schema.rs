@@ -200,6 +200,42 @@ CREATE TABLE fts_pending (
     content TEXT NOT NULL
 );
 "#,
+    // 4: human owners, their sessions, the agents they own, and moderation.
+    r#"
+CREATE TABLE owners (
+    id            INTEGER PRIMARY KEY,
+    email         TEXT    NOT NULL,
+    email_key     TEXT    NOT NULL UNIQUE,
+    password_hash TEXT    NOT NULL,   -- argon2id PHC string
+    is_admin      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+-- Only a keyed hash of each session token is stored.
+CREATE TABLE sessions (
+    token_hash BLOB    PRIMARY KEY,
+    owner_id   INTEGER NOT NULL REFERENCES owners(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_owner ON sessions(owner_id);
+ALTER TABLE agents ADD COLUMN owner_id INTEGER REFERENCES owners(id);
+CREATE INDEX agents_owner ON agents(owner_id, id);
+CREATE INDEX audit_agent ON audit_log(agent_id, id);
+-- The public moderation log: who did what to which item, and why.
+CREATE TABLE mod_log (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    actor       TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    target_kind TEXT    NOT NULL,
+    target      TEXT    NOT NULL,
+    reason      TEXT    NOT NULL
+);
+-- The moderation queue reads quarantined items newest first through these.
+CREATE INDEX posts_quarantine_queue ON posts(id) WHERE is_quarantined = 1 AND is_deleted = 0;
+CREATE INDEX comments_quarantine_queue ON comments(id) WHERE is_quarantined = 1 AND is_deleted = 0;
+CREATE INDEX submolt_moderators_agent ON submolt_moderators(agent_id);
+"#,
 ];
 
 /// Indexes every staged full-text row and empties the stage. The writer runs it once per

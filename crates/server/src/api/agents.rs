@@ -120,7 +120,7 @@ pub async fn status(caller: Caller) -> Json<Value> {
             "message": "Agent not yet claimed: waiting for your human.",
             "next_step": "Send your human the claim_url and verification_code from your registration.",
         })),
-        AgentStatus::Suspended => {
+        AgentStatus::Suspended | AgentStatus::Deleted => {
             ok(json!({"status": "suspended", "message": "This agent is suspended."}))
         }
     })

@@ -5,6 +5,7 @@
 mod agents;
 mod authz;
 mod bad_input;
+mod browser;
 mod cache;
 mod content;
 mod feeds;

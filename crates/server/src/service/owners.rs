@@ -1,0 +1,469 @@
+//! Human owners: accounts (argon2id), sessions, claiming agents, managing them, and
+//! moderation. Called by the web pages and by `tidepool admin`.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use tidepool_core::credentials::{self, domain};
+use tidepool_core::time::now_ms;
+use tidepool_store::agents::{self, Agent, AgentStatus, KeyScope};
+use tidepool_store::owners::{self, Owner};
+use tidepool_store::{Store, comments, moderation, posts};
+
+use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::Limit;
+use crate::state::AppState;
+
+/// Shortest and longest password accepted.
+pub const PASSWORD_MIN: usize = 10;
+pub const PASSWORD_MAX: usize = 200;
+/// How long a browser session lasts.
+pub const SESSION_TTL_MS: i64 = 14 * 24 * 3_600_000;
+/// Login attempts per address and per account in 15 minutes.
+pub const LOGIN_LIMIT: Limit = Limit::new(10, 900);
+/// Sign-ups per address per hour.
+pub const SIGNUP_LIMIT: Limit = Limit::new(5, 3_600);
+/// Claim attempts (right or wrong codes) per owner per hour.
+pub const CLAIM_LIMIT: Limit = Limit::new(20, 3_600);
+
+fn random(e: credentials::RandomError) -> ApiError {
+    ApiError::internal(e)
+}
+
+/// Checks an email address enough to refuse typos and junk (no mail is sent).
+pub fn check_email(email: &str) -> ApiResult<String> {
+    let e = email.trim();
+    let ok = e.len() <= 254
+        && e.split_once('@').is_some_and(|(local, host)| {
+            !local.is_empty()
+                && host.contains('.')
+                && !host.starts_with('.')
+                && !host.ends_with('.')
+                && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
+        && e.matches('@').count() == 1;
+    if ok {
+        Ok(e.to_owned())
+    } else {
+        Err(ApiError::bad_request(
+            "That does not look like an email address",
+        ))
+    }
+}
+
+pub fn check_password(password: &str) -> ApiResult<()> {
+    let n = password.chars().count();
+    if n < PASSWORD_MIN {
+        return Err(ApiError::bad_request(format!(
+            "Passwords need at least {PASSWORD_MIN} characters"
+        )));
+    }
+    if n > PASSWORD_MAX {
+        return Err(ApiError::bad_request(format!(
+            "Passwords may have at most {PASSWORD_MAX} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// argon2id with the crate's defaults (19 MiB, 2 passes), salted from the OS CSPRNG.
+pub fn hash_password(password: &str) -> ApiResult<String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(ApiError::internal)?;
+    let salt = SaltString::encode_b64(&salt).map_err(ApiError::internal)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(ApiError::internal)?
+        .to_string())
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash to verify against when the account does not exist, so a login for an unknown
+/// email costs the same time as one for a known email.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not a real password, never used").unwrap_or_default())
+}
+
+/// Creates an owner account (used by sign-up and `tidepool admin create-owner`).
+pub fn create_owner_blocking(
+    store: &Store,
+    email: &str,
+    password: &str,
+    is_admin: bool,
+) -> ApiResult<Owner> {
+    let email = check_email(email)?;
+    check_password(password)?;
+    let hash = hash_password(password)?;
+    Ok(store.write_blocking(move |c| owners::create(c, &email, &hash, is_admin, now_ms()))?)
+}
+
+/// Replaces an owner's password and ends every session (`tidepool admin reset-password`).
+pub fn reset_password_blocking(store: &Store, email: &str, password: &str) -> ApiResult<()> {
+    check_password(password)?;
+    let key = email.trim().to_lowercase();
+    let owner = store
+        .read(|c| owners::by_email(c, &key))?
+        .ok_or_else(|| ApiError::not_found("No account with this email"))?;
+    let hash = hash_password(password)?;
+    Ok(store.write_blocking(move |c| owners::set_password(c, owner.id, &hash))?)
+}
+
+fn limited(state: &AppState, key: String, limit: Limit, what: &str) -> ApiResult<()> {
+    if !state.config.rate_limits_enabled {
+        return Ok(());
+    }
+    let d = state.limiter.hit(&key, limit, now_ms());
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(crate::service::too_many(d, what))
+    }
+}
+
+/// A new session: the raw token for the cookie (only its hash is stored).
+async fn start_session(state: &AppState, owner_id: i64) -> ApiResult<String> {
+    let token = credentials::new_session_token().map_err(random)?;
+    let hash = state.hasher.hash(domain::SESSION, &token);
+    let now = now_ms();
+    state
+        .write(move |c| owners::create_session(c, &hash, owner_id, now, now + SESSION_TTL_MS))
+        .await?;
+    Ok(token)
+}
+
+pub async fn sign_up(
+    state: &AppState,
+    ip: &str,
+    email: &str,
+    password: &str,
+) -> ApiResult<(Owner, String)> {
+    limited(
+        state,
+        format!("signup:{ip}"),
+        SIGNUP_LIMIT,
+        "too many sign-ups",
+    )?;
+    let email = check_email(email)?;
+    check_password(password)?;
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)??;
+    let owner = state
+        .write(move |c| owners::create(c, &email, &hash, false, now_ms()))
+        .await?;
+    let token = start_session(state, owner.id).await?;
+    Ok((owner, token))
+}
+
+/// Logs in; the same answer for an unknown email and a wrong password.
+pub async fn log_in(
+    state: &AppState,
+    ip: &str,
+    email: &str,
+    password: &str,
+) -> ApiResult<(Owner, String)> {
+    let key = email.trim().to_lowercase();
+    limited(
+        state,
+        format!("login:{ip}"),
+        LOGIN_LIMIT,
+        "too many login attempts",
+    )?;
+    limited(
+        state,
+        format!("login-account:{key}"),
+        LOGIN_LIMIT,
+        "too many login attempts",
+    )?;
+    let k = key.clone();
+    let owner = state.read(move |c| owners::by_email(c, &k)).await?;
+    let phc = owner
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_owned(), |o| o.password_hash.clone());
+    let password = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        .await
+        .map_err(ApiError::internal)?;
+    match owner {
+        Some(o) if ok => {
+            let token = start_session(state, o.id).await?;
+            Ok((o, token))
+        }
+        _ => Err(ApiError::unauthorized("Wrong email or password")),
+    }
+}
+
+pub async fn log_out(state: &AppState, token: &str) -> ApiResult<()> {
+    let hash = state.hasher.hash(domain::SESSION, token);
+    state.write(move |c| owners::delete_session(c, &hash)).await
+}
+
+/// The owner behind a session cookie, if it is live.
+pub async fn session(state: &AppState, token: &str) -> ApiResult<Option<Owner>> {
+    let hash = state.hasher.hash(domain::SESSION, token);
+    state
+        .read(move |c| owners::session_owner(c, &hash, now_ms()))
+        .await
+}
+
+/// The unclaimed agent behind a claim token (for the claim page).
+pub async fn claimable(state: &AppState, token: &str) -> ApiResult<Option<Agent>> {
+    let hash = state.hasher.hash(domain::CLAIM_TOKEN, token);
+    state
+        .read(move |c| owners::agent_by_claim_token(c, &hash, now_ms()))
+        .await
+}
+
+pub async fn claim(state: &AppState, owner: &Owner, token: &str, code: &str) -> ApiResult<Agent> {
+    limited(
+        state,
+        format!("claim:{}", owner.id),
+        CLAIM_LIMIT,
+        "too many claim attempts",
+    )?;
+    let token_hash = state.hasher.hash(domain::CLAIM_TOKEN, token);
+    let code_hash = state.hasher.hash(
+        domain::VERIFICATION_CODE,
+        &credentials::normalize_verification_code(code),
+    );
+    let (owner_id, cap) = (owner.id, state.config.max_agents_per_owner);
+    let agent = state
+        .write(move |c| {
+            owners::claim_with_token(c, &token_hash, &code_hash, owner_id, cap, now_ms())
+        })
+        .await?;
+    state.keys.invalidate();
+    Ok(agent)
+}
+
+/// One of the owner's agents, by name; anything else is "not found" (no probing).
+pub async fn owned_agent(state: &AppState, owner: &Owner, name: &str) -> ApiResult<Agent> {
+    let agent = crate::service::agents::find(state, name).await?;
+    let id = agent.id;
+    let owner_id = state.read(move |c| owners::owner_of(c, id)).await?;
+    if owner_id != Some(owner.id) {
+        return Err(ApiError::not_found("Agent not found"));
+    }
+    Ok(agent)
+}
+
+/// Issues a new full key for an owned agent; every older full key stops working at once.
+pub async fn rotate_key(state: &AppState, agent: &Agent) -> ApiResult<String> {
+    if agent.status == AgentStatus::Deleted {
+        return Err(ApiError::bad_request("This agent is deleted"));
+    }
+    let key = credentials::new_api_key().map_err(random)?;
+    let hash = state.hasher.hash(domain::API_KEY, &key);
+    let id = agent.id;
+    state
+        .write(move |c| {
+            agents::rotate_key(c, id, &hash, now_ms())?;
+            tidepool_store::schema::audit(
+                c,
+                "key_rotated",
+                Some(id),
+                &serde_json::json!({"by": "owner"}),
+            )
+        })
+        .await?;
+    state.keys.invalidate();
+    Ok(key)
+}
+
+pub async fn mint_read_key(state: &AppState, agent: &Agent) -> ApiResult<String> {
+    if agent.status == AgentStatus::Deleted {
+        return Err(ApiError::bad_request("This agent is deleted"));
+    }
+    let key = credentials::new_api_key().map_err(random)?;
+    let hash = state.hasher.hash(domain::API_KEY, &key);
+    let id = agent.id;
+    state
+        .write(move |c| agents::add_key(c, id, &hash, KeyScope::Read, now_ms()))
+        .await?;
+    Ok(key)
+}
+
+pub async fn revoke_read_key(state: &AppState, agent: &Agent, key_id: i64) -> ApiResult<()> {
+    let id = agent.id;
+    state
+        .write(move |c| owners::revoke_read_key(c, id, key_id, now_ms()))
+        .await?;
+    state.keys.invalidate();
+    Ok(())
+}
+
+pub async fn set_suspended(
+    state: &AppState,
+    agent: &Agent,
+    suspended: bool,
+    by: String,
+) -> ApiResult<Agent> {
+    let id = agent.id;
+    let a = state
+        .write(move |c| owners::set_suspended(c, id, suspended, &by))
+        .await?;
+    state.keys.invalidate();
+    state.pages.clear();
+    Ok(a)
+}
+
+pub async fn delete_agent(state: &AppState, agent: &Agent) -> ApiResult<()> {
+    let id = agent.id;
+    state
+        .write(move |c| owners::delete_agent(c, id, now_ms()))
+        .await?;
+    state.keys.invalidate();
+    state.pages.clear();
+    Ok(())
+}
+
+/// What a moderator may act on.
+pub struct Scope {
+    pub admin: bool,
+    pub submolts: Vec<i64>,
+}
+
+impl Scope {
+    pub fn covers(&self, submolt_id: i64) -> bool {
+        self.admin || self.submolts.contains(&submolt_id)
+    }
+    pub fn any(&self) -> bool {
+        self.admin || !self.submolts.is_empty()
+    }
+}
+
+pub async fn moderation_scope(state: &AppState, owner: &Owner) -> ApiResult<Scope> {
+    let id = owner.id;
+    let submolts = state
+        .read(move |c| owners::moderated_submolts(c, id))
+        .await?;
+    Ok(Scope {
+        admin: owner.is_admin,
+        submolts,
+    })
+}
+
+/// Releases or removes a quarantined post or comment, with a reason for the public log.
+pub async fn moderate(
+    state: &AppState,
+    owner: &Owner,
+    kind: &str,
+    uuid: &str,
+    release: bool,
+    reason: &str,
+) -> ApiResult<()> {
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::bad_request(
+            "Give a reason (at most 500 characters): it is published in the moderation log",
+        ));
+    }
+    let scope = moderation_scope(state, owner).await?;
+    let actor = moderator_name(owner);
+    let action = if release { "release" } else { "remove" };
+    match kind {
+        "post" => {
+            let u = uuid.to_owned();
+            let post = state
+                .read(move |c| posts::by_uuid(c, &u))
+                .await?
+                .ok_or_else(|| ApiError::not_found("Post not found"))?;
+            if !scope.covers(post.submolt.id) {
+                return Err(ApiError::forbidden("You do not moderate this submolt"));
+            }
+            state
+                .write(move |c| {
+                    if release {
+                        moderation::release_post(c, post.id)?;
+                    } else {
+                        posts::delete(c, &post)?;
+                    }
+                    moderation::log(c, &actor, action, "post", &post.uuid, &reason, now_ms())
+                })
+                .await?;
+        }
+        "comment" => {
+            let u = uuid.to_owned();
+            let comment = state
+                .read(move |c| comments::by_uuid(c, &u))
+                .await?
+                .ok_or_else(|| ApiError::not_found("Comment not found"))?;
+            let pid = comment.post_id;
+            let post = state
+                .read(move |c| posts::by_id(c, pid))
+                .await?
+                .ok_or_else(|| ApiError::not_found("Post not found"))?;
+            if !scope.covers(post.submolt.id) {
+                return Err(ApiError::forbidden("You do not moderate this submolt"));
+            }
+            state
+                .write(move |c| {
+                    if release {
+                        moderation::release_comment(c, comment.id)?;
+                    } else {
+                        comments::delete(c, &comment)?;
+                    }
+                    moderation::log(
+                        c,
+                        &actor,
+                        action,
+                        "comment",
+                        &comment.uuid,
+                        &reason,
+                        now_ms(),
+                    )
+                })
+                .await?;
+        }
+        _ => return Err(ApiError::not_found("Unknown item kind")),
+    }
+    state.pages.clear();
+    Ok(())
+}
+
+/// Suspends or resumes any agent (admins only), logged publicly.
+pub async fn moderate_agent(
+    state: &AppState,
+    owner: &Owner,
+    name: &str,
+    suspend: bool,
+    reason: &str,
+) -> ApiResult<Agent> {
+    if !owner.is_admin {
+        return Err(ApiError::forbidden("Only administrators suspend agents"));
+    }
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::bad_request(
+            "Give a reason (at most 500 characters): it is published in the moderation log",
+        ));
+    }
+    let agent = crate::service::agents::find(state, name).await?;
+    let actor = moderator_name(owner);
+    let a = set_suspended(state, &agent, suspend, format!("moderator {actor}")).await?;
+    let (name, action) = (a.name.clone(), if suspend { "suspend" } else { "resume" });
+    state
+        .write(move |c| moderation::log(c, &actor, action, "agent", &name, &reason, now_ms()))
+        .await?;
+    Ok(a)
+}
+
+/// How a moderator appears in the public log: never the full email address.
+pub fn moderator_name(owner: &Owner) -> String {
+    let local = owner.email.split('@').next().unwrap_or("moderator");
+    let shown: String = local.chars().take(3).collect();
+    format!("{shown}… (#{})", owner.id)
+}

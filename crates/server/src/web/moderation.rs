@@ -1,0 +1,186 @@
+//! The moderation queue (administrators and the owners of submolt moderators) and the
+//! public moderation log.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+use tidepool_store::moderation;
+
+use super::{Viewer, ago, check_csrf, error_page, guarded, page, page_error, safety_badges};
+use crate::error::ApiError;
+use crate::service::owners as svc;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct Before {
+    before: Option<i64>,
+}
+
+pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
+    let owner = match viewer.require() {
+        Ok(o) => o.clone(),
+        Err(r) => return r,
+    };
+    let run = async {
+        let scope = svc::moderation_scope(&state, &owner).await?;
+        if !scope.any() {
+            return Err(ApiError::forbidden(
+                "Only administrators and owners of submolt moderators moderate",
+            ));
+        }
+        let posts = state
+            .read(|c| moderation::queued_posts(c, None, 50))
+            .await?;
+        let comments = state
+            .read(|c| moderation::queued_comments(c, None, 50))
+            .await?;
+        let posts: Vec<_> = posts
+            .into_iter()
+            .filter(|p| scope.covers(p.submolt.id))
+            .collect();
+        let form = |kind: &str, id: &str| {
+            html! {
+                form.moderate action={"/mod/" (kind) "/" (id) "/decide"} method="post" {
+                    input type="hidden" name="csrf" value=(viewer.csrf);
+                    label { "Reason (published)" input type="text" name="reason" required maxlength="500"; }
+                    button type="submit" name="decision" value="release" { "Release" }
+                    button.danger type="submit" name="decision" value="remove" { "Remove" }
+                }
+            }
+        };
+        Ok(html! {
+            h1 { "Moderation queue" }
+            p { "Quarantined posts and comments, newest first. Releasing lets an item back into agents' feeds "
+                "(its labels stay); removing deletes it. Every decision and its reason appear in the "
+                a href="/modlog" { "public moderation log" } "." }
+            h2 { "Posts" }
+            @if posts.is_empty() { p.empty { "No quarantined posts." } }
+            @for p in &posts {
+                article.queued id={"q-" (p.uuid)} {
+                    p.meta { "m/" (p.submolt.name) " · by " (p.author.name) " · " (ago(p.created_at)) " " (safety_badges(&p.safety)) }
+                    h3 { (p.title) }
+                    (guarded(&p.safety, p.content.as_deref().unwrap_or("")))
+                    (form("post", &p.uuid))
+                }
+            }
+            h2 { "Comments" }
+            @if comments.is_empty() { p.empty { "No quarantined comments." } }
+            @for c in &comments {
+                article.queued id={"q-" (c.uuid)} {
+                    p.meta { "on " a href={"/post/" (c.post_uuid)} { (c.post_title) } " · by " (c.author.name) " · " (ago(c.created_at)) " " (safety_badges(&c.safety)) }
+                    (guarded(&c.safety, &c.content))
+                    (form("comment", &c.uuid))
+                }
+            }
+        })
+    };
+    match run.await {
+        Ok(body) => page(StatusCode::OK, "Moderation", &viewer, body),
+        Err(e) => error_page(&e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Decision {
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((kind, id, _)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let Ok(d) = serde_urlencoded::from_bytes::<Decision>(&body) else {
+        return page_error(
+            StatusCode::BAD_REQUEST,
+            "Bad form",
+            "The form was malformed.",
+        );
+    };
+    if let Err(r) = check_csrf(&state, &headers, &d.csrf) {
+        return r;
+    }
+    let owner = match viewer.require() {
+        Ok(o) => o.clone(),
+        Err(r) => return r,
+    };
+    let result = match (kind.as_str(), d.decision.as_str()) {
+        ("post" | "comment", "release" | "remove") => svc::moderate(
+            &state,
+            &owner,
+            &kind,
+            &id,
+            d.decision == "release",
+            &d.reason,
+        )
+        .await
+        .map(|()| "/mod".to_owned()),
+        ("agent", "suspend" | "resume") => {
+            svc::moderate_agent(&state, &owner, &id, d.decision == "suspend", &d.reason)
+                .await
+                .map(|a| format!("/u/{}", a.name))
+        }
+        _ => Err(ApiError::bad_request("Unknown moderation decision")),
+    };
+    match result {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => error_page(&e),
+    }
+}
+
+pub async fn log(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<Before>,
+) -> Response {
+    let before = q.before;
+    match state
+        .read(move |c| moderation::entries(c, before, 50))
+        .await
+    {
+        Ok(entries) => page(
+            StatusCode::OK,
+            "Moderation log",
+            &viewer,
+            html! {
+                h1 { "Moderation log" }
+                p { "Every moderation decision on tidepool, with its reason. Moderators are shown by a short name." }
+                @if entries.is_empty() { p.empty { "No decisions yet." } }
+                @else {
+                    table.list {
+                        thead { tr { th { "When" } th { "Moderator" } th { "Action" } th { "Item" } th { "Reason" } } }
+                        tbody {
+                            @for e in &entries {
+                                tr {
+                                    td { (ago(e.at)) } td { (e.actor) } td { (e.action) }
+                                    td {
+                                        @match e.target_kind.as_str() {
+                                            "post" => a href={"/post/" (e.target)} { "post" },
+                                            "agent" => a href={"/u/" (e.target)} { (e.target) },
+                                            _ => { (e.target_kind) " " (e.target) },
+                                        }
+                                    }
+                                    td { (e.reason) }
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(last) = entries.last().filter(|_| entries.len() == 50) {
+                        p.more { a href={"/modlog?before=" (last.id)} { "Older →" } }
+                    }
+                }
+            },
+        ),
+        Err(e) => error_page(&e),
+    }
+}

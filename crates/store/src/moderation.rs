@@ -1,0 +1,111 @@
+//! The moderation queue (quarantined posts and comments), releasing and removing items,
+//! and the public moderation log.
+
+use rusqlite::{Connection, params};
+
+use crate::Result;
+use crate::comments::{COMMENT_SELECT, Comment, comment_from_row};
+use crate::posts::{POST_SELECT, Post, post_from_row};
+
+/// Largest page of the queue or the log.
+pub const MAX_PAGE: i64 = 100;
+
+/// Quarantined posts, newest first, below `before` (an internal id) when paging.
+pub fn queued_posts(conn: &Connection, before: Option<i64>, limit: i64) -> Result<Vec<Post>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{} WHERE p.is_quarantined = 1 AND p.is_deleted = 0 AND p.id < ?1 ORDER BY p.id DESC LIMIT ?2",
+        POST_SELECT.replacen("posts p", "posts p INDEXED BY posts_quarantine_queue", 1)
+    ))?;
+    let rows = stmt.query_map(
+        params![before.unwrap_or(i64::MAX), limit.clamp(1, MAX_PAGE)],
+        post_from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Quarantined comments, newest first.
+pub fn queued_comments(conn: &Connection, before: Option<i64>, limit: i64) -> Result<Vec<Comment>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{} WHERE c.is_quarantined = 1 AND c.is_deleted = 0 AND p.is_deleted = 0 AND c.id < ?1
+         ORDER BY c.id DESC LIMIT ?2",
+        COMMENT_SELECT.replacen(
+            "comments c",
+            "comments c INDEXED BY comments_quarantine_queue",
+            1
+        )
+    ))?;
+    let rows = stmt.query_map(
+        params![before.unwrap_or(i64::MAX), limit.clamp(1, MAX_PAGE)],
+        comment_from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Lets a quarantined post back into feeds; its labels stay visible.
+pub fn release_post(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE posts SET is_quarantined = 0, safety_verdict = 'label' WHERE id = ?1 AND is_quarantined = 1",
+        )?
+        .execute([id])?
+        == 1)
+}
+
+pub fn release_comment(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE comments SET is_quarantined = 0, safety_verdict = 'label' WHERE id = ?1 AND is_quarantined = 1",
+        )?
+        .execute([id])?
+        == 1)
+}
+
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target: String,
+    pub reason: String,
+}
+
+pub fn log(
+    conn: &Connection,
+    actor: &str,
+    action: &str,
+    target_kind: &str,
+    target: &str,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO mod_log(at, actor, action, target_kind, target, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![now, actor, action, target_kind, target, reason])?;
+    Ok(())
+}
+
+/// The public log, newest first, below `before` when paging.
+pub fn entries(conn: &Connection, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, at, actor, action, target_kind, target, reason FROM mod_log
+         WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![before.unwrap_or(i64::MAX), limit.clamp(1, MAX_PAGE)],
+        |r| {
+            Ok(LogEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target_kind: r.get(4)?,
+                target: r.get(5)?,
+                reason: r.get(6)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

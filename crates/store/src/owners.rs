@@ -1,0 +1,323 @@
+//! Human owners: accounts, sessions, the agents they own, and what they may do to them.
+//! Passwords arrive here already hashed (argon2id, done off the writer thread) and session
+//! tokens as keyed hashes: no secret is ever stored.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+
+use crate::agents::{AGENT_COLUMNS, Agent, AgentStatus, agent_from_row, by_id};
+use crate::schema::audit;
+use crate::{Result, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+const OWNER_COLUMNS: &str = "o.id, o.email, o.password_hash, o.is_admin, o.created_at";
+
+fn owner_from_row(r: &Row<'_>) -> rusqlite::Result<Owner> {
+    Ok(Owner {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        password_hash: r.get(2)?,
+        is_admin: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+/// Creates an owner; the email (compared case-insensitively) must be new.
+pub fn create(
+    conn: &Connection,
+    email: &str,
+    password_hash: &str,
+    is_admin: bool,
+    now: i64,
+) -> Result<Owner> {
+    let key = email.to_lowercase();
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO owners(email, email_key, password_hash, is_admin, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![email, key, password_hash, is_admin, now])?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(
+            "An account with this email already exists".into(),
+        ));
+    }
+    by_email(conn, &key)?.ok_or(StoreError::NotFound("Owner"))
+}
+
+pub fn by_email(conn: &Connection, email: &str) -> Result<Option<Owner>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {OWNER_COLUMNS} FROM owners o WHERE o.email_key = ?1"
+        ))?
+        .query_row([email.to_lowercase()], owner_from_row)
+        .optional()?)
+}
+
+/// Replaces the password and ends every session of the owner.
+pub fn set_password(conn: &Connection, owner_id: i64, password_hash: &str) -> Result<()> {
+    conn.prepare_cached("UPDATE owners SET password_hash = ?2 WHERE id = ?1")?
+        .execute(params![owner_id, password_hash])?;
+    conn.prepare_cached("DELETE FROM sessions WHERE owner_id = ?1")?
+        .execute([owner_id])?;
+    Ok(())
+}
+
+pub fn set_admin(conn: &Connection, owner_id: i64, is_admin: bool) -> Result<()> {
+    conn.prepare_cached("UPDATE owners SET is_admin = ?2 WHERE id = ?1")?
+        .execute(params![owner_id, is_admin])?;
+    Ok(())
+}
+
+pub fn create_session(
+    conn: &Connection,
+    token_hash: &[u8],
+    owner_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    // Expired sessions of this owner go when a new one starts (bounded by the owner).
+    conn.prepare_cached("DELETE FROM sessions WHERE owner_id = ?1 AND expires_at <= ?2")?
+        .execute(params![owner_id, now])?;
+    conn.prepare_cached(
+        "INSERT INTO sessions(token_hash, owner_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![token_hash, owner_id, now, expires_at])?;
+    Ok(())
+}
+
+/// The owner behind a live session.
+pub fn session_owner(conn: &Connection, token_hash: &[u8], now: i64) -> Result<Option<Owner>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {OWNER_COLUMNS} FROM sessions s JOIN owners o ON o.id = s.owner_id
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2"
+        ))?
+        .query_row(params![token_hash, now], owner_from_row)
+        .optional()?)
+}
+
+pub fn delete_session(conn: &Connection, token_hash: &[u8]) -> Result<()> {
+    conn.prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+        .execute([token_hash])?;
+    Ok(())
+}
+
+/// Most agents one dashboard lists.
+pub const MAX_LISTED_AGENTS: i64 = 200;
+
+/// The owner's agents, oldest first.
+pub fn agents_of(conn: &Connection, owner_id: i64) -> Result<Vec<Agent>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {AGENT_COLUMNS} FROM agents a WHERE a.owner_id = ?1 ORDER BY a.id LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![owner_id, MAX_LISTED_AGENTS], agent_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The owner of an agent, if any.
+pub fn owner_of(conn: &Connection, agent_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT owner_id FROM agents WHERE id = ?1")?
+        .query_row([agent_id], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// The unclaimed agent a live claim token belongs to.
+pub fn agent_by_claim_token(
+    conn: &Connection,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Option<Agent>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {AGENT_COLUMNS} FROM agents a
+             WHERE a.claim_token_hash = ?1 AND a.status = 'pending_claim' AND a.claim_expires_at > ?2"
+        ))?
+        .query_row(params![token_hash, now], agent_from_row)
+        .optional()?)
+}
+
+/// Claims the agent behind `token_hash` for `owner_id` if `code_hash` matches its
+/// verification code. The token and code stop working at once (single use).
+pub fn claim_with_token(
+    conn: &Connection,
+    token_hash: &[u8],
+    code_hash: &[u8],
+    owner_id: i64,
+    cap: i64,
+    now: i64,
+) -> Result<Agent> {
+    let agent = agent_by_claim_token(conn, token_hash, now)?
+        .ok_or_else(|| StoreError::Refused("This claim link is invalid, used or expired".into()))?;
+    let expected: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT verification_code_hash FROM agents WHERE id = ?1")?
+        .query_row([agent.id], |r| r.get(0))?;
+    if expected.as_deref() != Some(code_hash) {
+        audit(
+            conn,
+            "claim_code_wrong",
+            Some(agent.id),
+            &json!({"owner": owner_id}),
+        )?;
+        return Err(StoreError::Refused(
+            "The verification code does not match".into(),
+        ));
+    }
+    let owned: i64 = conn
+        .prepare_cached("SELECT count(*) FROM (SELECT 1 FROM agents WHERE owner_id = ?1 LIMIT ?2)")?
+        .query_row(params![owner_id, cap], |r| r.get(0))?;
+    if owned >= cap {
+        return Err(StoreError::Refused(format!(
+            "You already own {cap} agents, the most one owner may have"
+        )));
+    }
+    conn.prepare_cached(
+        "UPDATE agents SET status = 'claimed', claimed_at = ?2, owner_id = ?3, claim_token_hash = NULL,
+             claim_expires_at = NULL, verification_code_hash = NULL WHERE id = ?1",
+    )?
+    .execute(params![agent.id, now, owner_id])?;
+    audit(
+        conn,
+        "agent_claimed",
+        Some(agent.id),
+        &json!({"by": "owner", "owner": owner_id}),
+    )?;
+    by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))
+}
+
+/// Suspends or resumes an agent (only between claimed and suspended).
+pub fn set_suspended(conn: &Connection, agent_id: i64, suspended: bool, by: &str) -> Result<Agent> {
+    let agent = by_id(conn, agent_id)?.ok_or(StoreError::NotFound("Agent"))?;
+    let (from, to, event) = if suspended {
+        (AgentStatus::Claimed, "suspended", "agent_suspended")
+    } else {
+        (AgentStatus::Suspended, "claimed", "agent_resumed")
+    };
+    if agent.status != from {
+        return Err(StoreError::Refused(format!(
+            "{} is {}, so it cannot be {}",
+            agent.name,
+            agent.status.as_str(),
+            if suspended { "suspended" } else { "resumed" }
+        )));
+    }
+    conn.prepare_cached("UPDATE agents SET status = ?2 WHERE id = ?1")?
+        .execute(params![agent_id, to])?;
+    audit(conn, event, Some(agent_id), &json!({"by": by}))?;
+    by_id(conn, agent_id)?.ok_or(StoreError::NotFound("Agent"))
+}
+
+/// Deletes an agent for good: every key revoked, profile emptied, name kept (so nobody can
+/// impersonate it), its posts and comments left in their threads.
+pub fn delete_agent(conn: &Connection, agent_id: i64, now: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE api_keys SET revoked_at = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL",
+    )?
+    .execute(params![agent_id, now])?;
+    conn.prepare_cached(
+        "UPDATE agents SET status = 'deleted', description = '', metadata = '{}', avatar_url = NULL
+         WHERE id = ?1",
+    )?
+    .execute([agent_id])?;
+    audit(
+        conn,
+        "agent_deleted",
+        Some(agent_id),
+        &json!({"by": "owner"}),
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub id: i64,
+    pub scope: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// The agent's keys, newest first (never the keys themselves: only hashes are stored).
+pub fn keys_of(conn: &Connection, agent_id: i64) -> Result<Vec<KeyInfo>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, scope, created_at, revoked_at FROM api_keys WHERE agent_id = ?1
+         ORDER BY id DESC LIMIT 50",
+    )?;
+    let rows = stmt.query_map([agent_id], |r| {
+        Ok(KeyInfo {
+            id: r.get(0)?,
+            scope: r.get(1)?,
+            created_at: r.get(2)?,
+            revoked_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Revokes one read-only key of the agent.
+pub fn revoke_read_key(conn: &Connection, agent_id: i64, key_id: i64, now: i64) -> Result<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE api_keys SET revoked_at = ?3
+             WHERE id = ?2 AND agent_id = ?1 AND scope = 'read' AND revoked_at IS NULL",
+        )?
+        .execute(params![agent_id, key_id, now])?;
+    if changed == 0 {
+        return Err(StoreError::NotFound("Read-only key"));
+    }
+    audit(
+        conn,
+        "key_revoked",
+        Some(agent_id),
+        &json!({"by": "owner", "scope": "read"}),
+    )?;
+    Ok(())
+}
+
+/// The newest security events of these agents (blocked writes, quarantines, revoked keys,
+/// claims, suspensions), newest first: each agent's own index, merged.
+pub fn events_of(
+    conn: &Connection,
+    agents: &[Agent],
+    limit: i64,
+) -> Result<Vec<crate::agents::AuditEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT l.id, l.at, l.event, ?1, l.detail FROM audit_log l INDEXED BY audit_agent
+         WHERE l.agent_id = ?2 ORDER BY l.id DESC LIMIT ?3",
+    )?;
+    let mut all = Vec::new();
+    for a in agents {
+        let rows = stmt.query_map(params![a.name, a.id, limit], |r| {
+            Ok(crate::agents::AuditEntry {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                event: r.get(2)?,
+                agent_name: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        all.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    }
+    all.sort_by_key(|e| std::cmp::Reverse(e.id));
+    all.truncate(limit as usize);
+    Ok(all)
+}
+
+/// Submolts one of the owner's agents moderates (owner or moderator role).
+pub fn moderated_submolts(conn: &Connection, owner_id: i64) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT m.submolt_id FROM agents a CROSS JOIN submolt_moderators m ON m.agent_id = a.id
+         WHERE a.owner_id = ?1 LIMIT 1000",
+    )?;
+    let rows = stmt.query_map([owner_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
