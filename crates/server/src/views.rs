@@ -309,7 +309,8 @@ pub fn agent(a: &Agent) -> Value {
         "status": a.status.as_str(),
         "avatar_url": a.avatar_url,
         "metadata": metadata(a),
-        "owner": null,
+        // Claimed agents are bound to an accountable human (the owner's identity stays private).
+        "owner": if a.is_claimed() { json!({"verified": true, "claimed_at": a.claimed_at.map(iso)}) } else { Value::Null },
         "created_at": iso(a.created_at),
         "createdAt": iso(a.created_at),
         "last_active": iso(a.last_active),

@@ -295,6 +295,12 @@ pub async fn claim(
 }
 
 #[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+#[derive(Deserialize)]
 pub struct DashQuery {
     claimed: Option<String>,
 }
@@ -324,7 +330,11 @@ fn agent_card(
                     (button("read-key", "Mint read-only key", ""))
                     @if a.status == AgentStatus::Suspended { (button("resume", "Resume", "")) }
                     @else { (button("suspend", "Suspend", "warn")) }
-                    (button("delete", "Delete", "danger"))
+                    form.inline action={(base) "/delete"} method="post" {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label.confirm { input type="checkbox" name="confirm" value="yes" required; " revoke every key, for good" }
+                        button.danger type="submit" { "Delete" }
+                    }
                 }
             }
             details {
@@ -493,9 +503,10 @@ pub async fn agent_action(
     Path((name, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = form::<Empty>(&state, &headers, &body) {
-        return r;
-    }
+    let f: ActionForm = match form(&state, &headers, &body) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let owner = match viewer.require() {
         Ok(o) => o.clone(),
         Err(r) => return r,
@@ -526,6 +537,11 @@ pub async fn agent_action(
             svc::set_suspended(&state, &agent, false, "owner".into())
                 .await
                 .map(|_| ()),
+        ),
+        "delete" if f.confirm != "yes" => page_error(
+            StatusCode::BAD_REQUEST,
+            "Confirm the deletion",
+            "Tick the confirmation box: deleting an agent revokes every key and cannot be undone.",
         ),
         "delete" => done(svc::delete_agent(&state, &agent).await),
         other => match other

@@ -233,7 +233,16 @@ pub async fn post(
     Path(id): Path<String>,
 ) -> Response {
     let run = async {
-        let p = crate::service::content::get_post(&state, &id).await?;
+        // A malformed id is, for a reader, just a post that does not exist.
+        let p = crate::service::content::get_post(&state, &id)
+            .await
+            .map_err(|e| {
+                if e.status == StatusCode::BAD_REQUEST {
+                    ApiError::not_found("Post not found")
+                } else {
+                    e
+                }
+            })?;
         let pid = p.id;
         let pr = PageRequest {
             limit: 50,

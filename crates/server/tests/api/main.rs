@@ -13,6 +13,7 @@ mod meta;
 mod ratelimits;
 mod safety;
 mod submolts;
+mod web;
 
 use std::net::SocketAddr;
 

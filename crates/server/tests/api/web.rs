@@ -1,0 +1,465 @@
+//! The web UI over plain HTTP: headers, cookies, CSRF, cross-site refusal, login limits,
+//! claim rules, page sizes. (The browser tests drive the same pages in Chromium.)
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::json;
+
+use crate::TestServer;
+
+/// A browser-like client: keeps cookies, asks for HTML, never follows redirects.
+struct Web {
+    base: String,
+    client: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Web {
+    fn new(base: &str) -> Self {
+        Web {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn remember(&mut self, headers: &HeaderMap) {
+        for c in headers.get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.finish(r).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("cookie", self.cookie_header())
+            .form(form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let r = req.send().await.unwrap();
+        self.finish(r).await
+    }
+
+    async fn finish(&mut self, r: reqwest::Response) -> Page {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        self.remember(&headers);
+        Page {
+            status,
+            headers,
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    /// The CSRF token of the forms on `path`.
+    async fn csrf(&mut self, path: &str) -> String {
+        let p = self.get(path).await;
+        let i = p.body.find("name=\"csrf\" value=\"").expect("a form") + 19;
+        p.body[i..i + 32].to_owned()
+    }
+
+    async fn sign_up(&mut self, email: &str, password: &str) -> Page {
+        let csrf = self.csrf("/signup").await;
+        let origin = self.base.clone();
+        self.post(
+            "/signup",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+            Some(&origin),
+        )
+        .await
+    }
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+    h.get(name)
+        .map_or("", |v: &HeaderValue| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_stay_small() {
+    let s = TestServer::start().await;
+    let a = s.register("Sizer").await;
+    for i in 0..30 {
+        s.create_post(
+            &a,
+            "general",
+            &format!("post number {i}"),
+            &"words ".repeat(300),
+        )
+        .await;
+    }
+    let mut w = Web::new(&s.base);
+    for path in [
+        "/",
+        "/m",
+        "/m/general",
+        "/u/Sizer",
+        "/search?q=words",
+        "/modlog",
+        "/login",
+        "/signup",
+    ] {
+        let p = w.get(path).await;
+        assert_eq!(p.status, 200, "{path}: {}", p.body);
+        assert!(
+            header(&p.headers, "content-type").starts_with("text/html"),
+            "{path}"
+        );
+        let csp = header(&p.headers, "content-security-policy");
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("script-src"),
+            "{path}: {csp}"
+        );
+        assert_eq!(header(&p.headers, "x-frame-options"), "DENY");
+        assert_eq!(header(&p.headers, "x-content-type-options"), "nosniff");
+        assert!(!header(&p.headers, "referrer-policy").is_empty());
+        assert!(p.body.len() < 100_000, "{path} is {} bytes", p.body.len());
+        assert!(!p.body.contains("<script"), "{path} has a script");
+    }
+    let css = w.get("/static/style.css").await;
+    assert!(css.body.len() < 10_000);
+    // API clients at the same paths still get JSON.
+    assert_eq!(s.get("/", None).await.body["name"], "tidepool");
+    assert!(s.get("/search?q=words", None).await.ok()["results"].is_array());
+    // Unknown pages: a page for browsers.
+    assert_eq!(w.get("/post/not-a-post").await.status, 404);
+    assert_eq!(w.get("/u/nobody_here").await.status, 404);
+}
+
+#[tokio::test]
+async fn sessions_are_hashed_httponly_strict_and_end_at_logout() {
+    let s = TestServer::start().await;
+    let mut w = Web::new(&s.base);
+    let p = w.sign_up("owner@example.com", "password-long-enough").await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let set = p
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("tp_session="))
+        .unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let token = w.cookies["tp_session"].clone();
+    // The store holds a keyed hash, never the token.
+    let db = std::fs::read(s.app.store.db_path()).unwrap();
+    assert!(!db.windows(token.len()).any(|x| x == token.as_bytes()));
+    assert_eq!(w.get("/dashboard").await.status, 200);
+
+    let csrf = w.csrf("/dashboard").await;
+    let origin = s.base.clone();
+    assert_eq!(
+        w.post("/logout", &[("csrf", &csrf)], Some(&origin))
+            .await
+            .status,
+        303
+    );
+    // The old cookie no longer opens the dashboard.
+    w.cookies.insert("tp_session".into(), token);
+    let p = w.get("/dashboard").await;
+    assert_eq!(p.status, 303);
+    assert_eq!(header(&p.headers, "location"), "/login");
+}
+
+#[tokio::test]
+async fn forms_need_their_csrf_token_and_cross_site_posts_are_refused() {
+    let s = TestServer::start().await;
+    let mut w = Web::new(&s.base);
+    assert_eq!(
+        w.sign_up("csrf@example.com", "password-long-enough")
+            .await
+            .status,
+        303
+    );
+    let csrf = w.csrf("/dashboard").await;
+    let own = s.base.clone();
+    // No token, a wrong token, another site's Origin, a cross-site fetch: all refused.
+    assert_eq!(w.post("/logout", &[], Some(&own)).await.status, 403);
+    assert_eq!(
+        w.post("/logout", &[("csrf", "0".repeat(32).as_str())], Some(&own))
+            .await
+            .status,
+        403
+    );
+    let p = w
+        .post("/logout", &[("csrf", &csrf)], Some("http://evil.example"))
+        .await;
+    assert_eq!(p.status, 403);
+    assert!(p.body.contains("Cross-site request refused"));
+    let cross = w
+        .client
+        .post(format!("{}/logout", s.base))
+        .header("cookie", w.cookie_header())
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status().as_u16(), 403);
+    // Still logged in after all of that.
+    assert_eq!(w.get("/dashboard").await.status, 200);
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_and_does_not_say_which_part_was_wrong() {
+    let s = TestServer::start_with(|c| {
+        c.auto_claim = true;
+        c.rate_limits_enabled = true;
+    })
+    .await;
+    let mut w = Web::new(&s.base);
+    assert_eq!(
+        w.sign_up("limit@example.com", "password-long-enough")
+            .await
+            .status,
+        303
+    );
+    let mut anon = Web::new(&s.base);
+    let csrf = anon.csrf("/login").await;
+    let own = s.base.clone();
+    let wrong_pw = anon
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "limit@example.com"),
+                ("password", "not the password"),
+            ],
+            Some(&own),
+        )
+        .await;
+    let no_user = anon
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "nobody@example.com"),
+                ("password", "not the password"),
+            ],
+            Some(&own),
+        )
+        .await;
+    assert_eq!(wrong_pw.status, 401);
+    assert_eq!(no_user.status, 401);
+    assert!(
+        wrong_pw.body.contains("Wrong email or password")
+            && no_user.body.contains("Wrong email or password")
+    );
+    let mut last = 0;
+    for _ in 0..12 {
+        last = anon
+            .post(
+                "/login",
+                &[
+                    ("csrf", &csrf),
+                    ("email", "limit@example.com"),
+                    ("password", "guess guess guess"),
+                ],
+                Some(&own),
+            )
+            .await
+            .status;
+    }
+    assert_eq!(last, 429);
+    // Even the right password waits out the limit.
+    let right = anon
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "limit@example.com"),
+                ("password", "password-long-enough"),
+            ],
+            Some(&own),
+        )
+        .await;
+    assert_eq!(right.status, 429);
+}
+
+#[tokio::test]
+async fn sign_up_refuses_bad_input_with_a_clear_message() {
+    let s = TestServer::start().await;
+    let mut w = Web::new(&s.base);
+    let short = w.sign_up("short@example.com", "short").await;
+    assert_eq!(short.status, 400);
+    assert!(short.body.contains("at least 10 characters"));
+    let bad = w.sign_up("not an email", "password-long-enough").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("email address"));
+    assert_eq!(
+        w.sign_up("dup@example.com", "password-long-enough")
+            .await
+            .status,
+        303
+    );
+    let mut other = Web::new(&s.base);
+    let dup = other
+        .sign_up("DUP@example.com", "password-long-enough")
+        .await;
+    assert_eq!(dup.status, 409);
+    assert!(dup.body.contains("already exists"));
+}
+
+#[tokio::test]
+async fn claims_are_single_use_capped_and_only_for_the_right_code() {
+    let s = TestServer::start_with(|c| {
+        c.auto_claim = false;
+        c.rate_limits_enabled = false;
+        c.max_agents_per_owner = 1;
+    })
+    .await;
+    let mut w = Web::new(&s.base);
+    assert_eq!(
+        w.sign_up("claimer@example.com", "password-long-enough")
+            .await
+            .status,
+        303
+    );
+    let own = s.base.clone();
+    let mut regs = Vec::new();
+    for name in ["FirstBot", "SecondBot"] {
+        let r = s
+            .post("/api/v1/agents/register", None, json!({"name": name}))
+            .await;
+        let a = r.ok()["agent"].clone();
+        let path = a["claim_url"].as_str().unwrap().replace(&s.base, "");
+        regs.push((
+            path,
+            a["verification_code"].as_str().unwrap().to_owned(),
+            a["api_key"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let (path, code, key) = &regs[0];
+    let csrf = w.csrf(path).await;
+    let wrong = w
+        .post(path, &[("csrf", &csrf), ("code", "reef-0000")], Some(&own))
+        .await;
+    assert_eq!(wrong.status, 400);
+    assert_eq!(
+        s.get("/api/v1/agents/status", Some(key)).await.ok()["status"],
+        "pending_claim"
+    );
+    let ok = w
+        .post(path, &[("csrf", &csrf), ("code", code)], Some(&own))
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let me = s.get("/api/v1/agents/me", Some(key)).await;
+    assert_eq!(me.ok()["is_claimed"], true);
+    assert_eq!(me.body["owner"]["verified"], true);
+    // Used once: gone.
+    assert_eq!(w.get(path).await.status, 404);
+    assert_eq!(
+        w.post(path, &[("csrf", &csrf), ("code", code)], Some(&own))
+            .await
+            .status,
+        400
+    );
+    // The cap (1 here) stops the second claim, and says why.
+    let (path2, code2, _) = &regs[1];
+    let capped = w
+        .post(path2, &[("csrf", &csrf), ("code", code2)], Some(&own))
+        .await;
+    assert_eq!(capped.status, 400);
+    assert!(capped.body.contains("the most one owner may have"));
+    // Dashboard actions only work on one's own agents.
+    let mut stranger = Web::new(&s.base);
+    assert_eq!(
+        stranger
+            .sign_up("stranger@example.com", "password-long-enough")
+            .await
+            .status,
+        303
+    );
+    let c2 = stranger.csrf("/dashboard").await;
+    let r = stranger
+        .post(
+            "/dashboard/agents/FirstBot/suspend",
+            &[("csrf", &c2)],
+            Some(&own),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        s.get("/api/v1/agents/me", Some(key)).await.ok()["status"],
+        "claimed"
+    );
+    // The owner can suspend it: its key stops writing at once, and resume it.
+    let r = w
+        .post(
+            "/dashboard/agents/FirstBot/suspend",
+            &[("csrf", &csrf)],
+            Some(&own),
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    s.get("/api/v1/agents/me", Some(key)).await.err(403);
+    let r = w
+        .post(
+            "/dashboard/agents/FirstBot/resume",
+            &[("csrf", &csrf)],
+            Some(&own),
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    s.get("/api/v1/agents/me", Some(key)).await.ok();
+    // Deleting needs the confirmation box; then every key is dead.
+    let r = w
+        .post(
+            "/dashboard/agents/FirstBot/delete",
+            &[("csrf", &csrf)],
+            Some(&own),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = w
+        .post(
+            "/dashboard/agents/FirstBot/delete",
+            &[("csrf", &csrf), ("confirm", "yes")],
+            Some(&own),
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    s.get("/api/v1/agents/me", Some(key)).await.err(401);
+    assert!(w.get("/u/FirstBot").await.body.contains("deleted"));
+}
