@@ -13,7 +13,10 @@
 //!   last successful write, so it always sees its own posts, comments and votes at once;
 //! - a request carrying a key that is not known-good (unknown, revoked, suspended agent)
 //!   never gets a cached page: it goes to the handler, which refuses it as usual;
-//! - moderation and deletions call [`PageCache::clear`].
+//! - moderation and deletions call [`PageCache::clear`];
+//! - one rendering per page at a time: when an entry expires, the first request renders
+//!   it and the others asking for the same page wait for that result (at most
+//!   [`COALESCE_WAIT`]) instead of all running the same query at once.
 //!
 //! The cache sits inside the spotlight layer, so a datamarked response still gets a fresh
 //! marker every time.
@@ -36,6 +39,8 @@ use crate::state::AppState;
 pub const MAX_BODY: usize = 512 * 1024;
 /// Past this many entries the cache starts over.
 pub const MAX_ENTRIES: usize = 4_096;
+/// Longest a request waits for another request's rendering of the same page.
+pub const COALESCE_WAIT: Duration = Duration::from_secs(5);
 
 struct Entry {
     /// When the read that rendered it began.
@@ -50,6 +55,31 @@ pub struct PageCache {
     pages: Mutex<HashMap<String, Entry>>,
     /// Agents (internal id) and when they last wrote.
     writers: Mutex<HashMap<i64, Instant>>,
+    /// Pages being rendered right now, and how to wake those waiting for them.
+    inflight: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Notify>>>,
+}
+
+/// Who renders a missing page: this request, or another one already doing it.
+enum Turn {
+    Render,
+    /// Created while the in-flight table was locked, so the wake-up cannot be missed.
+    Wait(tokio::sync::futures::OwnedNotified),
+}
+
+/// Ends a rendering turn (also when the request is dropped midway): wakes the waiters.
+struct Rendering<'a> {
+    cache: &'a PageCache,
+    key: String,
+}
+
+impl Drop for Rendering<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.cache.inflight.lock()
+            && let Some(n) = f.remove(&self.key)
+        {
+            n.notify_waiters();
+        }
+    }
 }
 
 impl PageCache {
@@ -96,6 +126,22 @@ impl PageCache {
                     body,
                 },
             );
+        }
+    }
+
+    fn turn(&self, key: &str) -> Turn {
+        match self.inflight.lock() {
+            Ok(mut f) => match f.get(key) {
+                Some(n) => Turn::Wait(n.clone().notified_owned()),
+                None => {
+                    f.insert(
+                        key.to_owned(),
+                        std::sync::Arc::new(tokio::sync::Notify::new()),
+                    );
+                    Turn::Render
+                }
+            },
+            Err(_) => Turn::Render,
         }
     }
 
@@ -190,6 +236,25 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     if let Some((content_type, body)) = cache.get(&key, wrote_at) {
         return ([(header::CONTENT_TYPE, content_type)], body).into_response();
     }
+    let _rendering = loop {
+        match cache.turn(&key) {
+            Turn::Render => {
+                break Rendering {
+                    cache,
+                    key: key.clone(),
+                };
+            }
+            Turn::Wait(woken) => {
+                if tokio::time::timeout(COALESCE_WAIT, woken).await.is_err() {
+                    return next.run(req).await;
+                }
+                if let Some((content_type, body)) = cache.get(&key, wrote_at) {
+                    return ([(header::CONTENT_TYPE, content_type)], body).into_response();
+                }
+                // The other rendering failed or is too old for this reader: take a turn.
+            }
+        }
+    };
     let started = Instant::now();
     let response = next.run(req).await;
     if response.status() != StatusCode::OK {

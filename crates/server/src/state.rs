@@ -99,13 +99,32 @@ impl AppState {
         Self(Arc::new(inner))
     }
 
-    /// Runs a read on the pool without blocking the async runtime.
+    /// Runs a short read (an indexed page: well under a millisecond) on a pooled
+    /// connection, right here on the runtime's thread: handing it to another thread cost
+    /// more than the query (docs/PERFORMANCE.md). Reads whose cost depends on the data
+    /// (full-text search) use [`AppState::read_heavy`].
     pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> tidepool_store::Result<T> + Send + 'static,
     {
         self.store.read(f).map_err(ApiError::from)
+    }
+
+    /// Runs a read that may take long (search over millions of posts with common words)
+    /// on the blocking pool, so it never stalls the threads serving everything else.
+    /// (Admitting them one or two at a time was measured and made things worse: cheap
+    /// searches queued behind expensive ones and every client ended up waiting in line.)
+    pub async fn read_heavy<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> tidepool_store::Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.read(f))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
     }
 
     /// Runs a write job on the writer thread.

@@ -315,9 +315,12 @@ pub fn events_of(
 /// Submolts one of the owner's agents moderates (owner or moderator role).
 pub fn moderated_submolts(conn: &Connection, owner_id: i64) -> Result<Vec<i64>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT m.submolt_id FROM agents a CROSS JOIN submolt_moderators m ON m.agent_id = a.id
+        "SELECT m.submolt_id FROM agents a CROSS JOIN submolt_moderators m ON m.agent_id = a.id
          WHERE a.owner_id = ?1 LIMIT 1000",
     )?;
     let rows = stmt.query_map([owner_id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut ids: Vec<i64> = rows.collect::<rusqlite::Result<_>>()?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }

@@ -15,7 +15,7 @@ use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
 use tidepool_store::posts::{self, NewPost, Safety};
 use tidepool_store::submolts::{self, NewSubmolt, SubmoltSort};
 use tidepool_store::votes::{self, Ballot, TargetKind};
-use tidepool_store::{Store, StoreOptions, connect_read_only, search};
+use tidepool_store::{Store, StoreOptions, connect_read_only, moderation, owners, search};
 
 static CAPTURED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -386,4 +386,27 @@ fn every_listing_query_uses_an_index() {
     });
     // Relevance order is computed by FTS5 over the matches, never over a table.
     assert_indexed("search", &p, true);
+
+    // Web UI: the moderation queue, the log, an owner's agents, keys and events.
+    let p = plans(&mut conn, |c| {
+        moderation::queued_posts(c, None, 50).unwrap();
+        moderation::queued_comments(c, Some(1_000), 50).unwrap();
+    });
+    assert_indexed("moderation queue", &p, false);
+    let p = plans(&mut conn, |c| {
+        let agents = owners::agents_of(c, 1).unwrap();
+        owners::events_of(c, &agents, 50).unwrap();
+        owners::keys_of(c, 3).unwrap();
+        owners::moderated_submolts(c, 1).unwrap();
+    });
+    assert_indexed("owner dashboard", &p, false);
+    let p = plans(&mut conn, |c| {
+        moderation::entries(c, None, 50).unwrap();
+    });
+    assert!(
+        p.iter()
+            .flat_map(|(_, l)| l)
+            .all(|l| !l.contains("TEMP B-TREE")),
+        "{p:#?}"
+    );
 }

@@ -56,7 +56,7 @@ pub async fn search(
     if let Some(fts) = fts {
         let want = offset + limit + 1;
         let (posts, comments) = state
-            .read(move |c| {
+            .read_heavy(move |c| {
                 let p = if kind != SearchType::Comments {
                     search::posts(c, &fts, want, 0, include_quarantined)?
                 } else {

@@ -376,10 +376,10 @@ pub async fn search_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Re
         };
         let (f1, f2) = (fts.clone(), fts);
         let posts = state
-            .read(move |c| search::posts(c, &f1, 20, 0, true))
+            .read_heavy(move |c| search::posts(c, &f1, 20, 0, true))
             .await?;
         let found = state
-            .read(move |c| search::comments(c, &f2, 20, 0, true))
+            .read_heavy(move |c| search::comments(c, &f2, 20, 0, true))
             .await?;
         Ok(html! {
             h1 { "Search: " (text) }
