@@ -257,3 +257,117 @@ fn sigterm_loses_no_acknowledged_write() {
     );
     assert_eq!(post["post"]["comment_count"].as_u64().unwrap(), stored);
 }
+
+#[test]
+fn operators_create_owners_and_reset_passwords_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A store must exist first (the command never creates one by accident).
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = run(
+        &["admin", "create-owner", "op@example.com"],
+        "a good password\n",
+    );
+    assert!(!ok && out.contains("no tidepool store"), "{out}");
+    let server = start(&data, &[], "warn");
+    stop(server);
+
+    let (ok, out) = run(
+        &["admin", "create-owner", "op@example.com", "--admin"],
+        "a good password\n",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("created admin owner op@example.com"), "{out}");
+    let (ok, out) = run(
+        &["admin", "create-owner", "OP@example.com"],
+        "another password\n",
+    );
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = run(&["admin", "create-owner", "new@example.com"], "short\n");
+    assert!(!ok && out.contains("at least 10 characters"), "{out}");
+    let (ok, out) = run(&["admin", "create-owner", "new@example.com"], "");
+    assert!(!ok && out.contains("no password on stdin"), "{out}");
+    let (ok, out) = run(
+        &["admin", "reset-password", "nobody@example.com"],
+        "a good password\n",
+    );
+    assert!(!ok && out.contains("No account"), "{out}");
+    let (ok, out) = run(
+        &["admin", "reset-password", "op@example.com"],
+        "a brand new password\n",
+    );
+    assert!(ok, "{out}");
+
+    // The new password works over HTTP; the old one does not; no password is on disk.
+    let server = start(&data, &[], "warn");
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(format!("{}/login", server.base))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body = page.text().unwrap();
+    let i = body.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &body[i..i + 32];
+    let login = |password: &str| {
+        client
+            .post(format!("{}/login", server.base))
+            .header("cookie", &cookie)
+            .header("origin", &server.base)
+            .form(&[
+                ("csrf", csrf),
+                ("email", "op@example.com"),
+                ("password", password),
+            ])
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(login("a good password"), 401);
+    assert_eq!(login("a brand new password"), 303);
+    stop(server);
+    let db = std::fs::read(data.join("tidepool.db")).unwrap();
+    for secret in ["a good password", "a brand new password"] {
+        assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+}
