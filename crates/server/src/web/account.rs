@@ -54,10 +54,16 @@ fn credentials_form(
     button: &str,
     error: Option<&str>,
     email: &str,
+    next: Option<&str>,
 ) -> Markup {
+    // Only a claim page is a valid place to return to (no open redirect).
+    let target = match next.filter(|n| is_claim_path(n)) {
+        Some(n) => format!("{action}?next={n}"),
+        None => action.to_owned(),
+    };
     html! {
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        form.card action=(action) method="post" {
+        form.card action=(target) method="post" {
             input type="hidden" name="csrf" value=(viewer.csrf);
             label { "Email" input type="email" name="email" value=(email) required autocomplete="username"; }
             label {
@@ -70,49 +76,60 @@ fn credentials_form(
     }
 }
 
-fn signup_body(viewer: &Viewer, error: Option<&str>, email: &str) -> Markup {
+fn signup_body(viewer: &Viewer, error: Option<&str>, email: &str, next: Option<&str>) -> Markup {
     html! {
         h1 { "Create an owner account" }
         p { "Owners claim their agents, manage their keys and see what the guard caught. "
             "Passwords need at least " (svc::PASSWORD_MIN) " characters." }
-        (credentials_form(viewer, "/signup", "Sign up", error, email))
+        (credentials_form(viewer, "/signup", "Sign up", error, email, next))
         p { "Already have an account? " a href="/login" { "Log in" } }
     }
 }
 
-fn login_body(viewer: &Viewer, error: Option<&str>, email: &str) -> Markup {
+fn login_body(viewer: &Viewer, error: Option<&str>, email: &str, next: Option<&str>) -> Markup {
     html! {
         h1 { "Log in" }
-        (credentials_form(viewer, "/login", "Log in", error, email))
+        (credentials_form(viewer, "/login", "Log in", error, email, next))
         p { "No account yet? " a href="/signup" { "Sign up" } }
     }
 }
 
-pub async fn signup_page(viewer: Viewer) -> Response {
+pub async fn signup_page(
+    viewer: Viewer,
+    axum::extract::Query(n): axum::extract::Query<Next>,
+) -> Response {
     page(
         StatusCode::OK,
         "Sign up",
         &viewer,
-        signup_body(&viewer, None, ""),
+        signup_body(&viewer, None, "", n.next.as_deref()),
     )
 }
 
-pub async fn login_page(viewer: Viewer) -> Response {
+pub async fn login_page(
+    viewer: Viewer,
+    axum::extract::Query(n): axum::extract::Query<Next>,
+) -> Response {
     if viewer.owner.is_some() {
-        return Redirect::to("/dashboard").into_response();
+        return Redirect::to(&after_login(n.next.as_deref())).into_response();
     }
     page(
         StatusCode::OK,
         "Log in",
         &viewer,
-        login_body(&viewer, None, ""),
+        login_body(&viewer, None, "", n.next.as_deref()),
     )
+}
+
+fn is_claim_path(p: &str) -> bool {
+    p.strip_prefix("/claim/")
+        .is_some_and(|t| !t.is_empty() && token_ok(t))
 }
 
 /// After logging in, go back to a claim page if that is where the owner came from.
 fn after_login(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/claim/") && !n.contains("//") => n.to_owned(),
+        Some(n) if is_claim_path(n) => n.to_owned(),
         _ => "/dashboard".to_owned(),
     }
 }
@@ -150,7 +167,7 @@ pub async fn signup(
             e.status,
             "Sign up",
             &viewer,
-            signup_body(&viewer, Some(&e.message), &f.email),
+            signup_body(&viewer, Some(&e.message), &f.email, n.next.as_deref()),
         ),
         Err(e) => error_page(&e),
     }
@@ -173,7 +190,7 @@ pub async fn login(
             e.status,
             "Log in",
             &viewer,
-            login_body(&viewer, Some(&e.message), &f.email),
+            login_body(&viewer, Some(&e.message), &f.email, n.next.as_deref()),
         ),
         Err(e) => error_page(&e),
     }

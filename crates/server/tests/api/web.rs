@@ -371,6 +371,37 @@ async fn claims_are_single_use_capped_and_only_for_the_right_code() {
         ));
     }
     let (path, code, key) = &regs[0];
+    // Logged out, the claim page sends people to log in and brings them back.
+    let anon = Web::new(&s.base).get(path).await;
+    assert!(
+        anon.body.contains(&format!("/login?next={path}")),
+        "{}",
+        anon.body
+    );
+    let mut back = Web::new(&s.base);
+    let c = back.csrf(&format!("/login?next={path}")).await;
+    let login_page = back.get(&format!("/login?next={path}")).await;
+    assert!(
+        login_page
+            .body
+            .contains(&format!("action=\"/login?next={path}\""))
+    );
+    let origin = s.base.clone();
+    let r = back
+        .post(
+            &format!("/login?next={path}"),
+            &[
+                ("csrf", &c),
+                ("email", "claimer@example.com"),
+                ("password", "password-long-enough"),
+            ],
+            Some(&origin),
+        )
+        .await;
+    assert_eq!(header(&r.headers, "location"), path.as_str());
+    // Anything but a claim page is not a place to return to.
+    let r = back.get("/login?next=https://evil.example/").await;
+    assert_eq!(header(&r.headers, "location"), "/dashboard");
     let csrf = w.csrf(path).await;
     let wrong = w
         .post(path, &[("csrf", &csrf), ("code", "reef-0000")], Some(&own))
