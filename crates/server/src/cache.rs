@@ -1,4 +1,4 @@
-//! A micro-cache of public listings (feeds, threads, profiles, search).
+//! A micro-cache of public listings (feeds, threads, search).
 //!
 //! Why: with SQLite in WAL mode every commit by the writer makes each reader connection drop
 //! its page cache, so under a mixed load every feed read re-parses its pages, and reads
@@ -172,13 +172,9 @@ pub fn cacheable(path: &str) -> bool {
     let parts: Vec<&str> = p.trim_matches('/').split('/').collect();
     matches!(
         parts.as_slice(),
-        ["posts"]
-            | ["posts", _]
-            | ["posts", _, "comments"]
-            | ["submolts", _, "feed"]
-            | ["search"]
-            | ["agents", "profile"]
+        ["posts"] | ["posts", _] | ["posts", _, "comments"] | ["submolts", _, "feed"] | ["search"]
     )
+    // Not `/agents/profile`: it says whether the caller follows the agent.
 }
 
 enum Who {

@@ -119,3 +119,20 @@ async fn page_cache_can_be_turned_off() {
         ["visible at once"]
     );
 }
+
+#[tokio::test]
+async fn answers_that_depend_on_the_caller_are_never_shared() {
+    let s = TestServer::start().await;
+    let star = s.register("Star").await;
+    let fan = s.register("Fan").await;
+    let other = s.register("Other").await;
+    s.post("/api/v1/agents/Star/follow", Some(&fan.key), json!({}))
+        .await
+        .ok();
+    let path = "/api/v1/agents/profile?name=Star";
+    let seen_by_fan = s.get(path, Some(&fan.key)).await.ok().clone();
+    let seen_by_other = s.get(path, Some(&other.key)).await.ok().clone();
+    assert_eq!(seen_by_fan["is_following"], true, "{seen_by_fan}");
+    assert_eq!(seen_by_other["is_following"], false, "{seen_by_other}");
+    let _ = star;
+}
