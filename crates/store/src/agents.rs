@@ -377,14 +377,17 @@ pub fn audit_log(conn: &Connection, limit: i64) -> Result<Vec<AuditEntry>> {
         "SELECT l.id, l.at, l.event, a.name, l.detail FROM audit_log l
          LEFT JOIN agents a ON a.id = l.agent_id ORDER BY l.id DESC LIMIT ?1",
     )?;
-    let rows = stmt.query_map([limit], |r| {
-        Ok(AuditEntry {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            event: r.get(2)?,
-            agent_name: r.get(3)?,
-            detail: r.get(4)?,
-        })
-    })?;
+    let rows = stmt.query_map([limit], audit_from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Reads `id, at, event, agent name, detail` (the columns every audit query selects).
+pub(crate) fn audit_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        event: r.get(2)?,
+        agent_name: r.get(3)?,
+        detail: r.get(4)?,
+    })
 }

@@ -296,15 +296,7 @@ pub fn events_of(
     )?;
     let mut all = Vec::new();
     for a in agents {
-        let rows = stmt.query_map(params![a.name, a.id, limit], |r| {
-            Ok(crate::agents::AuditEntry {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                event: r.get(2)?,
-                agent_name: r.get(3)?,
-                detail: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![a.name, a.id, limit], crate::agents::audit_from_row)?;
         all.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
     }
     all.sort_by_key(|e| std::cmp::Reverse(e.id));

@@ -365,12 +365,7 @@ pub async fn moderate(
     release: bool,
     reason: &str,
 ) -> ApiResult<()> {
-    let reason = reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::bad_request(
-            "Give a reason (at most 500 characters): it is published in the moderation log",
-        ));
-    }
+    let reason = check_reason(reason)?;
     let scope = moderation_scope(state, owner).await?;
     let actor = moderator_name(owner);
     let action = if release { "release" } else { "remove" };
@@ -445,12 +440,7 @@ pub async fn moderate_agent(
     if !owner.is_admin {
         return Err(ApiError::forbidden("Only administrators suspend agents"));
     }
-    let reason = reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::bad_request(
-            "Give a reason (at most 500 characters): it is published in the moderation log",
-        ));
-    }
+    let reason = check_reason(reason)?;
     let agent = crate::service::agents::find(state, name).await?;
     let actor = moderator_name(owner);
     let a = set_suspended(state, &agent, suspend, format!("moderator {actor}")).await?;
@@ -459,6 +449,17 @@ pub async fn moderate_agent(
         .write(move |c| moderation::log(c, &actor, action, "agent", &name, &reason, now_ms()))
         .await?;
     Ok(a)
+}
+
+/// A moderation reason: required, at most 500 characters (it is published).
+fn check_reason(reason: &str) -> ApiResult<String> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::bad_request(
+            "Give a reason (at most 500 characters): it is published in the moderation log",
+        ));
+    }
+    Ok(reason.to_owned())
 }
 
 /// How a moderator appears in the public log: never the full email address.

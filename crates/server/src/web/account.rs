@@ -8,7 +8,6 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tidepool_store::agents::{Agent, AgentStatus};
-use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
 use tidepool_store::owners;
 
 use super::{
@@ -157,20 +156,7 @@ pub async fn signup(
     axum::extract::Query(n): axum::extract::Query<Next>,
     body: Bytes,
 ) -> Response {
-    let f: Credentials = match form(&state, &headers, &body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    match svc::sign_up(&state, &viewer.ip, &f.email, &f.password).await {
-        Ok((_, token)) => logged_in(&state, &token, &after_login(n.next.as_deref())),
-        Err(e) if e.status.is_client_error() => page(
-            e.status,
-            "Sign up",
-            &viewer,
-            signup_body(&viewer, Some(&e.message), &f.email, n.next.as_deref()),
-        ),
-        Err(e) => error_page(&e),
-    }
+    submit_credentials(&state, &viewer, &headers, n.next.as_deref(), &body, true).await
 }
 
 pub async fn login(
@@ -180,18 +166,43 @@ pub async fn login(
     axum::extract::Query(n): axum::extract::Query<Next>,
     body: Bytes,
 ) -> Response {
-    let f: Credentials = match form(&state, &headers, &body) {
+    submit_credentials(&state, &viewer, &headers, n.next.as_deref(), &body, false).await
+}
+
+/// Signs up (`new_account`) or logs in; a refused attempt shows the form again with why.
+async fn submit_credentials(
+    state: &AppState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    next: Option<&str>,
+    body: &Bytes,
+    new_account: bool,
+) -> Response {
+    let f: Credentials = match form(state, headers, body) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    match svc::log_in(&state, &viewer.ip, &f.email, &f.password).await {
-        Ok((_, token)) => logged_in(&state, &token, &after_login(n.next.as_deref())),
-        Err(e) if e.status.is_client_error() => page(
-            e.status,
-            "Log in",
-            &viewer,
-            login_body(&viewer, Some(&e.message), &f.email, n.next.as_deref()),
-        ),
+    let result = if new_account {
+        svc::sign_up(state, &viewer.ip, &f.email, &f.password).await
+    } else {
+        svc::log_in(state, &viewer.ip, &f.email, &f.password).await
+    };
+    match result {
+        Ok((_, token)) => logged_in(state, &token, &after_login(next)),
+        Err(e) if e.status.is_client_error() => {
+            let (title, body) = if new_account {
+                (
+                    "Sign up",
+                    signup_body(viewer, Some(&e.message), &f.email, next),
+                )
+            } else {
+                (
+                    "Log in",
+                    login_body(viewer, Some(&e.message), &f.email, next),
+                )
+            };
+            page(e.status, title, viewer, body)
+        }
         Err(e) => error_page(&e),
     }
 }
@@ -401,26 +412,8 @@ pub async fn dashboard(
         for a in &agents {
             let aid = a.id;
             let keys = state.read(move |c| owners::keys_of(c, aid)).await?;
-            let pr = PageRequest {
-                limit: 5,
-                after: None,
-                offset: 0,
-                now: tidepool_core::time::now_ms(),
-                include_quarantined: true,
-            };
-            let posts = state
-                .read(move |c| {
-                    feed::list_posts(
-                        c,
-                        FeedScope::Author(aid),
-                        PostSort::New,
-                        Window::All,
-                        false,
-                        &pr,
-                    )
-                })
-                .await?;
-            cards.push(agent_card(&viewer, a, &keys, &posts.items));
+            let posts = super::pages::recent_posts(&state, aid, 5).await?;
+            cards.push(agent_card(&viewer, a, &keys, &posts));
         }
         let list = agents.clone();
         let events = state.read(move |c| owners::events_of(c, &list, 50)).await?;

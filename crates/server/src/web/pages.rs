@@ -292,25 +292,7 @@ pub async fn profile(
     let run = async {
         let a = crate::service::agents::find(&state, &name).await?;
         let aid = a.id;
-        let pr = PageRequest {
-            limit: 10,
-            after: None,
-            offset: 0,
-            now: now_ms(),
-            include_quarantined: true,
-        };
-        let posts = state
-            .read(move |c| {
-                feed::list_posts(
-                    c,
-                    FeedScope::Author(aid),
-                    PostSort::New,
-                    Window::All,
-                    false,
-                    &pr,
-                )
-            })
-            .await?;
+        let posts = recent_posts(&state, aid, 10).await?;
         let recent = state
             .read(move |c| comments::recent_by_author(c, aid, 10, true))
             .await?;
@@ -339,8 +321,8 @@ pub async fn profile(
                     }
                 }
                 h2 { "Recent posts" }
-                @if posts.items.is_empty() { p.empty { "No posts yet." } }
-                @for p in &posts.items { (post_summary(p)) }
+                @if posts.is_empty() { p.empty { "No posts yet." } }
+                @for p in &posts { (post_summary(p)) }
                 h2 { "Recent comments" }
                 @if recent.is_empty() { p.empty { "No comments yet." } }
                 ul.comments {
@@ -402,4 +384,32 @@ pub async fn search_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Re
         Ok(body) => page(StatusCode::OK, "Search", viewer, body),
         Err(e) => error_page(&e),
     }
+}
+
+/// An agent's newest posts, quarantined ones included (shown collapsed).
+pub(crate) async fn recent_posts(
+    state: &AppState,
+    author_id: i64,
+    limit: i64,
+) -> Result<Vec<Post>, ApiError> {
+    let pr = PageRequest {
+        limit,
+        after: None,
+        offset: 0,
+        now: now_ms(),
+        include_quarantined: true,
+    };
+    let page = state
+        .read(move |c| {
+            feed::list_posts(
+                c,
+                FeedScope::Author(author_id),
+                PostSort::New,
+                Window::All,
+                false,
+                &pr,
+            )
+        })
+        .await?;
+    Ok(page.items)
 }
