@@ -146,13 +146,26 @@ pub async fn rotate_key(state: &AppState, caller: &Caller) -> ApiResult<String> 
     if caller.scope == KeyScope::Read {
         return Err(ApiError::forbidden("A read-only key cannot rotate keys"));
     }
+    issue_key(state, caller.agent.id, KeyScope::Full).await
+}
+
+/// A new key for agent `agent_id`, shown to the caller once and stored as a keyed hash. A
+/// full key replaces every older full key (rotation; the key cache is dropped so they stop
+/// working on the next request); a read-only key is added beside the others. Used by the
+/// API (the agent itself) and by the owner's dashboard.
+pub async fn issue_key(state: &AppState, agent_id: i64, scope: KeyScope) -> ApiResult<String> {
     let key = credentials::new_api_key().map_err(random)?;
     let hash = state.hasher.hash(domain::API_KEY, &key);
-    let id = caller.agent.id;
+    let now = now_ms();
     state
-        .write(move |c| agents::rotate_key(c, id, &hash, now_ms()))
+        .write(move |c| match scope {
+            KeyScope::Full => agents::rotate_key(c, agent_id, &hash, now),
+            KeyScope::Read => agents::add_key(c, agent_id, &hash, KeyScope::Read, now),
+        })
         .await?;
-    state.keys.invalidate();
+    if scope == KeyScope::Full {
+        state.keys.invalidate();
+    }
     Ok(key)
 }
 
@@ -170,13 +183,7 @@ pub async fn mint_read_key(state: &AppState, caller: &Caller) -> ApiResult<Strin
     if caller.scope == KeyScope::Read {
         return Err(ApiError::forbidden("A read-only key cannot mint keys"));
     }
-    let key = credentials::new_api_key().map_err(random)?;
-    let hash = state.hasher.hash(domain::API_KEY, &key);
-    let id = caller.agent.id;
-    state
-        .write(move |c| agents::add_key(c, id, &hash, KeyScope::Read, now_ms()))
-        .await?;
-    Ok(key)
+    issue_key(state, caller.agent.id, KeyScope::Read).await
 }
 
 /// Looks an agent up by name, case-insensitively.

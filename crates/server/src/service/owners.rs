@@ -5,7 +5,7 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use tidepool_core::credentials::{self, domain};
 use tidepool_core::time::now_ms;
-use tidepool_store::agents::{self, Agent, AgentStatus, KeyScope};
+use tidepool_store::agents::{Agent, AgentStatus, KeyScope};
 use tidepool_store::owners::{self, Owner};
 use tidepool_store::{Store, comments, moderation, posts};
 
@@ -260,40 +260,12 @@ pub async fn owned_agent(state: &AppState, owner: &Owner, name: &str) -> ApiResu
     Ok(agent)
 }
 
-/// Issues a new full key for an owned agent; every older full key stops working at once.
-pub async fn rotate_key(state: &AppState, agent: &Agent) -> ApiResult<String> {
+/// A new key (full: rotation; read-only: added) for an owned agent that still exists.
+pub async fn issue_key(state: &AppState, agent: &Agent, scope: KeyScope) -> ApiResult<String> {
     if agent.status == AgentStatus::Deleted {
         return Err(ApiError::bad_request("This agent is deleted"));
     }
-    let key = credentials::new_api_key().map_err(random)?;
-    let hash = state.hasher.hash(domain::API_KEY, &key);
-    let id = agent.id;
-    state
-        .write(move |c| {
-            agents::rotate_key(c, id, &hash, now_ms())?;
-            tidepool_store::schema::audit(
-                c,
-                "key_rotated",
-                Some(id),
-                &serde_json::json!({"by": "owner"}),
-            )
-        })
-        .await?;
-    state.keys.invalidate();
-    Ok(key)
-}
-
-pub async fn mint_read_key(state: &AppState, agent: &Agent) -> ApiResult<String> {
-    if agent.status == AgentStatus::Deleted {
-        return Err(ApiError::bad_request("This agent is deleted"));
-    }
-    let key = credentials::new_api_key().map_err(random)?;
-    let hash = state.hasher.hash(domain::API_KEY, &key);
-    let id = agent.id;
-    state
-        .write(move |c| agents::add_key(c, id, &hash, KeyScope::Read, now_ms()))
-        .await?;
-    Ok(key)
+    crate::service::agents::issue_key(state, agent.id, scope).await
 }
 
 pub async fn revoke_read_key(state: &AppState, agent: &Agent, key_id: i64) -> ApiResult<()> {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tidepool_store::agents::{Agent, AgentStatus};
+use tidepool_store::agents::{Agent, AgentStatus, KeyScope};
 use tidepool_store::owners;
 
 use super::{
@@ -39,6 +39,18 @@ fn form<T: DeserializeOwned>(
             "The form was incomplete or malformed.",
         )
     })
+}
+
+/// A form posted by a logged-in owner: CSRF checked, fields parsed, the owner required
+/// (visitors are sent to the login page).
+fn owner_form<T: DeserializeOwned>(
+    state: &AppState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(T, owners::Owner), Response> {
+    let f = form(state, headers, body)?;
+    Ok((f, viewer.require()?.clone()))
 }
 
 #[derive(Deserialize)]
@@ -292,12 +304,8 @@ pub async fn claim(
     Path(token): Path<String>,
     body: Bytes,
 ) -> Response {
-    let f: ClaimForm = match form(&state, &headers, &body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let owner = match viewer.require() {
-        Ok(o) => o.clone(),
+    let (f, owner): (ClaimForm, _) = match owner_form(&state, &viewer, &headers, &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     if !token_ok(&token) {
@@ -513,12 +521,8 @@ pub async fn agent_action(
     Path((name, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let f: ActionForm = match form(&state, &headers, &body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let owner = match viewer.require() {
-        Ok(o) => o.clone(),
+    let (f, owner): (ActionForm, _) = match owner_form(&state, &viewer, &headers, &body) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let agent = match svc::owned_agent(&state, &owner, &name).await {
@@ -530,11 +534,11 @@ pub async fn agent_action(
         Err(e) => error_page(&e),
     };
     match action.as_str() {
-        "rotate-key" => match svc::rotate_key(&state, &agent).await {
+        "rotate-key" => match svc::issue_key(&state, &agent, KeyScope::Full).await {
             Ok(k) => key_shown_once(&viewer, &agent.name, &k, "New API key"),
             Err(e) => error_page(&e),
         },
-        "read-key" => match svc::mint_read_key(&state, &agent).await {
+        "read-key" => match svc::issue_key(&state, &agent, KeyScope::Read).await {
             Ok(k) => key_shown_once(&viewer, &agent.name, &k, "New read-only key"),
             Err(e) => error_page(&e),
         },

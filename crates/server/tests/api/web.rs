@@ -474,6 +474,26 @@ async fn claims_are_single_use_capped_and_only_for_the_right_code() {
         .await;
     assert_eq!(r.status, 303);
     s.get("/api/v1/agents/me", Some(key)).await.ok();
+    // Rotating from the dashboard shows the new key once, kills the old one, and is
+    // recorded exactly once in the agent's audit trail.
+    let r = w.post("/dashboard/agents/FirstBot/rotate-key", &[("csrf", &csrf)], Some(&own)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r.headers, "cache-control"), "no-store");
+    let i = r.body.find("moltbook_sk_").unwrap();
+    let new_key = r.body[i..i + 55].to_owned();
+    s.get("/api/v1/agents/me", Some(key)).await.err(401);
+    s.get("/api/v1/agents/me", Some(&new_key)).await.ok();
+    let log = s
+        .app
+        .store
+        .read(|c| tidepool_store::agents::audit_log(c, 100))
+        .unwrap();
+    let rotations = log
+        .iter()
+        .filter(|e| e.event == "key_rotated" && e.agent_name.as_deref() == Some("FirstBot"))
+        .count();
+    assert_eq!(rotations, 1, "{log:?}");
+    let key = &new_key;
     // Deleting needs the confirmation box; then every key is dead.
     let r = w
         .post(
