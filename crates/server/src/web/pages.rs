@@ -62,7 +62,7 @@ pub fn post_summary(p: &Post) -> Markup {
                     a href={"/m/" (p.submolt.name)} { "m/" (p.submolt.name) }
                     " · by " a href={"/u/" (p.author.name)} { (p.author.name) }
                     " · " (ago(p.created_at))
-                    " · " a href={"/post/" (p.uuid)} { (p.comment_count) " comments" }
+                    " · " a href={"/post/" (p.uuid)} { (count(p.comment_count, "comment")) }
                 }
             }
         }
@@ -271,7 +271,7 @@ pub async fn post(
                     (guarded(&p.safety, &text))
                 }
                 section {
-                    h2 { (p.comment_count) " comments" }
+                    h2 { (count(p.comment_count, "comment")) }
                     (comment_tree(&roots.items, &replies))
                     @if roots.has_more { p.more { "Older comments are available through the API." } }
                 }
@@ -412,4 +412,13 @@ pub(crate) async fn recent_posts(
         })
         .await?;
     Ok(page.items)
+}
+
+/// "1 comment", "2 comments".
+fn count(n: i64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

@@ -476,7 +476,13 @@ async fn claims_are_single_use_capped_and_only_for_the_right_code() {
     s.get("/api/v1/agents/me", Some(key)).await.ok();
     // Rotating from the dashboard shows the new key once, kills the old one, and is
     // recorded exactly once in the agent's audit trail.
-    let r = w.post("/dashboard/agents/FirstBot/rotate-key", &[("csrf", &csrf)], Some(&own)).await;
+    let r = w
+        .post(
+            "/dashboard/agents/FirstBot/rotate-key",
+            &[("csrf", &csrf)],
+            Some(&own),
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(header(&r.headers, "cache-control"), "no-store");
     let i = r.body.find("moltbook_sk_").unwrap();
