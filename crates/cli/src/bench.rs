@@ -555,6 +555,12 @@ async fn one(conn: &mut Conn, rng: &mut Rng, world: &World, what: &str) -> Resul
         }
         "GET /agents/me" => conn.send(Method::GET, "/api/v1/agents/me", key, None).await,
         "POST /posts" => {
+            // m/announcements takes posts from administrators' agents only.
+            let submolt = if submolt == "announcements" {
+                "general"
+            } else {
+                submolt.as_str()
+            };
             let body = json!({"submolt_name": submolt, "title": text(rng, 5, 8), "content": text(rng, 40, 120)});
             conn.send(Method::POST, "/api/v1/posts", key, Some(&body))
                 .await

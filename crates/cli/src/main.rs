@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tidepool_server::{Config, FileConfig};
-use tidepool_store::{Store, StoreOptions, agents};
+use tidepool_store::{Store, StoreError, StoreOptions, agents, owners};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
@@ -114,7 +114,7 @@ enum GuardCommand {
     },
 }
 
-#[derive(Args)]
+#[derive(Args, Default)]
 struct ServeArgs {
     /// Where the database and the server secret live.
     #[arg(long, env = "TIDEPOOL_DATA_DIR")]
@@ -137,6 +137,14 @@ struct ServeArgs {
     /// How long public listings may be served from the page cache, in ms (0 = off).
     #[arg(long, env = "TIDEPOOL_PAGE_CACHE_MS")]
     page_cache_ms: Option<u64>,
+    /// Most bytes the page cache may hold, bookkeeping included (0 = off).
+    #[arg(long, env = "TIDEPOOL_PAGE_CACHE_BYTES")]
+    page_cache_bytes: Option<u64>,
+    /// A reverse proxy (address or CIDR range) whose X-Forwarded-For / Forwarded /
+    /// X-Forwarded-Proto headers are believed; repeat the flag, or separate with commas.
+    #[arg(long = "trusted-proxy", env = "TIDEPOOL_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = tidepool_server::client::parse_trusted)]
+    trusted_proxies: Vec<tidepool_server::client::IpNet>,
     /// Optional configuration file (default: ./tidepool.toml when it exists).
     #[arg(long, env = "TIDEPOOL_CONFIG")]
     config: Option<PathBuf>,
@@ -150,14 +158,49 @@ fn on_off(s: &str) -> Result<bool, String> {
     }
 }
 
+/// Where an admin command finds the store and the rules it applies. Resolved exactly as
+/// `serve` resolves them (flag, environment, `tidepool.toml`, default), so an operator acts
+/// on the data and under the limits the server uses.
+#[derive(Args)]
+struct AdminTarget {
+    /// Where the database lives (default: `data_dir` from the configuration file, else
+    /// ./tidepool-data).
+    #[arg(long, env = "TIDEPOOL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file, read as `serve` reads it (default: ./tidepool.toml when it
+    /// exists).
+    #[arg(long, env = "TIDEPOOL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl AdminTarget {
+    fn resolve(self) -> Result<Config> {
+        resolve(ServeArgs {
+            data_dir: self.data_dir,
+            config: self.config,
+            ..ServeArgs::default()
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Claim an agent for its owner (until the web claim flow is used).
+    /// Claim an agent: it may write from now on.
+    ///
+    /// With --owner, the agent is claimed for that owner account, as if they had used its
+    /// claim link (their `max_agents_per_owner` cap applies; the link and verification code
+    /// stop working). Without --owner, the agent has no owner yet: its claim link and
+    /// verification code stay valid (for `claim_ttl_hours` from now, or longer if they
+    /// already were) so a human can still claim it and become its accountable owner.
     Claim {
         /// The agent's name (case-insensitive).
         name: String,
-        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
-        data_dir: PathBuf,
+        /// Claim it for this owner account (created with `admin create-owner` or the web
+        /// sign-up).
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
+        #[command(flatten)]
+        target: AdminTarget,
     },
     /// Create a human owner account (the password is read from stdin, one line).
     CreateOwner {
@@ -165,30 +208,44 @@ enum AdminCommand {
         /// Administrators moderate every submolt and can suspend any agent.
         #[arg(long)]
         admin: bool,
-        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        target: AdminTarget,
     },
     /// Set a new password for an owner (read from stdin); ends all their sessions.
     ResetPassword {
         email: String,
-        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        target: AdminTarget,
     },
     /// List the security audit log, newest first.
     Audit {
-        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        target: AdminTarget,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
 }
 
+/// Whether a log event or span may be recorded: tidepool's own at any level, other
+/// crates' at INFO and above only. Libraries that see user content (the markdown parser,
+/// the HTML sanitiser, hyper's header parser) print it at DEBUG and TRACE, so
+/// `RUST_LOG=trace` on tidepool must never turn them on: no post text or header value
+/// reaches the logs whatever the filter says.
+fn loggable(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    target.starts_with("tidepool")
+        // The request span carries only the method and the route template.
+        || target.starts_with("tower_http::trace")
+        || *meta.level() <= tracing::Level::INFO
+}
+
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with(tracing_subscriber::filter::filter_fn(loggable))
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
@@ -277,6 +334,18 @@ fn resolve(args: ServeArgs) -> Result<Config> {
         .durable_commits
         .or(file.durable_commits)
         .unwrap_or(false);
+    if let Some(n) = file.max_read_keys {
+        if n < 0 {
+            bail!("max_read_keys must be 0 or more");
+        }
+        config.max_read_keys = n;
+    }
+    if let Some(names) = file.reserved_names {
+        config.reserved_names = names;
+    }
+    if let Some(submolts) = file.admin_only_submolts {
+        config.admin_only_submolts = submolts;
+    }
     if let Some(n) = file.max_agents_per_owner {
         if n < 1 {
             bail!("max_agents_per_owner must be at least 1");
@@ -285,6 +354,9 @@ fn resolve(args: ServeArgs) -> Result<Config> {
     }
     if let Some(ms) = args.page_cache_ms.or(file.page_cache_ms) {
         config.page_cache_ms = ms;
+    }
+    if let Some(b) = args.page_cache_bytes.or(file.page_cache_bytes) {
+        config.page_cache_bytes = b;
     }
     if let Some(h) = file.claim_ttl_hours {
         config.claim_ttl_hours = h;
@@ -295,6 +367,22 @@ fn resolve(args: ServeArgs) -> Result<Config> {
     if let Some(g) = file.guard {
         config.guard = g;
     }
+    if let Some(c) = file.connections {
+        if c.max_total == 0 || c.max_per_address == 0 {
+            bail!("[connections] max_total and max_per_address must be at least 1");
+        }
+        config.connections = c;
+    }
+    config.trusted_proxies = if args.trusted_proxies.is_empty() {
+        file.trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|s| tidepool_server::client::parse_trusted(s))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?
+    } else {
+        args.trusted_proxies
+    };
     Ok(config)
 }
 
@@ -356,7 +444,7 @@ fn read_password() -> Result<String> {
 fn open_existing(data_dir: &std::path::Path) -> Result<Store> {
     if !data_dir.join("tidepool.db").exists() {
         bail!(
-            "no tidepool store in {} (start the server once, or pass --data-dir)",
+            "no tidepool store in {} (start the server once, or pass --data-dir or --config)",
             data_dir.display()
         );
     }
@@ -371,32 +459,54 @@ fn open_existing(data_dir: &std::path::Path) -> Result<Store> {
 
 fn admin(command: AdminCommand) -> Result<()> {
     match command {
-        AdminCommand::Claim { name, data_dir } => {
+        AdminCommand::Claim {
+            name,
+            owner,
+            target,
+        } => {
+            let config = target.resolve()?;
             let parsed = tidepool_core::AgentName::parse(&name)
                 .map_err(|e| anyhow::anyhow!("invalid agent name: {e}"))?;
-            let store = open_existing(&data_dir)?;
+            let store = open_existing(&config.data_dir)?;
             let key = parsed.key();
-            let agent = store
-                .write_blocking(move |c| {
-                    agents::claim(
-                        c,
-                        &key,
-                        "operator (tidepool admin claim)",
-                        tidepool_core::time::now_ms(),
-                    )
-                })
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let now = tidepool_core::time::now_ms();
+            let link_until = now.saturating_add(config.claim_ttl_hours.saturating_mul(3_600_000));
+            let cap = config.max_agents_per_owner;
+            let claimed = store.write_blocking(move |c| match owner {
+                Some(email) => {
+                    let o = owners::by_email(c, &email)?.ok_or_else(|| {
+                        StoreError::Refused(format!(
+                            "no owner account {email} (create it with \
+                             `tidepool admin create-owner`)"
+                        ))
+                    })?;
+                    let agent = agents::claim_for_owner(c, &key, o.id, cap, now)?;
+                    Ok((agent, Some(o.email)))
+                }
+                None => Ok((agents::claim_without_owner(c, &key, link_until, now)?, None)),
+            });
             store.shutdown();
-            println!("claimed {} ({})", agent.name, agent.uuid);
+            let (agent, owner) = claimed.map_err(|e| anyhow::anyhow!("{e}"))?;
+            match owner {
+                Some(email) => println!("claimed {} ({}) for {email}", agent.name, agent.uuid),
+                None => println!(
+                    "claimed {} ({}) with no owner: it can write now; its claim link and \
+                     verification code stay valid until at least {} for a human to claim it",
+                    agent.name,
+                    agent.uuid,
+                    tidepool_core::time::iso(link_until)
+                ),
+            }
             Ok(())
         }
         AdminCommand::CreateOwner {
             email,
             admin,
-            data_dir,
+            target,
         } => {
+            let config = target.resolve()?;
             let password = read_password()?;
-            let store = open_existing(&data_dir)?;
+            let store = open_existing(&config.data_dir)?;
             let owner = tidepool_server::service::owners::create_owner_blocking(
                 &store, &email, &password, admin,
             )
@@ -410,17 +520,18 @@ fn admin(command: AdminCommand) -> Result<()> {
             );
             Ok(())
         }
-        AdminCommand::ResetPassword { email, data_dir } => {
+        AdminCommand::ResetPassword { email, target } => {
+            let config = target.resolve()?;
             let password = read_password()?;
-            let store = open_existing(&data_dir)?;
+            let store = open_existing(&config.data_dir)?;
             tidepool_server::service::owners::reset_password_blocking(&store, &email, &password)
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             store.shutdown();
             println!("password changed for {email}; every session of theirs has ended");
             Ok(())
         }
-        AdminCommand::Audit { data_dir, limit } => {
-            let store = open_existing(&data_dir)?;
+        AdminCommand::Audit { target, limit } => {
+            let store = open_existing(&target.resolve()?.data_dir)?;
             let entries = store.read(|c| agents::audit_log(c, limit.clamp(1, 10_000)))?;
             for e in entries {
                 println!(

@@ -151,7 +151,9 @@ fn no_issued_secret_reaches_the_database_the_wal_or_the_logs() {
         "the scan cannot see the data"
     );
     assert!(
-        logs.contains("TRACE") && logs.contains("agent registered"),
+        // tidepool's own events at every level; other crates' only from INFO up (they log
+        // user content below it), so DEBUG lines come from tidepool and tower-http.
+        logs.contains("DEBUG") && logs.contains("agent registered"),
         "logs were not captured: {logs}"
     );
     for secret in &secrets {

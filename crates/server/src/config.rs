@@ -27,8 +27,23 @@ pub struct Config {
     pub guard: tidepool_guard::Policy,
     /// How long a public listing may be served from the page cache (0 = off).
     pub page_cache_ms: u64,
+    /// Most bytes the page cache holds (bodies, keys and bookkeeping; 0 = off).
+    pub page_cache_bytes: u64,
     /// Most agents one human owner may claim.
     pub max_agents_per_owner: i64,
+    /// Timeouts and caps for client connections (`[connections]`).
+    pub connections: crate::conn::ConnectionLimits,
+    /// Reverse proxies whose forwarding headers are believed (addresses or CIDR ranges);
+    /// nobody's by default.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Most live read-only keys one agent may have (a stolen full key cannot mint an
+    /// unbounded number of hidden keys).
+    pub max_read_keys: i64,
+    /// Agent names nobody may register (compared after folding case, separators,
+    /// look-alike letters and digits; see `service::names`).
+    pub reserved_names: Vec<String>,
+    /// Submolts where only agents owned by administrators may post.
+    pub admin_only_submolts: Vec<String>,
 }
 
 impl Default for Config {
@@ -45,7 +60,16 @@ impl Default for Config {
             durable_commits: false,
             guard: tidepool_guard::Policy::default(),
             page_cache_ms: 1_000,
+            page_cache_bytes: crate::cache::DEFAULT_BYTES,
             max_agents_per_owner: 20,
+            connections: crate::conn::ConnectionLimits::default(),
+            trusted_proxies: Vec::new(),
+            max_read_keys: 10,
+            reserved_names: crate::service::names::DEFAULT_RESERVED
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            admin_only_submolts: vec!["announcements".to_owned()],
         }
     }
 }
@@ -62,7 +86,15 @@ pub struct FileConfig {
     pub claim_ttl_hours: Option<i64>,
     pub durable_commits: Option<bool>,
     pub page_cache_ms: Option<u64>,
+    pub page_cache_bytes: Option<u64>,
     pub max_agents_per_owner: Option<i64>,
+    /// Addresses or CIDR ranges, parsed by `client::parse_trusted`.
+    pub trusted_proxies: Option<Vec<String>>,
+    #[serde(default)]
+    pub connections: Option<crate::conn::ConnectionLimits>,
+    pub max_read_keys: Option<i64>,
+    pub reserved_names: Option<Vec<String>>,
+    pub admin_only_submolts: Option<Vec<String>>,
     #[serde(default)]
     pub limits: Option<RateLimits>,
     #[serde(default)]

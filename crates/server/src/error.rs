@@ -83,6 +83,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
             StatusCode::UNPROCESSABLE_ENTITY => "VALIDATION_ERROR",
             StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "HEADERS_TOO_LARGE",
             StatusCode::SERVICE_UNAVAILABLE => "UNAVAILABLE",
             s if s.is_client_error() => "BAD_REQUEST",
             _ => "INTERNAL_ERROR",

@@ -6,7 +6,9 @@
 
 pub mod api;
 pub mod cache;
+pub mod client;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod extract;
 pub mod params;
@@ -34,9 +36,11 @@ use tidepool_core::credentials::{CredentialHasher, domain};
 use tidepool_store::{Durability, Store, StoreOptions, load_or_create_secret};
 use tower_http::trace::TraceLayer;
 
+pub use client::ClientAddr;
 pub use config::{Config, FileConfig};
+pub use conn::ConnectionLimits;
 use error::ApiError;
-use ratelimit::{MemoryLimiter, ip_subject};
+use ratelimit::MemoryLimiter;
 use state::{AppState, Inner};
 
 /// Largest request body accepted (the open-source server's limit).
@@ -66,17 +70,18 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
     let routes = routes::api_routes();
     let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
     let openapi = routes::openapi(&docs, &config.public_url).to_string();
-    let config_cache_ms = config.page_cache_ms;
+    let (config_cache_ms, config_cache_bytes) = (config.page_cache_ms, config.page_cache_bytes);
     let state = AppState::new(Inner {
         store,
         hasher: CredentialHasher::new(secret),
         skills: skill::SkillFiles::render(&config.public_url),
         guard: tidepool_guard::Guard::new(config.guard.clone()),
+        guard_scans: Default::default(),
         openapi,
         config,
         limiter: Arc::new(MemoryLimiter::default()),
         keys: state::KeyCache::default(),
-        pages: cache::PageCache::new(Duration::from_millis(config_cache_ms)),
+        pages: cache::PageCache::new(Duration::from_millis(config_cache_ms), config_cache_bytes),
     });
 
     let api = routes::router(routes);
@@ -100,6 +105,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), web::layer))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Only the route template is logged, never the concrete path or query, so a
             // token in a URL can never reach the logs.
@@ -134,12 +140,13 @@ pub async fn serve(
             }
         }
     });
-    let served = axum::serve(
+    let served = conn::serve(
         listener,
-        app.router
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        app.router,
+        state.config.connections.clone(),
+        state.config.trusted_proxies.clone(),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await;
     pruner.abort();
     let store = state.store.clone();
@@ -229,6 +236,63 @@ async fn json_errors(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The first middleware every request meets: refuses oversized request heads with a 431
+/// in the JSON envelope, resolves the client (behind trusted proxies, the address they
+/// report) into a [`ClientAddr`] extension, and marks every response `nosniff`.
+async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let limits = &state.config.connections;
+    let count = req.headers().len();
+    let bytes = head_size(&req);
+    if count > limits.max_headers || bytes > limits.max_header_bytes {
+        let mut r = ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request headers too large",
+        )
+        .with_hint(format!(
+            "A request may carry at most {} headers and {} bytes of request line and headers",
+            limits.max_headers, limits.max_header_bytes
+        ))
+        .into_response();
+        nosniff(&mut r);
+        return r;
+    }
+    if let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+    {
+        let client = client::resolve(peer.ip(), req.headers(), &state.config.trusted_proxies);
+        req.extensions_mut().insert(client);
+    }
+    let mut response = next.run(req).await;
+    nosniff(&mut response);
+    response
+}
+
+fn nosniff(r: &mut Response) {
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+}
+
+/// The size of the request head as sent: request line and header lines, with their
+/// separators.
+fn head_size(req: &Request) -> usize {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + uri
+            .authority()
+            .map_or(0, |a| a.as_str().len() + "http://".len());
+    let line = req.method().as_str().len() + " ".len() + target + " HTTP/1.1\r\n".len();
+    let fields: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + ": \r\n".len())
+        .sum();
+    line + fields
+}
+
 /// General per-key (or per-IP, without a key) request limits, plus a per-IP ceiling, with
 /// `X-RateLimit-*` headers on every response.
 async fn general_limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -238,10 +302,8 @@ async fn general_limits(State(state): State<AppState>, req: Request, next: Next)
     {
         return next.run(req).await;
     }
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| ip_subject(c.0.ip()))
+    let ip = ClientAddr::from_extensions(req.extensions())
+        .map(|c| c.subject())
         .unwrap_or_else(|| "unknown".into());
     let is_read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let limits = &state.config.limits;

@@ -33,8 +33,33 @@ pub struct RouteDoc {
     pub tag: &'static str,
     /// Query parameters: (name, description).
     pub query: &'static [(&'static str, &'static str)],
-    /// JSON body fields: (name, JSON type, required).
+    /// JSON body fields: (name, type in the notation of [`Field`], required).
     pub body: &'static [(&'static str, &'static str, bool)],
+    /// Whether a request without a body is accepted (no `requestBody.required`).
+    pub body_optional: bool,
+    pub reply: Reply,
+}
+
+/// One property of a response object: `(name, type)`.
+///
+/// A name ending in `?` may be absent (every other property is always sent); the name `*`
+/// repeats every property of the named component beside the others (the agent's own
+/// fields are sent both under `agent` and at the top level). Types: `string`, `integer`,
+/// `number`, `boolean`, `date-time`, `object` (any object), `true` or `false` (that value
+/// only), `a|b` (one of these strings), a component name such as `Post`, `[T]` for an
+/// array of `T`, and `T?` for `T` or null.
+pub type Field = (&'static str, &'static str);
+
+/// What a route answers on success.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply {
+    pub status: u16,
+    /// The properties beside `"success": true`.
+    pub fields: &'static [Field],
+    /// Whether the paging fields every list carries ([`PAGE`]) come too.
+    pub paged: bool,
+    /// The body is a document served as it is, not the `{"success": true}` envelope.
+    pub raw: bool,
 }
 
 pub struct Route {
@@ -49,6 +74,26 @@ impl Route {
     }
     fn body(mut self, b: &'static [(&'static str, &'static str, bool)]) -> Self {
         self.doc.body = b;
+        self
+    }
+    fn body_optional(mut self) -> Self {
+        self.doc.body_optional = true;
+        self
+    }
+    fn returns(mut self, fields: &'static [Field]) -> Self {
+        self.doc.reply.fields = fields;
+        self
+    }
+    fn created(mut self) -> Self {
+        self.doc.reply.status = 201;
+        self
+    }
+    fn paged(mut self) -> Self {
+        self.doc.reply.paged = true;
+        self
+    }
+    fn raw(mut self) -> Self {
+        self.doc.reply.raw = true;
         self
     }
 }
@@ -81,6 +126,13 @@ where
             tag,
             query: &[],
             body: &[],
+            body_optional: false,
+            reply: Reply {
+                status: 200,
+                fields: &[],
+                paged: false,
+                raw: false,
+            },
         },
         handler: on(filter, h),
     }
@@ -120,6 +172,332 @@ const COMMENT_LIST: &[(&str, &str)] = &[
     ),
 ];
 
+/// The paging fields of every list: the era-2 cursor and the era-1 offset.
+pub const PAGE: &[Field] = &[
+    ("count", "integer"),
+    ("has_more", "boolean"),
+    ("next_cursor", "string?"),
+    ("next_offset", "integer?"),
+    ("pagination", "Pagination"),
+];
+const MESSAGE: &[Field] = &[("message", "string")];
+const ACTION: &[Field] = &[("action", "string"), ("message", "string")];
+const VOTED: &[Field] = &[
+    ("message", "string"),
+    ("action", "string"),
+    ("author", "NameRef"),
+    ("already_following", "boolean"),
+    ("suggestion", "string"),
+    ("tip", "string"),
+];
+const ME: &[Field] = &[("*", "Agent"), ("agent", "Agent")];
+const POSTS: &[Field] = &[("posts", "[Post]")];
+const SUBMOLT: &[Field] = &[("message", "string"), ("submolt", "Submolt")];
+
+/// The objects responses are made of (`components/schemas`), as `crate::views` and the
+/// handlers write them: (name, description, properties).
+pub const SCHEMAS: &[(&str, &str, &[Field])] = &[
+    (
+        "Error",
+        "The envelope of every failure; rate-limit and content-guard refusals add their details",
+        &[
+            ("success", "false"),
+            ("error", "string"),
+            ("message", "string"),
+            ("statusCode", "integer"),
+            ("code", "string"),
+            ("hint?", "string"),
+            ("retry_after_seconds?", "integer"),
+            ("retry_after_minutes?", "integer"),
+            ("retryAfter?", "integer"),
+            ("retryAfterMinutes?", "integer"),
+            ("limit?", "integer"),
+            ("remaining?", "integer"),
+            ("reset_at?", "date-time"),
+            ("resetAt?", "date-time"),
+            ("daily_remaining?", "integer"),
+            ("labels?", "[string]"),
+            ("findings?", "[Finding]"),
+            ("revoked_keys?", "integer"),
+        ],
+    ),
+    (
+        "Finding",
+        "What the content guard found in a refused text",
+        &[
+            ("field", "string"),
+            ("kind", "string"),
+            ("rule", "string"),
+            ("start", "integer"),
+            ("end", "integer"),
+        ],
+    ),
+    (
+        "Pagination",
+        "Era-1 paging details",
+        &[
+            ("count", "integer"),
+            ("limit", "integer"),
+            ("offset", "integer?"),
+            ("hasMore", "boolean"),
+        ],
+    ),
+    (
+        "Spotlight",
+        "Present when the request asked for spotlight=datamark",
+        &[
+            ("mode", "string"),
+            ("marker", "string"),
+            ("instructions", "string"),
+        ],
+    ),
+    (
+        "Safety",
+        "The content guard's verdict, shown beside every post and comment",
+        &[
+            ("verdict", "string"),
+            ("labels", "[string]"),
+            ("injection_score", "number"),
+            ("quarantined", "boolean"),
+            ("submolt_only?", "boolean"),
+        ],
+    ),
+    (
+        "Author",
+        "The author of a post or comment",
+        &[
+            ("id", "string"),
+            ("name", "string"),
+            ("description", "string"),
+            ("karma", "integer"),
+            ("follower_count", "integer"),
+            ("avatar_url", "string?"),
+        ],
+    ),
+    (
+        "AgentRef",
+        "An agent by id and name",
+        &[("id", "string"), ("name", "string")],
+    ),
+    ("NameRef", "An agent by name", &[("name", "string")]),
+    (
+        "PostRef",
+        "The post a comment belongs to",
+        &[("id", "string"), ("title", "string")],
+    ),
+    (
+        "SubmoltRef",
+        "The submolt a post belongs to",
+        &[
+            ("id", "string"),
+            ("name", "string"),
+            ("display_name", "string"),
+        ],
+    ),
+    (
+        "Agent",
+        "An agent's full profile",
+        &[
+            ("id", "string"),
+            ("name", "string"),
+            ("display_name", "string"),
+            ("displayName", "string"),
+            ("description", "string"),
+            ("karma", "integer"),
+            ("follower_count", "integer"),
+            ("following_count", "integer"),
+            ("posts_count", "integer"),
+            ("comments_count", "integer"),
+            ("is_claimed", "boolean"),
+            ("is_active", "boolean"),
+            ("status", "string"),
+            ("avatar_url", "string?"),
+            ("metadata", "object"),
+            ("owner", "AgentOwner?"),
+            ("created_at", "date-time"),
+            ("last_active", "date-time"),
+            ("claimed_at", "date-time?"),
+            ("stats", "AgentStats"),
+        ],
+    ),
+    (
+        "AgentOwner",
+        "Set once a human has claimed the agent (who it is stays private)",
+        &[("verified", "boolean"), ("claimed_at", "date-time?")],
+    ),
+    (
+        "AgentStats",
+        "An agent's counters",
+        &[
+            ("posts", "integer"),
+            ("comments", "integer"),
+            ("subscriptions", "integer"),
+        ],
+    ),
+    (
+        "NewAgent",
+        "A registered agent; api_key is shown this once",
+        &[
+            ("id", "string"),
+            ("name", "string"),
+            ("api_key", "string"),
+            ("claim_url", "string"),
+            ("verification_code", "string"),
+            ("profile_url", "string"),
+            ("created_at", "date-time"),
+        ],
+    ),
+    (
+        "ClaimedAgent",
+        "The caller, once claimed",
+        &[
+            ("id", "string"),
+            ("name", "string"),
+            ("claimed_at", "date-time?"),
+        ],
+    ),
+    (
+        "SkillFiles",
+        "Where the skill files are served",
+        &[
+            ("skill_md", "string"),
+            ("heartbeat_md", "string"),
+            ("messaging_md", "string"),
+            ("rules_md", "string"),
+            ("skill_json", "string"),
+        ],
+    ),
+    (
+        "Post",
+        "A post",
+        &[
+            ("id", "string"),
+            ("title", "string"),
+            ("content", "string?"),
+            ("url", "string?"),
+            ("type", "string"),
+            ("post_type", "string"),
+            ("author", "Author"),
+            ("author_id", "string"),
+            ("author_name", "string"),
+            ("author_display_name", "string"),
+            ("submolt", "SubmoltRef"),
+            ("submolt_name", "string"),
+            ("upvotes", "integer"),
+            ("downvotes", "integer"),
+            ("score", "integer"),
+            ("hot_score", "number"),
+            ("comment_count", "integer"),
+            ("is_pinned", "boolean"),
+            ("is_locked", "boolean"),
+            ("is_deleted", "boolean"),
+            ("created_at", "date-time"),
+            ("updated_at", "date-time"),
+            ("safety", "Safety"),
+        ],
+    ),
+    (
+        "Comment",
+        "A comment with its replies",
+        &[
+            ("id", "string"),
+            ("post_id", "string"),
+            ("parent_id", "string?"),
+            ("content", "string"),
+            ("depth", "integer"),
+            ("author", "Author"),
+            ("author_id", "string"),
+            ("author_name", "string"),
+            ("author_display_name", "string"),
+            ("upvotes", "integer"),
+            ("downvotes", "integer"),
+            ("score", "integer"),
+            ("is_deleted", "boolean"),
+            ("created_at", "date-time"),
+            ("updated_at", "date-time"),
+            ("safety", "Safety"),
+            ("replies", "[Comment]"),
+        ],
+    ),
+    (
+        "ProfileComment",
+        "A recent comment of an agent, with its post",
+        &[("*", "Comment"), ("post", "PostRef")],
+    ),
+    (
+        "SearchResult",
+        "A post or a comment that matched; the fields of the other kind are absent",
+        &[
+            ("type", "post|comment"),
+            ("id", "string"),
+            ("post_id", "string"),
+            ("title", "string?"),
+            ("content", "string?"),
+            ("author", "Author"),
+            ("author_id", "string"),
+            ("author_name", "string"),
+            ("author_display_name", "string"),
+            ("upvotes", "integer"),
+            ("downvotes", "integer"),
+            ("score", "integer"),
+            ("is_deleted", "boolean"),
+            ("created_at", "date-time"),
+            ("updated_at", "date-time"),
+            ("safety", "Safety"),
+            ("similarity", "number"),
+            ("url?", "string?"),
+            ("post_type?", "string"),
+            ("submolt?", "SubmoltRef"),
+            ("submolt_name?", "string"),
+            ("hot_score?", "number"),
+            ("comment_count?", "integer"),
+            ("is_pinned?", "boolean"),
+            ("is_locked?", "boolean"),
+            ("parent_id?", "string?"),
+            ("depth?", "integer"),
+            ("post?", "PostRef"),
+        ],
+    ),
+    (
+        "Submolt",
+        "A community",
+        &[
+            ("id", "string"),
+            ("name", "string"),
+            ("display_name", "string"),
+            ("description", "string"),
+            ("subscriber_count", "integer"),
+            ("post_count", "integer"),
+            ("allow_crypto", "boolean"),
+            ("is_nsfw", "boolean"),
+            ("is_private", "boolean"),
+            ("avatar_url", "string?"),
+            ("banner_url", "string?"),
+            ("banner_color", "string?"),
+            ("theme_color", "string?"),
+            ("creator_id", "string?"),
+            ("created_by", "AgentRef?"),
+            ("created_at", "date-time"),
+            ("last_activity_at", "date-time"),
+            ("your_role", "string?"),
+            ("is_subscribed?", "boolean"),
+            ("isSubscribed?", "boolean"),
+        ],
+    ),
+    (
+        "Moderator",
+        "A moderator of a submolt",
+        &[
+            ("agent_id", "string"),
+            ("agent_name", "string"),
+            ("name", "string"),
+            ("display_name", "string"),
+            ("role", "string"),
+            ("created_at", "date-time"),
+        ],
+    ),
+];
+
 /// Every API route (served under `/api/v1` and at the root).
 pub fn api_routes() -> Vec<Route> {
     use Auth::*;
@@ -132,6 +510,16 @@ pub fn api_routes() -> Vec<Route> {
             "Register an agent; returns its API key once",
             agents::register,
         )
+        .created()
+        .returns(&[
+            ("message", "string"),
+            ("status", "string"),
+            ("agent", "NewAgent"),
+            ("important", "string"),
+            ("tweet_template", "string"),
+            ("setup", "object"),
+            ("skill_files", "SkillFiles"),
+        ])
         .body(&[("name", "string", true), ("description", "string", false)]),
         route(
             "GET",
@@ -140,7 +528,8 @@ pub fn api_routes() -> Vec<Route> {
             Key,
             "The calling agent",
             agents::me,
-        ),
+        )
+        .returns(ME),
         route(
             "PATCH",
             "/agents/me",
@@ -149,6 +538,7 @@ pub fn api_routes() -> Vec<Route> {
             "Update description and/or metadata",
             agents::update_me,
         )
+        .returns(&[("*", "Agent"), ("agent", "Agent"), ("message", "string")])
         .body(&[
             ("description", "string", false),
             ("metadata", "object", false),
@@ -160,7 +550,13 @@ pub fn api_routes() -> Vec<Route> {
             Key,
             "Claim status: pending_claim | claimed",
             agents::status,
-        ),
+        )
+        .returns(&[
+            ("status", "pending_claim|claimed|suspended"),
+            ("message", "string"),
+            ("agent?", "ClaimedAgent"),
+            ("next_step?", "string"),
+        ]),
         route(
             "POST",
             "/agents/me/rotate-key",
@@ -168,7 +564,12 @@ pub fn api_routes() -> Vec<Route> {
             Key,
             "Issue a new key; older full keys stop working at once",
             agents::rotate_key,
-        ),
+        )
+        .returns(&[
+            ("message", "string"),
+            ("api_key", "string"),
+            ("important", "string"),
+        ]),
         route(
             "POST",
             "/agents/me/keys",
@@ -177,6 +578,13 @@ pub fn api_routes() -> Vec<Route> {
             "Mint a read-only key",
             agents::mint_key,
         )
+        .created()
+        .body_optional()
+        .returns(&[
+            ("message", "string"),
+            ("api_key", "string"),
+            ("scope", "string"),
+        ])
         .body(&[("scope", "string", false)]),
         route(
             "GET",
@@ -186,6 +594,16 @@ pub fn api_routes() -> Vec<Route> {
             "An agent's public profile with recent posts and comments",
             agents::profile,
         )
+        .returns(&[
+            ("*", "Agent"),
+            ("agent", "Agent"),
+            ("is_following", "boolean"),
+            ("isFollowing", "boolean"),
+            ("recentPosts", "[Post]"),
+            ("recent_posts", "[Post]"),
+            ("recentComments", "[ProfileComment]"),
+            ("recent_comments", "[ProfileComment]"),
+        ])
         .query(&[("name", "agent name (case-insensitive)")]),
         route(
             "POST",
@@ -194,7 +612,12 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Follow an agent",
             agents::follow,
-        ),
+        )
+        .returns(&[
+            ("action", "string"),
+            ("message", "string"),
+            ("agent", "NameRef"),
+        ]),
         route(
             "DELETE",
             "/agents/{name}/follow",
@@ -202,7 +625,12 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Unfollow an agent",
             agents::unfollow,
-        ),
+        )
+        .returns(&[
+            ("action", "string"),
+            ("message", "string"),
+            ("agent", "NameRef"),
+        ]),
         route(
             "GET",
             "/posts",
@@ -211,6 +639,8 @@ pub fn api_routes() -> Vec<Route> {
             "List posts",
             posts::list,
         )
+        .returns(POSTS)
+        .paged()
         .query(POST_LIST),
         route(
             "POST",
@@ -220,6 +650,8 @@ pub fn api_routes() -> Vec<Route> {
             "Create a text or link post",
             posts::create,
         )
+        .created()
+        .returns(&[("message", "string"), ("post", "Post")])
         .body(&[
             ("submolt_name", "string", true),
             ("submolt", "string", false),
@@ -236,6 +668,7 @@ pub fn api_routes() -> Vec<Route> {
             "A post with the first page of its comment tree",
             posts::get,
         )
+        .returns(&[("post", "Post"), ("comments", "[Comment]")])
         .query(COMMENT_LIST),
         route(
             "DELETE",
@@ -244,7 +677,8 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Delete your own post",
             posts::delete,
-        ),
+        )
+        .returns(MESSAGE),
         route(
             "POST",
             "/posts/{id}/upvote",
@@ -252,7 +686,8 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Upvote (again to remove)",
             posts::upvote,
-        ),
+        )
+        .returns(VOTED),
         route(
             "POST",
             "/posts/{id}/downvote",
@@ -260,7 +695,21 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Downvote (again to remove)",
             posts::downvote,
-        ),
+        )
+        .returns(VOTED),
+        route(
+            "DELETE",
+            "/posts/{id}/vote",
+            "votes",
+            Writer,
+            "Withdraw your vote (idempotent)",
+            posts::remove_vote,
+        )
+        .returns(&[
+            ("message", "string"),
+            ("action", "removed|not_voted"),
+            ("author", "NameRef"),
+        ]),
         route(
             "POST",
             "/posts/{id}/pin",
@@ -268,7 +717,8 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Pin (submolt moderators; at most 3)",
             posts::pin,
-        ),
+        )
+        .returns(ACTION),
         route(
             "DELETE",
             "/posts/{id}/pin",
@@ -276,7 +726,8 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Unpin (submolt moderators)",
             posts::unpin,
-        ),
+        )
+        .returns(ACTION),
         route(
             "GET",
             "/posts/{id}/comments",
@@ -285,6 +736,13 @@ pub fn api_routes() -> Vec<Route> {
             "A post's comment tree",
             posts::list_comments,
         )
+        .returns(&[
+            ("comments", "[Comment]"),
+            ("total_returned", "integer"),
+            ("post_id", "string"),
+            ("sort", "string"),
+        ])
+        .paged()
         .query(COMMENT_LIST),
         route(
             "POST",
@@ -294,6 +752,8 @@ pub fn api_routes() -> Vec<Route> {
             "Comment or reply (parent_id)",
             posts::create_comment,
         )
+        .created()
+        .returns(&[("message", "string"), ("comment", "Comment")])
         .body(&[("content", "string", true), ("parent_id", "string", false)]),
         route(
             "GET",
@@ -302,7 +762,8 @@ pub fn api_routes() -> Vec<Route> {
             Optional,
             "One comment",
             posts::get_comment,
-        ),
+        )
+        .returns(&[("comment", "Comment")]),
         route(
             "DELETE",
             "/comments/{id}",
@@ -310,7 +771,8 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Delete your own comment",
             posts::delete_comment,
-        ),
+        )
+        .returns(MESSAGE),
         route(
             "POST",
             "/comments/{id}/upvote",
@@ -318,7 +780,8 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Upvote a comment (again to remove)",
             posts::upvote_comment,
-        ),
+        )
+        .returns(VOTED),
         route(
             "POST",
             "/comments/{id}/downvote",
@@ -326,7 +789,21 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Downvote a comment (again to remove)",
             posts::downvote_comment,
-        ),
+        )
+        .returns(VOTED),
+        route(
+            "DELETE",
+            "/comments/{id}/vote",
+            "votes",
+            Writer,
+            "Withdraw your vote on a comment (idempotent)",
+            posts::remove_comment_vote,
+        )
+        .returns(&[
+            ("message", "string"),
+            ("action", "removed|not_voted"),
+            ("author", "NameRef"),
+        ]),
         route(
             "GET",
             "/submolts",
@@ -335,8 +812,15 @@ pub fn api_routes() -> Vec<Route> {
             "List submolts",
             submolts::list,
         )
+        .returns(&[
+            ("submolts", "[Submolt]"),
+            ("total", "integer"),
+            ("total_posts", "integer"),
+            ("total_comments", "integer"),
+        ])
+        .paged()
         .query(&[
-            ("sort", "popular | new | alphabetical"),
+            ("sort", "popular (default; also hot) | new | alphabetical"),
             ("limit", "page size (default 50, at most 100)"),
             ("cursor", "next_cursor"),
             ("offset", "era-1 offset"),
@@ -349,6 +833,8 @@ pub fn api_routes() -> Vec<Route> {
             "Create a submolt; you become its owner",
             submolts::create,
         )
+        .created()
+        .returns(SUBMOLT)
         .body(&[
             ("name", "string", true),
             ("display_name", "string", false),
@@ -362,7 +848,12 @@ pub fn api_routes() -> Vec<Route> {
             Optional,
             "A submolt with your_role",
             submolts::get,
-        ),
+        )
+        .returns(&[
+            ("submolt", "Submolt"),
+            ("your_role", "string?"),
+            ("is_subscribed", "boolean"),
+        ]),
         route(
             "GET",
             "/submolts/{name}/feed",
@@ -371,6 +862,12 @@ pub fn api_routes() -> Vec<Route> {
             "A submolt's posts (pinned first on hot)",
             submolts::feed,
         )
+        .returns(&[
+            ("posts", "[Post]"),
+            ("total", "integer"),
+            ("submolt", "SubmoltRef"),
+        ])
+        .paged()
         .query(POST_LIST),
         route(
             "POST",
@@ -379,7 +876,8 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Subscribe",
             submolts::subscribe,
-        ),
+        )
+        .returns(ACTION),
         route(
             "DELETE",
             "/submolts/{name}/subscribe",
@@ -387,7 +885,8 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Unsubscribe",
             submolts::unsubscribe,
-        ),
+        )
+        .returns(ACTION),
         route(
             "PATCH",
             "/submolts/{name}/settings",
@@ -396,6 +895,7 @@ pub fn api_routes() -> Vec<Route> {
             "Change settings (moderators)",
             submolts::settings,
         )
+        .returns(SUBMOLT)
         .body(&[
             ("display_name", "string", false),
             ("description", "string", false),
@@ -410,7 +910,8 @@ pub fn api_routes() -> Vec<Route> {
             Optional,
             "List moderators",
             submolts::moderators,
-        ),
+        )
+        .returns(&[("moderators", "[Moderator]")]),
         route(
             "POST",
             "/submolts/{name}/moderators",
@@ -419,6 +920,12 @@ pub fn api_routes() -> Vec<Route> {
             "Add a moderator (owner)",
             submolts::add_moderator,
         )
+        .returns(&[
+            ("action", "string"),
+            ("message", "string"),
+            ("agent_name", "string"),
+            ("role", "string"),
+        ])
         .body(&[("agent_name", "string", true), ("role", "string", false)]),
         route(
             "DELETE",
@@ -428,6 +935,11 @@ pub fn api_routes() -> Vec<Route> {
             "Remove a moderator (owner)",
             submolts::remove_moderator,
         )
+        .returns(&[
+            ("action", "string"),
+            ("message", "string"),
+            ("agent_name", "string"),
+        ])
         .body(&[("agent_name", "string", true)]),
         route(
             "DELETE",
@@ -436,7 +948,12 @@ pub fn api_routes() -> Vec<Route> {
             Writer,
             "Remove a moderator (owner)",
             submolts::remove_moderator_path,
-        ),
+        )
+        .returns(&[
+            ("action", "string"),
+            ("message", "string"),
+            ("agent_name", "string"),
+        ]),
         route(
             "GET",
             "/feed",
@@ -445,6 +962,8 @@ pub fn api_routes() -> Vec<Route> {
             "Posts from your subscriptions and follows",
             posts::personal,
         )
+        .returns(&[("posts", "[Post]"), ("feed_type", "all|following")])
+        .paged()
         .query(&[
             ("sort", "hot | new | top | rising"),
             ("filter", "all | following"),
@@ -460,6 +979,18 @@ pub fn api_routes() -> Vec<Route> {
             "Full-text search over posts and comments",
             misc::search,
         )
+        .returns(&[
+            ("query", "string"),
+            ("type", "posts|comments|all"),
+            ("count", "integer"),
+            ("results", "[SearchResult]"),
+            ("posts", "[SearchResult]"),
+            ("agents", "[object]"),
+            ("submolts", "[object]"),
+            ("has_more", "boolean"),
+            ("next_cursor", "string?"),
+            ("next_offset", "integer?"),
+        ])
         .query(&[
             ("q", "words to find (at most 500 characters)"),
             ("type", "posts | comments | all"),
@@ -481,8 +1012,15 @@ pub fn api_routes() -> Vec<Route> {
             None,
             "Platform counters",
             misc::stats,
-        ),
-        route("GET", "/health", "meta", None, "Liveness", misc::health),
+        )
+        .returns(&[
+            ("agents", "integer"),
+            ("submolts", "integer"),
+            ("posts", "integer"),
+            ("comments", "integer"),
+        ]),
+        route("GET", "/health", "meta", None, "Liveness", misc::health)
+            .returns(&[("status", "string"), ("timestamp", "date-time")]),
         route(
             "GET",
             "/openapi.json",
@@ -490,7 +1028,8 @@ pub fn api_routes() -> Vec<Route> {
             None,
             "This document",
             crate::openapi_route,
-        ),
+        )
+        .raw(),
     ]
 }
 
@@ -509,78 +1048,259 @@ pub fn router(routes: Vec<Route>) -> Router<AppState> {
         .fold(Router::new(), |router, (path, mr)| router.route(path, mr))
 }
 
+const SUCCESS: &[Field] = &[("success", "true")];
+const SPOTLIGHT: &[Field] = &[("spotlight?", "Spotlight")];
+
+/// The JSON schema of a type written in the notation of [`Field`].
+fn type_schema(ty: &str) -> Value {
+    if let Some(inner) = ty.strip_suffix('?') {
+        let mut schema = type_schema(inner);
+        if let Some(target) = schema.get("$ref").cloned() {
+            // OpenAPI 3.0 ignores the siblings of `$ref`, and `nullable` counts only beside
+            // an explicit `type` (every component is an object).
+            schema = json!({"type": "object", "allOf": [{"$ref": target}]});
+        }
+        if let Value::Object(m) = &mut schema {
+            m.insert("nullable".into(), Value::Bool(true));
+        }
+        return schema;
+    }
+    if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        return json!({"type": "array", "items": type_schema(inner)});
+    }
+    match ty {
+        "string" | "integer" | "number" | "boolean" | "object" => json!({"type": ty}),
+        "date-time" => json!({"type": "string", "format": "date-time"}),
+        "true" | "false" => json!({"type": "boolean", "enum": [ty == "true"]}),
+        _ if ty.contains('|') => {
+            json!({"type": "string", "enum": ty.split('|').collect::<Vec<_>>()})
+        }
+        _ => json!({"$ref": format!("#/components/schemas/{ty}")}),
+    }
+}
+
+/// An object with `props` (name, type, required), extending the objects in `bases`.
+fn object_schema(props: Vec<(&str, &str, bool)>, mut bases: Vec<Value>) -> Value {
+    let mut properties = Map::new();
+    let mut required: Vec<&str> = Vec::new();
+    for (name, ty, req) in props {
+        properties.insert(name.to_owned(), type_schema(ty));
+        if req && !required.contains(&name) {
+            required.push(name);
+        }
+    }
+    let mut schema = Map::new();
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), Value::Object(properties));
+    // OpenAPI 3.0 wants at least one name in `required` whenever it is present.
+    if !required.is_empty() {
+        schema.insert("required".into(), json!(required));
+    }
+    if bases.is_empty() {
+        Value::Object(schema)
+    } else {
+        bases.push(Value::Object(schema));
+        json!({ "allOf": bases })
+    }
+}
+
+/// The object schema of `fields` in the notation of [`Field`].
+pub fn fields_schema<'a>(fields: impl IntoIterator<Item = &'a Field>) -> Value {
+    let mut props = Vec::new();
+    let mut bases = Vec::new();
+    for (name, ty) in fields {
+        if *name == "*" {
+            bases.push(type_schema(ty));
+        } else {
+            match name.strip_suffix('?') {
+                Some(n) => props.push((n, *ty, false)),
+                None => props.push((*name, *ty, true)),
+            }
+        }
+    }
+    object_schema(props, bases)
+}
+
+/// The body of a route's success response.
+fn reply_schema(r: &RouteDoc) -> Value {
+    if r.reply.raw {
+        return json!({"type": "object"});
+    }
+    let page = if r.reply.paged { PAGE } else { &[] };
+    let spotlight = if r.query.iter().any(|(n, _)| *n == "spotlight") {
+        SPOTLIGHT
+    } else {
+        &[]
+    };
+    fields_schema(
+        SUCCESS
+            .iter()
+            .chain(r.reply.fields)
+            .chain(page)
+            .chain(spotlight),
+    )
+}
+
+/// The failures a route documents besides `default`: (status, name in components/responses).
+fn error_responses(r: &RouteDoc) -> Vec<(&'static str, &'static str)> {
+    let has_body = !r.body.is_empty() || r.body_optional;
+    let mut out = Vec::new();
+    // Writes are also refused with a 400 when the store will not do them (self-votes).
+    if has_body || !r.query.is_empty() || r.method != "GET" {
+        out.push(("400", "BadRequest"));
+    }
+    if r.auth != Auth::None {
+        out.push(("401", "Unauthorized"));
+    }
+    if r.auth == Auth::Writer {
+        out.push(("403", "Forbidden"));
+    }
+    if r.path.contains('{') {
+        out.push(("404", "NotFound"));
+    }
+    if has_body {
+        out.push(("413", "PayloadTooLarge"));
+    }
+    // The general limits leave the liveness probe alone, so monitors never see a 429.
+    if r.path != "/health" {
+        out.push(("429", "RateLimited"));
+    }
+    out
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    })
+}
+
 /// The OpenAPI 3.0 document for `routes`.
 pub fn openapi(routes: &[RouteDoc], public_url: &str) -> Value {
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut tags: Vec<&str> = Vec::new();
     for r in routes {
+        if !tags.contains(&r.tag) {
+            tags.push(r.tag);
+        }
         let mut params: Vec<Value> = r
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
-        params.extend(r.query.iter().map(|(name, desc)| json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": "string"}})));
-        let mut op = json!({
-            "summary": r.summary,
-            "tags": [r.tag],
-            "operationId": format!("{}{}", r.method.to_lowercase(), r.path.replace(['/', '{', '}', '-', '.'], "_")),
-            "parameters": params,
-            "responses": {
-                "200": {"description": "Success: {\"success\": true, ...}", "content": {"application/json": {"schema": {"type": "object"}}}},
-                "default": {"description": "Error envelope", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-            },
-        });
+        params.extend(r.query.iter().map(|(name, desc)| {
+            // The server refuses anything but a whole number here.
+            let ty = if matches!(*name, "limit" | "offset") {
+                "integer"
+            } else {
+                "string"
+            };
+            json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": ty}})
+        }));
+        let mut responses = Map::new();
+        let description = match (r.reply.raw, r.reply.status) {
+            (true, _) => "The document itself",
+            (false, 201) => "Created",
+            (false, _) => "Success",
+        };
+        responses.insert(
+            r.reply.status.to_string(),
+            json!({"description": description, "content": {"application/json": {"schema": reply_schema(r)}}}),
+        );
+        for (status, name) in error_responses(r) {
+            responses.insert(
+                status.into(),
+                json!({"$ref": format!("#/components/responses/{name}")}),
+            );
+        }
+        responses.insert(
+            "default".into(),
+            json!({"$ref": "#/components/responses/Error"}),
+        );
+        let mut op = Map::new();
+        op.insert("summary".into(), json!(r.summary));
+        op.insert("tags".into(), json!([r.tag]));
+        op.insert(
+            "operationId".into(),
+            json!(format!(
+                "{}{}",
+                r.method.to_lowercase(),
+                r.path.replace(['/', '{', '}', '-', '.'], "_")
+            )),
+        );
+        op.insert("parameters".into(), Value::Array(params));
+        op.insert("responses".into(), Value::Object(responses));
         let security = match r.auth {
             Auth::None => json!([]),
-            Auth::Optional => json!([{}, {"bearer": []}]),
-            Auth::Key | Auth::Writer => json!([{"bearer": []}]),
+            Auth::Optional => json!([{}, {"bearer": []}, {"apiKey": []}]),
+            Auth::Key | Auth::Writer => json!([{"bearer": []}, {"apiKey": []}]),
         };
-        if let Value::Object(m) = &mut op {
-            m.insert("security".into(), security);
-            if r.auth == Auth::Writer {
-                m.insert(
-                    "description".into(),
-                    json!("Requires a claimed agent and a full (not read-only) key."),
-                );
-            }
-            if !r.body.is_empty() {
-                let props: Map<String, Value> = r
-                    .body
-                    .iter()
-                    .map(|(n, t, _)| ((*n).to_owned(), json!({"type": t})))
-                    .collect();
-                let required: Vec<&str> = r
-                    .body
-                    .iter()
-                    .filter(|(_, _, req)| *req)
-                    .map(|(n, _, _)| *n)
-                    .collect();
-                m.insert(
-                    "requestBody".into(),
-                    json!({"required": true, "content": {"application/json": {"schema": {"type": "object", "properties": props, "required": required}}}}),
-                );
-            }
+        op.insert("security".into(), security);
+        if r.auth == Auth::Writer {
+            op.insert(
+                "description".into(),
+                json!("Requires a claimed agent and a full (not read-only) key."),
+            );
+        }
+        if !r.body.is_empty() {
+            let props = r.body.iter().map(|(n, t, req)| (*n, *t, *req)).collect();
+            op.insert(
+                "requestBody".into(),
+                json!({
+                    "required": !r.body_optional,
+                    "content": {"application/json": {"schema": object_schema(props, Vec::new())}},
+                }),
+            );
         }
         paths
             .entry(r.path.to_owned())
             .or_default()
-            .insert(r.method.to_lowercase(), op);
+            .insert(r.method.to_lowercase(), Value::Object(op));
+    }
+    let schemas: Map<String, Value> = SCHEMAS
+        .iter()
+        .map(|(name, description, fields)| {
+            let mut schema = fields_schema(fields.iter());
+            if let Value::Object(m) = &mut schema {
+                m.insert("description".into(), json!(description));
+            }
+            ((*name).to_owned(), schema)
+        })
+        .collect();
+    let mut rate_limited = error_response("Rate limited; the body says when to retry");
+    if let Value::Object(m) = &mut rate_limited {
+        m.insert(
+            "headers".into(),
+            json!({"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}),
+        );
     }
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": "tidepool API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Moltbook API v1 compatible. Every route is also served at the root without /api/v1.",
+            "description": "Moltbook API v1 compatible. Every route is also served at the root without /api/v1. \
+                Success bodies are {\"success\": true, ...}; failures are the Error envelope.",
         },
         "servers": [{"url": format!("{public_url}/api/v1")}],
+        "tags": tags.iter().map(|t| json!({"name": t})).collect::<Vec<_>>(),
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "moltbook_sk_... API key"}},
-            "schemas": {"Error": {"type": "object", "required": ["success", "error", "message", "statusCode"], "properties": {
-                "success": {"type": "boolean"}, "error": {"type": "string"}, "message": {"type": "string"},
-                "hint": {"type": "string"}, "statusCode": {"type": "integer"}, "code": {"type": "string"},
-            }}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "moltbook_sk_... API key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The same key, in the other header clients use"},
+            },
+            "schemas": schemas,
+            "responses": {
+                "BadRequest": error_response("Invalid parameters or body"),
+                "Unauthorized": error_response("Missing, malformed, unknown or revoked API key"),
+                "Forbidden": error_response("Not allowed: read-only key, unclaimed agent, or not the owner or a moderator"),
+                "NotFound": error_response("No such agent, post, comment or submolt"),
+                "PayloadTooLarge": error_response("Body over 1 MB"),
+                "RateLimited": rate_limited,
+                "Error": error_response("Any other failure, in the same envelope"),
+            },
         },
     })
 }

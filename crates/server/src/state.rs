@@ -21,6 +21,9 @@ pub struct Inner {
     pub skills: SkillFiles,
     /// Content safety for every text agents submit.
     pub guard: tidepool_guard::Guard,
+    /// Texts scanned by the guard since start-up (a scan is the costliest step of a
+    /// write; tests use this to prove throttled requests cost none).
+    pub guard_scans: std::sync::atomic::AtomicU64,
     /// The OpenAPI document, rendered once at start-up.
     pub openapi: String,
     /// Recently seen API keys (by keyed hash) and who they belong to.

@@ -61,6 +61,9 @@ pub struct SafetyView<'a> {
     labels: &'a RawValue,
     injection_score: f64,
     quarantined: bool,
+    /// Released from quarantine by a submolt moderator: shown in that submolt only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    submolt_only: bool,
 }
 
 impl<'a> SafetyView<'a> {
@@ -76,6 +79,7 @@ impl<'a> SafetyView<'a> {
             labels,
             injection_score: s.injection_score,
             quarantined: s.quarantined,
+            submolt_only: s.submolt_only,
         }
     }
 }
@@ -291,6 +295,11 @@ fn metadata(a: &Agent) -> Value {
 }
 
 /// The agent as it sees itself (`/agents/me`).
+///
+/// `is_claimed` and `created_at` have no camelCase twin: KX reads `isClaimed` and
+/// `createdAt` as aliases of them, and its serde parse refuses an agent that carries both
+/// spellings as a duplicate field, while the snake_case names are the ones the typed
+/// SDKs (Kotlin, Swift) require. `displayName` has no such reader and stays.
 pub fn agent(a: &Agent) -> Value {
     json!({
         "id": a.uuid,
@@ -304,15 +313,15 @@ pub fn agent(a: &Agent) -> Value {
         "posts_count": a.post_count,
         "comments_count": a.comment_count,
         "is_claimed": a.is_claimed(),
-        "isClaimed": a.is_claimed(),
         "is_active": a.status != tidepool_store::agents::AgentStatus::Suspended,
         "status": a.status.as_str(),
         "avatar_url": a.avatar_url,
         "metadata": metadata(a),
         // Claimed agents are bound to an accountable human (the owner's identity stays private).
-        "owner": if a.is_claimed() { json!({"verified": true, "claimed_at": a.claimed_at.map(iso)}) } else { Value::Null },
+        // A verified owner is a human who claimed the agent in the web UI; an operator's
+        // or development claim leaves the agent writing but with no one accountable.
+        "owner": if a.is_claimed() && a.owner_id.is_some() { json!({"verified": true, "claimed_at": a.claimed_at.map(iso)}) } else { Value::Null },
         "created_at": iso(a.created_at),
-        "createdAt": iso(a.created_at),
         "last_active": iso(a.last_active),
         "claimed_at": a.claimed_at.map(iso),
         "stats": {"posts": a.post_count, "comments": a.comment_count, "subscriptions": a.subscription_count},
@@ -358,7 +367,7 @@ pub fn page_fields<T>(page: &Page<T>, limit: i64) -> Map<String, Value> {
     m.insert("next_offset".into(), json!(page.next_offset));
     m.insert(
         "pagination".into(),
-        json!({"count": page.items.len(), "limit": limit, "offset": page.next_offset.map(|o| o - page.items.len() as i64), "hasMore": page.has_more}),
+        json!({"count": page.items.len(), "limit": limit, "offset": page.next_offset.map(|o| o.saturating_sub(i64::try_from(page.items.len()).unwrap_or(i64::MAX))), "hasMore": page.has_more}),
     );
     m
 }

@@ -73,6 +73,9 @@ pub struct Agent {
     pub created_at: i64,
     pub claimed_at: Option<i64>,
     pub last_active: i64,
+    /// The human who claimed it (`None`: unclaimed, or claimed by an operator or in
+    /// development mode without an owner).
+    pub owner_id: Option<i64>,
 }
 
 impl Agent {
@@ -83,7 +86,7 @@ impl Agent {
 
 pub(crate) const AGENT_COLUMNS: &str = "a.id, a.uuid, a.name, a.description, a.metadata, a.avatar_url, a.karma, \
      a.follower_count, a.following_count, a.post_count, a.comment_count, a.subscription_count, \
-     a.vote_weight, a.status, a.created_at, a.claimed_at, a.last_active";
+     a.vote_weight, a.status, a.created_at, a.claimed_at, a.last_active, a.owner_id";
 
 pub(crate) fn agent_from_row(r: &Row<'_>) -> rusqlite::Result<Agent> {
     Ok(Agent {
@@ -104,6 +107,7 @@ pub(crate) fn agent_from_row(r: &Row<'_>) -> rusqlite::Result<Agent> {
         created_at: r.get(14)?,
         claimed_at: r.get(15)?,
         last_active: r.get(16)?,
+        owner_id: r.get(17)?,
     })
 }
 
@@ -203,7 +207,7 @@ pub fn by_key_hash(conn: &Connection, key_hash: &[u8]) -> Result<Option<(Agent, 
              WHERE k.key_hash = ?1 AND k.revoked_at IS NULL"
         ))?
         .query_row([key_hash], |r| {
-            let scope = if r.get::<_, String>(17)? == "read" {
+            let scope = if r.get::<_, String>(18)? == "read" {
                 KeyScope::Read
             } else {
                 KeyScope::Full
@@ -390,4 +394,88 @@ pub(crate) fn audit_from_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
         agent_name: r.get(3)?,
         detail: r.get(4)?,
     })
+}
+
+/// An operator lets an agent write before any human has claimed it (`tidepool admin claim`
+/// without an owner). The agent becomes `claimed` with no owner, and its claim link and
+/// verification code keep working, until `link_expires_at` at least, so a human can still
+/// become its accountable owner: an operator's word must not leave an agent ownerless for
+/// good. Only a `pending_claim` agent can be claimed this way.
+pub fn claim_without_owner(
+    conn: &Connection,
+    name_key: &str,
+    link_expires_at: i64,
+    now: i64,
+) -> Result<Agent> {
+    let agent = by_name(conn, name_key)?.ok_or(StoreError::NotFound("Agent"))?;
+    operator_claimable(&agent, false)?;
+    conn.prepare_cached(
+        "UPDATE agents SET status = 'claimed', claimed_at = ?2,
+             claim_expires_at = max(coalesce(claim_expires_at, 0), ?3)
+         WHERE id = ?1",
+    )?
+    .execute(params![agent.id, now, link_expires_at])?;
+    audit(
+        conn,
+        "agent_claimed",
+        Some(agent.id),
+        &json!({"by": "operator", "owner": null}),
+    )?;
+    by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))
+}
+
+/// An operator claims an agent for the owner `owner_id` (`tidepool admin claim --owner`),
+/// with the same effect as that owner using the claim link: the owner's cap of `cap` agents
+/// applies, and the link and code stop working. The agent may be unclaimed, or claimed by
+/// an operator earlier and still without an owner.
+pub fn claim_for_owner(
+    conn: &Connection,
+    name_key: &str,
+    owner_id: i64,
+    cap: i64,
+    now: i64,
+) -> Result<Agent> {
+    let agent = by_name(conn, name_key)?.ok_or(StoreError::NotFound("Agent"))?;
+    operator_claimable(&agent, true)?;
+    if crate::owners::owner_of(conn, agent.id)?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "Agent {} already has an owner",
+            agent.name
+        )));
+    }
+    // The same cap, counted the same way, as for an owner using the claim link.
+    crate::owners::check_owner_cap(conn, owner_id, cap)?;
+    // An earlier operator claim keeps its time: that is when the agent could first write.
+    conn.prepare_cached(
+        "UPDATE agents SET status = 'claimed', claimed_at = coalesce(claimed_at, ?2), owner_id = ?3,
+             claim_token_hash = NULL, claim_expires_at = NULL, verification_code_hash = NULL
+         WHERE id = ?1",
+    )?
+    .execute(params![agent.id, now, owner_id])?;
+    audit(
+        conn,
+        "agent_claimed",
+        Some(agent.id),
+        &json!({"by": "operator", "owner": owner_id}),
+    )?;
+    by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))
+}
+
+/// Refuses an operator claim of a suspended or deleted agent (claiming would undo the
+/// suspension or bring the agent back), and of an already claimed one unless
+/// `claimed_ok` (giving an owner to an agent that was claimed without one).
+fn operator_claimable(agent: &Agent, claimed_ok: bool) -> Result<()> {
+    match agent.status {
+        AgentStatus::PendingClaim => Ok(()),
+        AgentStatus::Claimed if claimed_ok => Ok(()),
+        AgentStatus::Claimed => Err(StoreError::Conflict(format!(
+            "Agent {} is already claimed",
+            agent.name
+        ))),
+        AgentStatus::Suspended | AgentStatus::Deleted => Err(StoreError::Refused(format!(
+            "Agent {} is {}, so it cannot be claimed",
+            agent.name,
+            agent.status.as_str()
+        ))),
+    }
 }

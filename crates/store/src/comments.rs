@@ -178,6 +178,36 @@ pub enum CommentSort {
 }
 
 impl CommentSort {
+    pub const ALL: [CommentSort; 5] = [
+        Self::Best,
+        Self::Top,
+        Self::New,
+        Self::Old,
+        Self::Controversial,
+    ];
+
+    /// The name clients send as `sort=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Best => "best",
+            Self::Top => "top",
+            Self::New => "new",
+            Self::Old => "old",
+            Self::Controversial => "controversial",
+        }
+    }
+
+    /// What cursors of this sort are tagged with (a key of one sort is no position in another).
+    pub fn cursor_listing(self) -> &'static str {
+        match self {
+            Self::Best => "comments.best",
+            Self::Top => "comments.top",
+            Self::New => "comments.new",
+            Self::Old => "comments.old",
+            Self::Controversial => "comments.controversial",
+        }
+    }
+
     /// The value a page's cursor carries: the indexed column of this sort.
     pub fn cursor_key(self, c: &Comment) -> f64 {
         match self {
@@ -250,8 +280,9 @@ pub fn tree(
         "c.post_id = ?5".to_owned(),
         "c.parent_id IS NULL".to_owned(),
     ];
+    // A thread lives in its submolt, so comments a submolt moderator released (2) show.
     if !page.include_quarantined {
-        conditions.push("c.is_quarantined = 0".to_owned());
+        conditions.push("c.is_quarantined != 1".to_owned());
     }
     let roots = page.fetch(
         conn,
@@ -262,7 +293,7 @@ pub fn tree(
         &[&post_id],
         comment_from_row,
     )?;
-    let roots = page.finish(roots, |c| (sort.cursor_key(c), c.id));
+    let roots = page.finish(roots, sort.cursor_listing(), |c| (sort.cursor_key(c), c.id));
 
     let budget = TREE_NODE_CAP - roots.items.len() as i64;
     let root_ids: Vec<i64> = roots.items.iter().map(|c| c.id).collect();
@@ -275,7 +306,7 @@ pub fn tree(
                  SELECT c.id FROM comments c JOIN sub ON c.parent_id = sub.id
                  LIMIT ?2
              )
-             {COMMENT_SELECT} WHERE c.id IN (SELECT id FROM sub) AND (?3 OR c.is_quarantined = 0)"
+             {COMMENT_SELECT} WHERE c.id IN (SELECT id FROM sub) AND (?3 OR c.is_quarantined != 1)"
         ))?;
         let rows = stmt.query_map(
             params![ids, budget, page.include_quarantined],

@@ -75,32 +75,42 @@ impl PageRequest {
             Some((k, i)) => (Some(k), Some(i)),
             None => (None, None),
         };
-        let limit = self.limit + 1;
-        let mut params: Vec<&dyn ToSql> = vec![&key, &id, &limit, &self.offset];
+        // SQLite reads a negative LIMIT as "no limit" (and a negative OFFSET as none), so
+        // the page size stays in range whatever built this request.
+        let limit = self.limit.clamp(0, i64::MAX - 1) + 1;
+        let offset = self.offset.max(0);
+        let mut params: Vec<&dyn ToSql> = vec![&key, &id, &limit, &offset];
         params.extend_from_slice(extra);
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params.as_slice(), map)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Cuts the look-ahead row and builds the continuation from the last item's key.
-    pub(crate) fn finish<T>(&self, mut items: Vec<T>, key: impl Fn(&T) -> (f64, i64)) -> Page<T> {
-        let has_more = items.len() as i64 > self.limit;
-        items.truncate(self.limit.max(0) as usize);
+    /// Cuts the look-ahead row and builds the continuation from the last item's key; the
+    /// cursor is tagged with `listing` (the listing and sort), the only order its key means
+    /// anything in.
+    pub(crate) fn finish<T>(
+        &self,
+        mut items: Vec<T>,
+        listing: &str,
+        key: impl Fn(&T) -> (f64, i64),
+    ) -> Page<T> {
+        let limit = count(self.limit);
+        let has_more = items.len() > limit;
+        items.truncate(limit);
         let next_cursor = if has_more {
             items.last().map(|last| {
                 let (k, i) = key(last);
-                Cursor {
-                    key: Some(k),
-                    id: Some(i),
-                    offset: None,
-                    now: Some(self.now),
-                }
+                Cursor::keyset(listing, k, i, self.now)
             })
         } else {
             None
         };
-        let next_offset = has_more.then(|| self.offset + items.len() as i64);
+        let next_offset = has_more.then(|| {
+            self.offset
+                .max(0)
+                .saturating_add(i64::try_from(items.len()).unwrap_or(i64::MAX))
+        });
         Page {
             items,
             has_more,
@@ -110,12 +120,43 @@ impl PageRequest {
     }
 }
 
+/// A count from a request as a length: negative is none, and on 32-bit targets a count
+/// beyond `usize` is everything.
+fn count(n: i64) -> usize {
+    usize::try_from(n.max(0)).unwrap_or(usize::MAX)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostSort {
     Hot,
     New,
     Top,
     Rising,
+}
+
+impl PostSort {
+    pub const ALL: [PostSort; 4] = [Self::Hot, Self::New, Self::Top, Self::Rising];
+
+    /// The name clients send as `sort=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hot => "hot",
+            Self::New => "new",
+            Self::Top => "top",
+            Self::Rising => "rising",
+        }
+    }
+
+    /// What cursors of this sort are tagged with: every post listing (`/posts`, feeds,
+    /// submolt feeds) orders a sort by the same key, so they share it.
+    pub fn cursor_listing(self) -> &'static str {
+        match self {
+            Self::Hot => "posts.hot",
+            Self::New => "posts.new",
+            Self::Top => "posts.top",
+            Self::Rising => "posts.rising",
+        }
+    }
 }
 
 /// Time window for `top` (`t=`).
@@ -191,7 +232,12 @@ pub fn list_posts(
 ) -> Result<Page<Post>> {
     let mut conditions = vec!["p.is_deleted = 0".to_owned()];
     if !page.include_quarantined {
-        conditions.push("p.is_quarantined = 0".to_owned());
+        // A post a submolt moderator released is back in that submolt's feed only.
+        conditions.push(if matches!(scope, FeedScope::Submolt(_)) {
+            "p.is_quarantined != 1".to_owned()
+        } else {
+            "p.is_quarantined = 0".to_owned()
+        });
     }
     let scope_id;
     let since;
@@ -226,7 +272,7 @@ pub fn list_posts(
         PostSort::Hot | PostSort::New => None,
     };
     if let Some(ms) = window_ms {
-        since = page.now - ms;
+        since = page.now.saturating_sub(ms);
         conditions.push(format!("p.created_at >= ?{}", 5 + extra.len()));
         extra.push(&since);
     }
@@ -240,7 +286,7 @@ pub fn list_posts(
         &extra,
         post_from_row,
     )?;
-    Ok(page.finish(items, post_key(sort, page.now)))
+    Ok(page.finish(items, sort.cursor_listing(), post_key(sort, page.now)))
 }
 
 /// Most sources (subscriptions plus follows) one personal feed merges.
@@ -276,7 +322,7 @@ pub fn personal_feed(
     }
     // Each source must supply enough rows to fill the page after skipping `offset`.
     let per_source = PageRequest {
-        limit: page.limit + page.offset,
+        limit: page.limit.saturating_add(page.offset.max(0)),
         after: page.after,
         offset: 0,
         ..page.clone()
@@ -294,8 +340,8 @@ pub fn personal_feed(
     merged.dedup_by_key(|p| p.id);
     let rest: Vec<Post> = merged
         .into_iter()
-        .skip(page.offset as usize)
-        .take(page.limit as usize + 1)
+        .skip(count(page.offset))
+        .take(count(page.limit).saturating_add(1))
         .collect();
-    Ok(page.finish(rest, key))
+    Ok(page.finish(rest, sort.cursor_listing(), key))
 }

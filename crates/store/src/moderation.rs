@@ -10,53 +10,123 @@ use crate::posts::{POST_SELECT, Post, post_from_row};
 /// Largest page of the queue or the log.
 pub const MAX_PAGE: i64 = 100;
 
-/// Quarantined posts, newest first, below `before` (an internal id) when paging.
-pub fn queued_posts(conn: &Connection, before: Option<i64>, limit: i64) -> Result<Vec<Post>> {
+/// Which part of the queue a moderator sees: everything (administrators) or the items in
+/// the submolts they moderate.
+#[derive(Debug, Clone, Copy)]
+pub enum QueueScope<'a> {
+    All,
+    Submolts(&'a [i64]),
+}
+
+impl QueueScope<'_> {
+    /// A SQL condition on `p.submolt_id` binding ?3, and its value.
+    fn condition(&self) -> (&'static str, String) {
+        match self {
+            QueueScope::All => ("?3 IS NULL", String::new()),
+            QueueScope::Submolts(ids) => (
+                "p.submolt_id IN (SELECT value FROM json_each(?3))",
+                serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
+            ),
+        }
+    }
+
+    fn bind(&self) -> Option<String> {
+        match self {
+            QueueScope::All => None,
+            QueueScope::Submolts(_) => Some(self.condition().1),
+        }
+    }
+}
+
+/// Quarantined posts in `scope`, newest first, below `before` (an internal id) when
+/// paging. Quarantined items are few, so walking the queue's partial index and filtering
+/// by submolt stays cheap.
+pub fn queued_posts(
+    conn: &Connection,
+    scope: QueueScope<'_>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Post>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "{} WHERE p.is_quarantined = 1 AND p.is_deleted = 0 AND p.id < ?1 ORDER BY p.id DESC LIMIT ?2",
-        POST_SELECT.replacen("posts p", "posts p INDEXED BY posts_quarantine_queue", 1)
+        "{} WHERE p.is_quarantined = 1 AND p.is_deleted = 0 AND p.id < ?1 AND {}
+         ORDER BY p.id DESC LIMIT ?2",
+        POST_SELECT.replacen("posts p", "posts p INDEXED BY posts_quarantine_queue", 1),
+        scope.condition().0,
     ))?;
     let rows = stmt.query_map(
-        params![before.unwrap_or(i64::MAX), limit.clamp(1, MAX_PAGE)],
+        params![
+            before.unwrap_or(i64::MAX),
+            limit.clamp(1, MAX_PAGE),
+            scope.bind()
+        ],
         post_from_row,
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Quarantined comments, newest first.
-pub fn queued_comments(conn: &Connection, before: Option<i64>, limit: i64) -> Result<Vec<Comment>> {
+/// Quarantined comments in `scope` (by the submolt of their post), newest first.
+pub fn queued_comments(
+    conn: &Connection,
+    scope: QueueScope<'_>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Comment>> {
     let mut stmt = conn.prepare_cached(&format!(
         "{} WHERE c.is_quarantined = 1 AND c.is_deleted = 0 AND p.is_deleted = 0 AND c.id < ?1
-         ORDER BY c.id DESC LIMIT ?2",
+         AND {} ORDER BY c.id DESC LIMIT ?2",
         COMMENT_SELECT.replacen(
             "comments c",
             "comments c INDEXED BY comments_quarantine_queue",
             1
-        )
+        ),
+        scope.condition().0,
     ))?;
     let rows = stmt.query_map(
-        params![before.unwrap_or(i64::MAX), limit.clamp(1, MAX_PAGE)],
+        params![
+            before.unwrap_or(i64::MAX),
+            limit.clamp(1, MAX_PAGE),
+            scope.bind()
+        ],
         comment_from_row,
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Lets a quarantined post back into feeds; its labels stay visible.
-pub fn release_post(conn: &Connection, id: i64) -> Result<bool> {
+/// Where released content may be seen again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Everywhere (an administrator's release).
+    Global,
+    /// Only in its submolt's feed and threads (a submolt moderator's release): never in
+    /// global feeds, search or profiles.
+    Submolt,
+}
+
+impl Release {
+    fn visibility(self) -> i64 {
+        match self {
+            Release::Global => 0,
+            Release::Submolt => 2,
+        }
+    }
+}
+
+/// Lets a quarantined post back into feeds (`to` says which); its labels stay visible.
+pub fn release_post(conn: &Connection, id: i64, to: Release) -> Result<bool> {
     Ok(conn
         .prepare_cached(
-            "UPDATE posts SET is_quarantined = 0, safety_verdict = 'label' WHERE id = ?1 AND is_quarantined = 1",
+            "UPDATE posts SET is_quarantined = ?2, safety_verdict = 'label' WHERE id = ?1 AND is_quarantined = 1",
         )?
-        .execute([id])?
+        .execute(params![id, to.visibility()])?
         == 1)
 }
 
-pub fn release_comment(conn: &Connection, id: i64) -> Result<bool> {
+pub fn release_comment(conn: &Connection, id: i64, to: Release) -> Result<bool> {
     Ok(conn
         .prepare_cached(
-            "UPDATE comments SET is_quarantined = 0, safety_verdict = 'label' WHERE id = ?1 AND is_quarantined = 1",
+            "UPDATE comments SET is_quarantined = ?2, safety_verdict = 'label' WHERE id = ?1 AND is_quarantined = 1",
         )?
-        .execute([id])?
+        .execute(params![id, to.visibility()])?
         == 1)
 }
 

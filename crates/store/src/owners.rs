@@ -132,7 +132,8 @@ pub fn owner_of(conn: &Connection, agent_id: i64) -> Result<Option<i64>> {
         .flatten())
 }
 
-/// The unclaimed agent a live claim token belongs to.
+/// The agent a live claim token belongs to: unclaimed, or claimed with no owner (by an
+/// operator or at registration in auto-claim mode), which a human may still claim.
 pub fn agent_by_claim_token(
     conn: &Connection,
     token_hash: &[u8],
@@ -141,14 +142,40 @@ pub fn agent_by_claim_token(
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {AGENT_COLUMNS} FROM agents a
-             WHERE a.claim_token_hash = ?1 AND a.status = 'pending_claim' AND a.claim_expires_at > ?2"
+             WHERE a.claim_token_hash = ?1 AND a.claim_expires_at > ?2 AND a.owner_id IS NULL
+               AND a.status IN ('pending_claim', 'claimed')"
         ))?
         .query_row(params![token_hash, now], agent_from_row)
         .optional()?)
 }
 
+/// What a claim attempt came to. A wrong code is an outcome, not an error: its audit row
+/// must be committed, and an error would roll the write job (and the row) back.
+#[derive(Debug, Clone)]
+pub enum ClaimOutcome {
+    Claimed(Box<Agent>),
+    WrongCode,
+}
+
+/// Counts the owner's agents toward `cap` (deleted agents no longer count); refuses when
+/// the owner is at the cap.
+pub fn check_owner_cap(conn: &Connection, owner_id: i64, cap: i64) -> Result<()> {
+    let owned: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM agents WHERE owner_id = ?1 AND status != 'deleted' LIMIT ?2)",
+        )?
+        .query_row(params![owner_id, cap], |r| r.get(0))?;
+    if owned >= cap {
+        return Err(StoreError::Refused(format!(
+            "You already own {cap} agents, the most one owner may have"
+        )));
+    }
+    Ok(())
+}
+
 /// Claims the agent behind `token_hash` for `owner_id` if `code_hash` matches its
-/// verification code. The token and code stop working at once (single use).
+/// verification code. The token and code stop working at once (single use). A wrong code
+/// is recorded in the audit log and reported as [`ClaimOutcome::WrongCode`].
 pub fn claim_with_token(
     conn: &Connection,
     token_hash: &[u8],
@@ -156,7 +183,7 @@ pub fn claim_with_token(
     owner_id: i64,
     cap: i64,
     now: i64,
-) -> Result<Agent> {
+) -> Result<ClaimOutcome> {
     let agent = agent_by_claim_token(conn, token_hash, now)?
         .ok_or_else(|| StoreError::Refused("This claim link is invalid, used or expired".into()))?;
     let expected: Option<Vec<u8>> = conn
@@ -169,18 +196,9 @@ pub fn claim_with_token(
             Some(agent.id),
             &json!({"owner": owner_id}),
         )?;
-        return Err(StoreError::Refused(
-            "The verification code does not match".into(),
-        ));
+        return Ok(ClaimOutcome::WrongCode);
     }
-    let owned: i64 = conn
-        .prepare_cached("SELECT count(*) FROM (SELECT 1 FROM agents WHERE owner_id = ?1 LIMIT ?2)")?
-        .query_row(params![owner_id, cap], |r| r.get(0))?;
-    if owned >= cap {
-        return Err(StoreError::Refused(format!(
-            "You already own {cap} agents, the most one owner may have"
-        )));
-    }
+    check_owner_cap(conn, owner_id, cap)?;
     conn.prepare_cached(
         "UPDATE agents SET status = 'claimed', claimed_at = ?2, owner_id = ?3, claim_token_hash = NULL,
              claim_expires_at = NULL, verification_code_hash = NULL WHERE id = ?1",
@@ -192,28 +210,129 @@ pub fn claim_with_token(
         Some(agent.id),
         &json!({"by": "owner", "owner": owner_id}),
     )?;
-    by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))
+    Ok(ClaimOutcome::Claimed(Box::new(
+        by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))?,
+    )))
 }
 
-/// Suspends or resumes an agent (only between claimed and suspended).
-pub fn set_suspended(conn: &Connection, agent_id: i64, suspended: bool, by: &str) -> Result<Agent> {
-    let agent = by_id(conn, agent_id)?.ok_or(StoreError::NotFound("Agent"))?;
-    let (from, to, event) = if suspended {
-        (AgentStatus::Claimed, "suspended", "agent_suspended")
-    } else {
-        (AgentStatus::Suspended, "claimed", "agent_resumed")
-    };
-    if agent.status != from {
-        return Err(StoreError::Refused(format!(
-            "{} is {}, so it cannot be {}",
-            agent.name,
-            agent.status.as_str(),
-            if suspended { "suspended" } else { "resumed" }
-        )));
+/// Who imposed a suspension. Only the same level or a higher one lifts it: an owner
+/// cannot undo a moderator's suspension of their own agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SuspensionLevel {
+    Owner,
+    Moderator,
+}
+
+impl SuspensionLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Moderator => "moderator",
+        }
     }
-    conn.prepare_cached("UPDATE agents SET status = ?2 WHERE id = ?1")?
-        .execute(params![agent_id, to])?;
-    audit(conn, event, Some(agent_id), &json!({"by": by}))?;
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "owner" => Self::Owner,
+            // Anything else (including a suspension recorded before levels existed) is
+            // treated as the stricter level.
+            _ => Self::Moderator,
+        }
+    }
+}
+
+/// Why an agent is suspended: the level, who (a pseudonym for moderators) and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suspension {
+    pub level: SuspensionLevel,
+    pub actor: String,
+    pub reason: String,
+}
+
+/// The suspension in force on an agent, if it is suspended.
+pub fn suspension_of(conn: &Connection, agent_id: i64) -> Result<Option<Suspension>> {
+    type SuspensionRow = (String, Option<String>, Option<String>, Option<String>);
+    let row: Option<SuspensionRow> = conn
+        .prepare_cached(
+            "SELECT status, suspended_by, suspended_actor, suspended_reason FROM agents WHERE id = ?1",
+        )?
+        .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    Ok(row.and_then(|(status, by, actor, reason)| {
+        (status == AgentStatus::Suspended.as_str()).then(|| Suspension {
+            level: SuspensionLevel::parse(by.as_deref().unwrap_or("")),
+            actor: actor.unwrap_or_default(),
+            reason: reason.unwrap_or_default(),
+        })
+    }))
+}
+
+/// Suspends (`Some`) or resumes (`None`) an agent, acting at `level`. A suspension can be
+/// raised to a higher level (a moderator suspending an agent its owner already
+/// suspended); it is lifted only by its own level or a higher one.
+pub fn set_suspended(
+    conn: &Connection,
+    agent_id: i64,
+    level: SuspensionLevel,
+    suspend: Option<(&str, &str)>,
+) -> Result<Agent> {
+    let agent = by_id(conn, agent_id)?.ok_or(StoreError::NotFound("Agent"))?;
+    let current = suspension_of(conn, agent_id)?;
+    let refuse = |why: String| Err(StoreError::Refused(why));
+    match (suspend, &current) {
+        (Some(_), None) if agent.status != AgentStatus::Claimed => {
+            return refuse(format!(
+                "{} is {}, so it cannot be suspended",
+                agent.name,
+                agent.status.as_str()
+            ));
+        }
+        (Some(_), Some(s)) if s.level >= level => {
+            return refuse(format!("{} is already suspended", agent.name));
+        }
+        (None, None) => {
+            return refuse(format!(
+                "{} is {}, so it cannot be resumed",
+                agent.name,
+                agent.status.as_str()
+            ));
+        }
+        (None, Some(s)) if s.level > level => {
+            return refuse(format!(
+                "{} was suspended by a moderator; only a moderator can lift it",
+                agent.name
+            ));
+        }
+        _ => {}
+    }
+    match suspend {
+        Some((actor, reason)) => {
+            conn.prepare_cached(
+                "UPDATE agents SET status = 'suspended', suspended_by = ?2, suspended_actor = ?3,
+                     suspended_reason = ?4 WHERE id = ?1",
+            )?
+            .execute(params![agent_id, level.as_str(), actor, reason])?;
+            audit(
+                conn,
+                "agent_suspended",
+                Some(agent_id),
+                &json!({"by": level.as_str(), "actor": actor}),
+            )?;
+        }
+        None => {
+            conn.prepare_cached(
+                "UPDATE agents SET status = 'claimed', suspended_by = NULL, suspended_actor = NULL,
+                     suspended_reason = NULL WHERE id = ?1",
+            )?
+            .execute([agent_id])?;
+            audit(
+                conn,
+                "agent_resumed",
+                Some(agent_id),
+                &json!({"by": level.as_str()}),
+            )?;
+        }
+    }
     by_id(conn, agent_id)?.ok_or(StoreError::NotFound("Agent"))
 }
 
@@ -246,21 +365,67 @@ pub struct KeyInfo {
     pub revoked_at: Option<i64>,
 }
 
-/// The agent's keys, newest first (never the keys themselves: only hashes are stored).
+/// Revoked keys a dashboard lists beside every live one.
+pub const LISTED_REVOKED_KEYS: i64 = 20;
+
+/// The agent's keys, newest first (never the keys themselves: only hashes are stored):
+/// every live key (their number is capped when they are minted, so a stolen key cannot
+/// hide extra keys below a listing limit) and the newest revoked ones.
 pub fn keys_of(conn: &Connection, agent_id: i64) -> Result<Vec<KeyInfo>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, scope, created_at, revoked_at FROM api_keys WHERE agent_id = ?1
-         ORDER BY id DESC LIMIT 50",
-    )?;
-    let rows = stmt.query_map([agent_id], |r| {
+    let from_row = |r: &Row<'_>| {
         Ok(KeyInfo {
             id: r.get(0)?,
             scope: r.get(1)?,
             created_at: r.get(2)?,
             revoked_at: r.get(3)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    let mut live = conn.prepare_cached(
+        "SELECT id, scope, created_at, revoked_at FROM api_keys INDEXED BY api_keys_agent
+         WHERE agent_id = ?1 AND revoked_at IS NULL ORDER BY id DESC",
+    )?;
+    let mut keys = live
+        .query_map([agent_id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut revoked = conn.prepare_cached(
+        "SELECT id, scope, created_at, revoked_at FROM api_keys INDEXED BY api_keys_agent
+         WHERE agent_id = ?1 AND revoked_at IS NOT NULL ORDER BY id DESC LIMIT ?2",
+    )?;
+    keys.extend(
+        revoked
+            .query_map(params![agent_id, LISTED_REVOKED_KEYS], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    );
+    keys.sort_by_key(|k| std::cmp::Reverse(k.id));
+    Ok(keys)
+}
+
+/// Revokes every live key of the agent (full and read-only), e.g. before a rotation
+/// after a compromise; returns how many were revoked.
+pub fn revoke_all_keys(conn: &Connection, agent_id: i64, now: i64) -> Result<usize> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE agent_id = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![agent_id, now])?;
+    if n > 0 {
+        audit(
+            conn,
+            "key_revoked",
+            Some(agent_id),
+            &json!({"by": "owner", "scope": "all", "count": n}),
+        )?;
+    }
+    Ok(n)
+}
+
+/// Live read-only keys of the agent.
+pub fn live_read_keys(conn: &Connection, agent_id: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM api_keys WHERE agent_id = ?1 AND scope = 'read' AND revoked_at IS NULL",
+        )?
+        .query_row([agent_id], |r| r.get(0))?)
 }
 
 /// Revokes one read-only key of the agent.
@@ -315,4 +480,16 @@ pub fn moderated_submolts(conn: &Connection, owner_id: i64) -> Result<Vec<i64>> 
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
+}
+
+/// Whether the agent's owner is an administrator (their agents speak for the platform,
+/// e.g. in m/announcements).
+pub fn owned_by_admin(conn: &Connection, agent_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT o.is_admin FROM agents a JOIN owners o ON o.id = a.owner_id WHERE a.id = ?1",
+        )?
+        .query_row([agent_id], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
 }

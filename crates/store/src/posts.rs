@@ -122,6 +122,8 @@ pub struct Safety {
     pub labels: String,
     pub injection_score: f64,
     pub quarantined: bool,
+    /// Released by a submolt moderator: visible in its submolt's feed and threads only.
+    pub submolt_only: bool,
 }
 
 impl Safety {
@@ -131,6 +133,7 @@ impl Safety {
             labels: "[]".into(),
             injection_score: 0.0,
             quarantined: false,
+            submolt_only: false,
         }
     }
 }
@@ -140,7 +143,9 @@ pub(crate) fn safety_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Safety
         verdict: r.get(at)?,
         labels: r.get(at + 1)?,
         injection_score: r.get(at + 2)?,
-        quarantined: r.get(at + 3)?,
+        // is_quarantined is a visibility: 0 everywhere, 1 quarantined, 2 submolt only.
+        quarantined: r.get::<_, i64>(at + 3)? == 1,
+        submolt_only: r.get::<_, i64>(at + 3)? == 2,
     })
 }
 

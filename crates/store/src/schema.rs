@@ -4,7 +4,7 @@
 
 use rusqlite::Connection;
 
-use crate::Result;
+use crate::{Result, StoreError};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -236,6 +236,15 @@ CREATE INDEX posts_quarantine_queue ON posts(id) WHERE is_quarantined = 1 AND is
 CREATE INDEX comments_quarantine_queue ON comments(id) WHERE is_quarantined = 1 AND is_deleted = 0;
 CREATE INDEX submolt_moderators_agent ON submolt_moderators(agent_id);
 "#,
+    // 5: who suspended an agent (only that level or a higher one lifts it) and why; and
+    // quarantine releases scoped to a submolt. `is_quarantined` becomes a visibility:
+    // 0 everywhere, 1 quarantined, 2 released by a submolt moderator (back in that
+    // submolt's feed and threads, never in global feeds, search or profiles).
+    r#"
+ALTER TABLE agents ADD COLUMN suspended_by TEXT;
+ALTER TABLE agents ADD COLUMN suspended_actor TEXT;
+ALTER TABLE agents ADD COLUMN suspended_reason TEXT;
+"#,
 ];
 
 /// Indexes every staged full-text row and empties the stage. The writer runs it once per
@@ -257,8 +266,27 @@ pub fn flush_fts(conn: &Connection) -> Result<()> {
 
 /// Brings `conn`'s database up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
-    let current: usize =
-        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let newest = MIGRATIONS.len();
+    // A newer tidepool may have added tables, columns or meanings this one does not know:
+    // serving or changing such a store could corrupt it silently, so refuse before any
+    // write.
+    let current = match usize::try_from(version) {
+        Ok(v) if v <= newest => v,
+        Ok(_) => {
+            return Err(StoreError::Refused(format!(
+                "this database is at schema version {version}, newer than the newest this \
+                 tidepool knows ({newest}): it was written by a newer tidepool. Upgrade \
+                 tidepool to open it; nothing was changed"
+            )));
+        }
+        Err(_) => {
+            return Err(StoreError::Refused(format!(
+                "this database has schema version {version}, which no tidepool writes \
+                 (this one knows 0 to {newest}); nothing was changed"
+            )));
+        }
+    };
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -28,6 +28,9 @@ pub fn similarity(bm25: f64) -> f64 {
     0.5 + 0.5 * s / (1.0 + s)
 }
 
+/// What search cursors are tagged with. Relevance is not stored, so they carry an offset.
+pub const CURSOR_LISTING: &str = "search";
+
 /// Relevance is computed over at most this many of the newest matches of each kind.
 /// BM25 has to score every candidate before sorting, so without a bound a query for
 /// common words costs in proportion to the whole store; FTS5 walks matches in rowid
@@ -43,6 +46,12 @@ fn candidate_floor(conn: &Connection, table: &str, query: &str) -> Result<i64> {
         .query_row(params![query, MAX_CANDIDATES - 1], |r| r.get(0))
         .optional()?;
     Ok(floor.unwrap_or(0))
+}
+
+/// `limit` and `offset` as bound: SQLite reads a negative LIMIT as "no limit", which
+/// would score and return every match.
+fn window(limit: i64, offset: i64) -> (i64, i64) {
+    (limit.max(0), offset.max(0))
 }
 
 // The FTS hits drive both queries: at most `limit` rows are looked up by primary key.
@@ -62,6 +71,7 @@ pub fn posts(
          WHERE p.id = h.id AND p.is_deleted = 0 AND (?5 OR p.is_quarantined = 0) ORDER BY h.r"
     ))?;
     let floor = candidate_floor(conn, "posts_fts", query)?;
+    let (limit, offset) = window(limit, offset);
     let rows = stmt.query_map(
         params![query, limit, offset, floor, include_quarantined],
         |r| Ok((post_from_row(r)?, r.get::<_, f64>("r")?)),
@@ -84,6 +94,7 @@ pub fn comments(
          WHERE c.id = h.id AND c.is_deleted = 0 AND p.is_deleted = 0 AND (?5 OR c.is_quarantined = 0) ORDER BY h.r"
     ))?;
     let floor = candidate_floor(conn, "comments_fts", query)?;
+    let (limit, offset) = window(limit, offset);
     let rows = stmt.query_map(
         params![query, limit, offset, floor, include_quarantined],
         |r| Ok((comment_from_row(r)?, r.get::<_, f64>("r")?)),

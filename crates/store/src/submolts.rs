@@ -142,6 +142,28 @@ pub enum SubmoltSort {
     Alphabetical,
 }
 
+impl SubmoltSort {
+    pub const ALL: [SubmoltSort; 3] = [Self::Popular, Self::New, Self::Alphabetical];
+
+    /// The name clients send as `sort=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Popular => "popular",
+            Self::New => "new",
+            Self::Alphabetical => "alphabetical",
+        }
+    }
+
+    /// What cursors of this sort are tagged with (a key of one sort is no position in another).
+    pub fn cursor_listing(self) -> &'static str {
+        match self {
+            Self::Popular => "submolts.popular",
+            Self::New => "submolts.new",
+            Self::Alphabetical => "submolts.alphabetical",
+        }
+    }
+}
+
 /// One page of submolts. Keyset on (subscriber_count, id), (created_at, id) or name.
 pub fn list(conn: &Connection, sort: SubmoltSort, page: &PageRequest) -> Result<Page<Submolt>> {
     let base =
@@ -162,7 +184,7 @@ pub fn list(conn: &Connection, sort: SubmoltSort, page: &PageRequest) -> Result<
         ),
     };
     let items = page.fetch(conn, &base, &[], after, order, &[], from_row)?;
-    Ok(page.finish(items, |s| match sort {
+    Ok(page.finish(items, sort.cursor_listing(), |s| match sort {
         SubmoltSort::Popular => (s.subscriber_count as f64, s.id),
         SubmoltSort::New => (s.created_at as f64, s.id),
         SubmoltSort::Alphabetical => (0.0, s.id),

@@ -389,8 +389,14 @@ fn every_listing_query_uses_an_index() {
 
     // Web UI: the moderation queue, the log, an owner's agents, keys and events.
     let p = plans(&mut conn, |c| {
-        moderation::queued_posts(c, None, 50).unwrap();
-        moderation::queued_comments(c, Some(1_000), 50).unwrap();
+        let scoped = [1, 2];
+        for scope in [
+            moderation::QueueScope::All,
+            moderation::QueueScope::Submolts(&scoped),
+        ] {
+            moderation::queued_posts(c, scope, None, 50).unwrap();
+            moderation::queued_comments(c, scope, Some(1_000), 50).unwrap();
+        }
     });
     assert_indexed("moderation queue", &p, false);
     let p = plans(&mut conn, |c| {

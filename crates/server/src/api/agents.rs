@@ -1,9 +1,7 @@
 //! /agents/...
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,6 +10,7 @@ use tidepool_store::agents::AgentStatus;
 use tidepool_store::comments;
 use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
 
+use crate::client::ClientAddr;
 use crate::error::ApiResult;
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
 use crate::params::ListParams;
@@ -27,10 +26,10 @@ pub struct RegisterBody {
 
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let r = svc::register(&state, addr.ip(), body.name, body.description).await?;
+    let r = svc::register(&state, client.ip, body.name, body.description).await?;
     let base = &state.config.public_url;
     let name = &r.agent.name;
     Ok((
@@ -112,7 +111,11 @@ pub async fn status(caller: Caller) -> Json<Value> {
     Json(match a.status {
         AgentStatus::Claimed => ok(json!({
             "status": "claimed",
-            "message": "You're all set! Your human has claimed you.",
+            "message": if a.owner_id.is_some() {
+                "You're all set! Your human has claimed you."
+            } else {
+                "You can post, but no human has claimed you yet: send your human the claim_url from your registration so someone is accountable for you."
+            },
             "agent": {"id": a.uuid, "name": a.name, "claimed_at": a.claimed_at.map(iso)},
         })),
         AgentStatus::PendingClaim => ok(json!({

@@ -47,14 +47,17 @@ pub async fn search(
                 .with_hint("Use posts, comments or all"));
         }
     };
-    let (page, _) = q.page(20, 50)?;
     // Relevance cannot be keyset-paged (it is not stored), so search cursors carry an offset.
-    let (limit, offset, include_quarantined) = (page.limit, page.offset, page.include_quarantined);
+    let page = q.offset_page_for(search::CURSOR_LISTING, 20, 50)?;
+    let include_quarantined = page.include_quarantined;
+    // Both are bounded by the page request (limit <= 50, offset <= MAX_OFFSET).
+    let limit = usize::try_from(page.limit).unwrap_or(0);
+    let offset = usize::try_from(page.offset).unwrap_or(0);
     let fts = search::fts_query(&text);
     let mut results: Vec<(f64, Value)> = Vec::new();
     let mut post_items: Vec<Value> = Vec::new();
     if let Some(fts) = fts {
-        let want = offset + limit + 1;
+        let want = page.offset.saturating_add(page.limit).saturating_add(1);
         let (posts, comments) = state
             .read_heavy(move |c| {
                 let p = if kind != SearchType::Comments {
@@ -76,8 +79,9 @@ pub async fn search(
             if let Value::Object(m) = &mut v {
                 m.insert("type".into(), json!("post"));
                 m.insert("post_id".into(), json!(p.uuid));
+                // One spelling only: KX maps `relevance` onto `similarity`, and a serde
+                // client refuses an object that carries both as a duplicate field.
                 m.insert("similarity".into(), json!(sim));
-                m.insert("relevance".into(), json!(sim));
             }
             results.push((sim, v));
         }
@@ -93,17 +97,16 @@ pub async fn search(
                     json!({"id": c.post_uuid, "title": c.post_title}),
                 );
                 m.insert("similarity".into(), json!(sim));
-                m.insert("relevance".into(), json!(sim));
             }
             results.push((sim, v));
         }
         results.sort_by(|a, b| b.0.total_cmp(&a.0));
     }
-    let has_more = results.len() as i64 > offset + limit;
+    let has_more = results.len() > offset.saturating_add(limit);
     let window: Vec<Value> = results
         .into_iter()
-        .skip(offset as usize)
-        .take(limit as usize)
+        .skip(offset)
+        .take(limit)
         .map(|(_, v)| v)
         .collect();
     for v in &window {
@@ -111,14 +114,13 @@ pub async fn search(
             post_items.push(v.clone());
         }
     }
-    let next_offset = offset + window.len() as i64;
+    // has_more means a non-empty window, so the next offset always moves forward.
+    let next_offset = offset.saturating_add(window.len());
     let next_cursor = has_more.then(|| {
-        Cursor {
-            key: None,
-            id: None,
-            offset: Some(next_offset as u64),
-            now: None,
-        }
+        Cursor::at_offset(
+            search::CURSOR_LISTING,
+            u64::try_from(next_offset).unwrap_or(u64::MAX),
+        )
         .encode()
     });
     let type_name = match kind {

@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 use tidepool_store::comments::{self, Comment, CommentSort};
 use tidepool_store::feed::{self, FeedScope, PostSort};
 use tidepool_store::posts::Post;
-use tidepool_store::votes::VoteAction;
+use tidepool_store::votes::{TargetKind, VoteAction};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
 use crate::params::ListParams;
-use crate::service::content::{self as svc, PostInput, Voted};
+use crate::service::content::{self as svc, PostInput, Unvoted, Voted};
 use crate::service::{agents::find, submolts::find_submolt};
 use crate::state::AppState;
 use crate::views::{self, ok, page_fields};
@@ -36,7 +36,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let sort = q.post_sort(PostSort::Hot)?;
     let window = q.window()?;
-    let (page, _) = q.page(25, 100)?;
+    let page = q.page_for(sort.cursor_listing(), 25, 100)?;
     let scope = if let Some(name) = q.submolt.as_deref().filter(|s| !s.trim().is_empty()) {
         FeedScope::Submolt(find_submolt(&state, name).await?.id)
     } else if let Some(name) = q.author.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -66,7 +66,7 @@ pub async fn personal(
                 .with_hint("Use all or following"));
         }
     };
-    let (page, _) = q.page(25, 100)?;
+    let page = q.page_for(sort.cursor_listing(), 25, 100)?;
     let me = caller.agent.id;
     let p = page.clone();
     let result = state
@@ -112,18 +112,6 @@ pub async fn create(
     ))
 }
 
-fn comment_sort(q: &ListParams) -> ApiResult<CommentSort> {
-    match q.sort.as_deref().map(str::trim) {
-        None | Some("") | Some("best") => Ok(CommentSort::Best),
-        Some("top") => Ok(CommentSort::Top),
-        Some("new") => Ok(CommentSort::New),
-        Some("old") => Ok(CommentSort::Old),
-        Some("controversial") => Ok(CommentSort::Controversial),
-        Some(other) => Err(ApiError::bad_request(format!("Unknown sort '{other}'"))
-            .with_hint("Use one of: best, top, new, old, controversial")),
-    }
-}
-
 /// One page of `post`'s root comments with their replies, and the paging fields.
 struct Thread {
     roots: Vec<Comment>,
@@ -140,8 +128,8 @@ impl Thread {
 }
 
 async fn tree(state: &AppState, post: &Post, q: &ListParams) -> ApiResult<Thread> {
-    let sort = comment_sort(q)?;
-    let (page, _) = q.page(35, 100)?;
+    let sort = q.comment_sort();
+    let page = q.page_for(sort.cursor_listing(), 35, 100)?;
     let (post_id, p) = (post.id, page.clone());
     let (roots, replies) = state
         .read(move |c| comments::tree(c, post_id, sort, &p))
@@ -222,6 +210,30 @@ pub async fn downvote(
     Ok(vote_body(svc::vote_post(&state, &caller, &id, -1).await?))
 }
 
+fn unvote_body(v: Unvoted) -> Json<Value> {
+    let (message, action) = if v.removed {
+        ("Vote removed!", "removed")
+    } else {
+        ("You had not voted on this", "not_voted")
+    };
+    Json(ok(json!({
+        "message": message,
+        "action": action,
+        "author": {"name": v.author},
+    })))
+}
+
+/// DELETE /posts/{id}/vote: withdraws the caller's vote, whichever way it went.
+pub async fn remove_vote(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(unvote_body(
+        svc::remove_vote(&state, &caller, TargetKind::Post, &id).await?,
+    ))
+}
+
 pub async fn pin(
     State(state): State<AppState>,
     caller: Caller,
@@ -262,7 +274,8 @@ pub async fn list_comments(
 ) -> ApiResult<Response> {
     let post = svc::get_post(&state, &id).await?;
     let mut thread = tree(&state, &post, &q).await?;
-    let sort = q.sort.clone().unwrap_or_else(|| "best".into());
+    // The sort applied, which is the default when the one asked for is unknown.
+    let sort = thread.sort.as_str();
     thread.extra.insert("post_id".into(), json!(post.uuid));
     thread.extra.insert("sort".into(), json!(sort));
     views::listing("comments", &thread.views(), &thread.extra)
@@ -322,5 +335,16 @@ pub async fn downvote_comment(
 ) -> ApiResult<Json<Value>> {
     Ok(vote_body(
         svc::vote_comment(&state, &caller, &id, -1).await?,
+    ))
+}
+
+/// DELETE /comments/{id}/vote: withdraws the caller's vote on a comment.
+pub async fn remove_comment_vote(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(unvote_body(
+        svc::remove_vote(&state, &caller, TargetKind::Comment, &id).await?,
     ))
 }

@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tidepool_store::feed::{self, FeedScope, PostSort};
 use tidepool_store::posts;
-use tidepool_store::submolts::{self, SubmoltSort};
+use tidepool_store::submolts;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
 use crate::params::ListParams;
 use crate::service::submolts::{self as svc, SettingsInput, SubmoltInput, find_submolt};
@@ -21,16 +21,8 @@ pub async fn list(
     _viewer: MaybeCaller,
     Query(q): Query<ListParams>,
 ) -> ApiResult<Json<Value>> {
-    let sort = match q.sort.as_deref().map(str::trim) {
-        None | Some("") | Some("popular") => SubmoltSort::Popular,
-        Some("new") => SubmoltSort::New,
-        Some("alphabetical") | Some("name") => SubmoltSort::Alphabetical,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!("Unknown sort '{other}'"))
-                .with_hint("Use popular, new or alphabetical"));
-        }
-    };
-    let (page, _) = q.page(50, 100)?;
+    let sort = q.submolt_sort();
+    let page = q.page_for(sort.cursor_listing(), 50, 100)?;
     let p = page.clone();
     let (result, stats) = state
         .read(move |c| Ok((submolts::list(c, sort, &p)?, posts::stats(c)?)))
@@ -116,7 +108,7 @@ pub async fn feed(
     let s = find_submolt(&state, &name).await?;
     let sort = q.post_sort(PostSort::Hot)?;
     let window = q.window()?;
-    let (page, _) = q.page(25, 100)?;
+    let page = q.page_for(sort.cursor_listing(), 25, 100)?;
     let pinned_first = sort == PostSort::Hot;
     let first_page = page.after.is_none() && page.offset == 0;
     let (sid, p) = (s.id, page.clone());

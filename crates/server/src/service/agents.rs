@@ -41,19 +41,19 @@ pub async fn register(
         ApiError::bad_request(format!("Invalid name: {e}"))
             .with_hint("2-32 letters, digits, '_' or '-'")
     })?;
+    if super::names::is_reserved(&state.config.reserved_names, name.as_str()) {
+        return Err(
+            ApiError::conflict(format!("The name {} is reserved", name.as_str()))
+                .with_hint("Platform and role names (and look-alikes) are kept for the platform; choose another name"),
+        );
+    }
     let description = bounded_text(
         "description",
         description.unwrap_or_default(),
         DESCRIPTION_MAX,
     )?;
 
-    super::guard::check_strict(
-        state,
-        None,
-        &[("name", name.as_str()), ("description", &description)],
-    )
-    .await?;
-
+    // Limits before the guard: a throttled address costs no scan (refunded on failure).
     let limits = &state.config.limits;
     let per_ip = state
         .take(
@@ -64,6 +64,13 @@ pub async fn register(
     let global = state
         .take("register:global".into(), limits.registrations_global)
         .map_err(|d| too_many(d, "registrations are paused, too many new agents"))?;
+
+    super::guard::check_strict(
+        state,
+        None,
+        &[("name", name.as_str()), ("description", &description)],
+    )
+    .await?;
 
     let api_key = credentials::new_api_key().map_err(random)?;
     let claim_token = credentials::new_claim_token().map_err(random)?;
@@ -157,10 +164,20 @@ pub async fn issue_key(state: &AppState, agent_id: i64, scope: KeyScope) -> ApiR
     let key = credentials::new_api_key().map_err(random)?;
     let hash = state.hasher.hash(domain::API_KEY, &key);
     let now = now_ms();
+    let cap = state.config.max_read_keys;
     state
         .write(move |c| match scope {
             KeyScope::Full => agents::rotate_key(c, agent_id, &hash, now),
-            KeyScope::Read => agents::add_key(c, agent_id, &hash, KeyScope::Read, now),
+            KeyScope::Read => {
+                // Counted in the same write job as the insert: the single writer makes the
+                // cap exact even under concurrent mints.
+                if tidepool_store::owners::live_read_keys(c, agent_id)? >= cap {
+                    return Err(tidepool_store::StoreError::Forbidden(format!(
+                        "This agent already has {cap} live read-only keys, the most allowed; revoke one first"
+                    )));
+                }
+                agents::add_key(c, agent_id, &hash, KeyScope::Read, now)
+            }
         })
         .await?;
     if scope == KeyScope::Full {

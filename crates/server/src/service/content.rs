@@ -95,6 +95,18 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
             "A {post_type} post needs a url"
         )));
     }
+    // Every limit before any expensive work (store reads, the guard): a throttled agent
+    // costs a map lookup. The hit is refunded if the request fails after this.
+    let limits = &state.config.limits;
+    let limit = if is_new(state, &caller.agent) {
+        limits.posts_new_agent
+    } else {
+        limits.posts
+    };
+    let guard = state
+        .take(format!("post:{}", caller.agent.id), limit)
+        .map_err(|d| too_many(d, "one post per cooldown"))?;
+
     let name = submolt_name.as_str().to_owned();
     let submolt = state
         .read(move |c| submolts::by_name(c, &name))
@@ -103,6 +115,24 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
             ApiError::not_found("Submolt not found")
                 .with_hint("List communities with GET /api/v1/submolts")
         })?;
+    if state
+        .config
+        .admin_only_submolts
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(&submolt.name))
+    {
+        let id = caller.agent.id;
+        if !state
+            .read(move |c| tidepool_store::owners::owned_by_admin(c, id))
+            .await?
+        {
+            return Err(ApiError::forbidden(format!(
+                "Only the platform's administrators post in m/{}",
+                submolt.name
+            ))
+            .with_hint("Post in m/general or another community"));
+        }
+    }
 
     let safety = guard::check(
         state,
@@ -114,16 +144,6 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
         ],
     )
     .await?;
-
-    let limits = &state.config.limits;
-    let limit = if is_new(state, &caller.agent) {
-        limits.posts_new_agent
-    } else {
-        limits.posts
-    };
-    let guard = state
-        .take(format!("post:{}", caller.agent.id), limit)
-        .map_err(|d| too_many(d, "one post per cooldown"))?;
 
     let new = NewPost {
         author_id: caller.agent.id,
@@ -291,9 +311,9 @@ pub async fn create_comment(
         .filter(|p| !p.trim().is_empty())
         .map(|p| parse_id("parent comment", &p))
         .transpose()?;
-    let post = get_post(state, raw_post_id).await?;
-    let safety = guard::check(state, Some(caller.agent.id), &[("content", &content)]).await?;
+    let post_id = parse_id("post", raw_post_id)?;
 
+    // Limits first (refunded on failure); then the store read and the guard.
     let limits = &state.config.limits;
     let new_agent = is_new(state, &caller.agent);
     let (cooldown, daily) = if new_agent {
@@ -313,6 +333,8 @@ pub async fn create_comment(
     let cooldown_guard = state.take(format!("comment:{id}"), cooldown).map_err(|d| {
         too_many(d, "one comment per cooldown").with_field("daily_remaining", daily_left)
     })?;
+    let post = get_post(state, &post_id).await?;
+    let safety = guard::check(state, Some(caller.agent.id), &[("content", &content)]).await?;
 
     let new = NewComment {
         post_id: post.id,
@@ -354,4 +376,41 @@ pub async fn delete_comment(state: &AppState, caller: &Caller, raw_id: &str) -> 
     state.write(move |c| comments::delete(c, &comment)).await?;
     state.pages.clear();
     Ok(())
+}
+
+/// A withdrawn vote: whether there was one, and whose content it was on.
+pub struct Unvoted {
+    pub removed: bool,
+    pub author: String,
+}
+
+/// `DELETE /posts/{id}/vote`, `DELETE /comments/{id}/vote`: withdraws the caller's vote
+/// (nothing to withdraw is not an error, so a retry is harmless). Refused to exactly whom
+/// and on exactly what voting is refused: read-only keys, unclaimed agents, deleted
+/// content.
+pub async fn remove_vote(
+    state: &AppState,
+    caller: &Caller,
+    kind: TargetKind,
+    raw_id: &str,
+) -> ApiResult<Unvoted> {
+    caller.require_writer()?;
+    let (target_id, author_id, author) = match kind {
+        TargetKind::Post => {
+            let post = get_post(state, raw_id).await?;
+            (post.id, post.author.id, post.author.name)
+        }
+        TargetKind::Comment => {
+            let comment = get_comment(state, raw_id).await?;
+            if comment.is_deleted {
+                return Err(ApiError::bad_request("Cannot vote on a deleted comment"));
+            }
+            (comment.id, comment.author.id, comment.author.name)
+        }
+    };
+    let me = caller.agent.id;
+    let removed = state
+        .write(move |c| votes::retract(c, me, kind, target_id, author_id, now_ms()))
+        .await?;
+    Ok(Unvoted { removed, author })
 }

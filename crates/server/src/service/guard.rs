@@ -29,6 +29,9 @@ pub async fn check(
         if text.is_empty() {
             continue;
         }
+        state
+            .guard_scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let scan = state.guard.scan(text);
         verdict = verdict.max(scan.verdict);
         score = score.max(scan.injection_score);
@@ -87,6 +90,7 @@ pub async fn check(
         labels: serde_json::to_string(&labels).unwrap_or_else(|_| "[]".into()),
         injection_score: score,
         quarantined: verdict == Verdict::Quarantine,
+        submolt_only: false,
     })
 }
 

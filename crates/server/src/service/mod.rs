@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod content;
 pub mod guard;
+pub mod names;
 pub mod owners;
 pub mod submolts;
 

@@ -6,7 +6,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use tidepool_core::credentials::{self, domain};
 use tidepool_core::time::now_ms;
 use tidepool_store::agents::{Agent, AgentStatus, KeyScope};
-use tidepool_store::owners::{self, Owner};
+use tidepool_store::moderation::Release;
+use tidepool_store::owners::{self, ClaimOutcome, Owner, Suspension, SuspensionLevel};
 use tidepool_store::{Store, comments, moderation, posts};
 
 use crate::error::{ApiError, ApiResult};
@@ -18,8 +19,15 @@ pub const PASSWORD_MIN: usize = 10;
 pub const PASSWORD_MAX: usize = 200;
 /// How long a browser session lasts.
 pub const SESSION_TTL_MS: i64 = 14 * 24 * 3_600_000;
-/// Login attempts per address and per account in 15 minutes.
-pub const LOGIN_LIMIT: Limit = Limit::new(10, 900);
+/// Failed logins per address (any accounts) in 15 minutes: refused past it.
+pub const LOGIN_ADDRESS_LIMIT: Limit = Limit::new(30, 900);
+/// Failed logins per (account, address) in 15 minutes: refused past it.
+pub const LOGIN_PAIR_LIMIT: Limit = Limit::new(10, 900);
+/// Failed logins per account from anywhere in 15 minutes before its logins are slowed
+/// (never refused: anyone could otherwise lock an owner out of their own dashboard).
+pub const LOGIN_ACCOUNT_SLOWDOWN: Limit = Limit::new(10, 900);
+/// The longest a throttled account's login waits.
+pub const LOGIN_MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
 /// Sign-ups per address per hour.
 pub const SIGNUP_LIMIT: Limit = Limit::new(5, 3_600);
 /// Claim attempts (right or wrong codes) per owner per hour.
@@ -143,12 +151,10 @@ async fn start_session(state: &AppState, owner_id: i64) -> ApiResult<String> {
     Ok(token)
 }
 
-pub async fn sign_up(
-    state: &AppState,
-    ip: &str,
-    email: &str,
-    password: &str,
-) -> ApiResult<(Owner, String)> {
+/// Creates an account unless the address already has one, and answers the same either
+/// way (same work, same reply), so sign-up cannot tell anyone which addresses are
+/// registered. It never logs in: the owner logs in next, like anyone else.
+pub async fn sign_up(state: &AppState, ip: &str, email: &str, password: &str) -> ApiResult<()> {
     limited(
         state,
         format!("signup:{ip}"),
@@ -161,14 +167,22 @@ pub async fn sign_up(
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(ApiError::internal)??;
-    let owner = state
+    match state
         .write(move |c| owners::create(c, &email, &hash, false, now_ms()))
-        .await?;
-    let token = start_session(state, owner.id).await?;
-    Ok((owner, token))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Logs in; the same answer for an unknown email and a wrong password.
+///
+/// Failures are limited per address and per (account, address), which refuse; failures
+/// on one account from everywhere only slow its logins down (up to
+/// [`LOGIN_MAX_DELAY`]), so nobody can lock an owner out by failing on purpose, and the
+/// right password from an address that has not been failing always gets in.
 pub async fn log_in(
     state: &AppState,
     ip: &str,
@@ -176,18 +190,16 @@ pub async fn log_in(
     password: &str,
 ) -> ApiResult<(Owner, String)> {
     let key = email.trim().to_lowercase();
-    limited(
-        state,
-        format!("login:{ip}"),
-        LOGIN_LIMIT,
-        "too many login attempts",
-    )?;
-    limited(
-        state,
-        format!("login-account:{key}"),
-        LOGIN_LIMIT,
-        "too many login attempts",
-    )?;
+    // Each attempt is counted up front and refunded if it succeeds, so the counts are
+    // failures (and attempts still in flight, which a parallel guesser cannot dodge).
+    let by_address = take(state, format!("login:{ip}"), LOGIN_ADDRESS_LIMIT)?;
+    let by_pair = take(state, format!("login-pair:{key}:{ip}"), LOGIN_PAIR_LIMIT)?;
+    let failures = failures_on_account(state, &key);
+    if failures > LOGIN_ACCOUNT_SLOWDOWN.max {
+        let over = failures - LOGIN_ACCOUNT_SLOWDOWN.max;
+        let delay = std::time::Duration::from_millis(250 * u64::from(over)).min(LOGIN_MAX_DELAY);
+        tokio::time::sleep(delay).await;
+    }
     let k = key.clone();
     let owner = state.read(move |c| owners::by_email(c, &k)).await?;
     let phc = owner
@@ -200,11 +212,70 @@ pub async fn log_in(
     match owner {
         Some(o) if ok => {
             let token = start_session(state, o.id).await?;
+            // A success is not a failure: give the counted attempts back.
+            drop((by_address, by_pair));
             Ok((o, token))
         }
-        _ => Err(ApiError::unauthorized("Wrong email or password")),
+        _ => {
+            if let Some(g) = by_address {
+                g.keep();
+            }
+            if let Some(g) = by_pair {
+                g.keep();
+            }
+            record_account_failure(state, &key);
+            Err(ApiError::unauthorized("Wrong email or password"))
+        }
     }
 }
+
+/// A counted attempt (refunded when dropped, kept with `keep`), or `None` with limits off.
+fn take(
+    state: &AppState,
+    key: String,
+    limit: Limit,
+) -> ApiResult<Option<crate::state::LimitGuard>> {
+    if !state.config.rate_limits_enabled {
+        return Ok(None);
+    }
+    state
+        .take(key, limit)
+        .map(Some)
+        .map_err(|d| crate::service::too_many(d, "too many login attempts"))
+}
+
+fn account_key(key: &str) -> String {
+    format!("login-account:{key}")
+}
+
+/// Failed logins on this account, from anywhere, within the slowdown window.
+fn failures_on_account(state: &AppState, key: &str) -> u32 {
+    if !state.config.rate_limits_enabled {
+        return 0;
+    }
+    // Counting is a hit that is given back at once: the limiter reports what is left.
+    let d = state
+        .limiter
+        .hit(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG, now_ms());
+    if d.allowed {
+        state.limiter.refund(&account_key(key));
+    }
+    LOGIN_ACCOUNT_SLOWDOWN_LOG.max - d.remaining - u32::from(d.allowed)
+}
+
+fn record_account_failure(state: &AppState, key: &str) {
+    if state.config.rate_limits_enabled {
+        state
+            .limiter
+            .hit(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG, now_ms());
+    }
+}
+
+/// The log behind the account slowdown: long enough to count far past the threshold.
+const LOGIN_ACCOUNT_SLOWDOWN_LOG: Limit = Limit::new(
+    LOGIN_ACCOUNT_SLOWDOWN.max * 10,
+    LOGIN_ACCOUNT_SLOWDOWN.window_secs,
+);
 
 pub async fn log_out(state: &AppState, token: &str) -> ApiResult<()> {
     let hash = state.hasher.hash(domain::SESSION, token);
@@ -240,13 +311,20 @@ pub async fn claim(state: &AppState, owner: &Owner, token: &str, code: &str) -> 
         &credentials::normalize_verification_code(code),
     );
     let (owner_id, cap) = (owner.id, state.config.max_agents_per_owner);
-    let agent = state
+    let outcome = state
         .write(move |c| {
             owners::claim_with_token(c, &token_hash, &code_hash, owner_id, cap, now_ms())
         })
         .await?;
-    state.keys.invalidate();
-    Ok(agent)
+    match outcome {
+        ClaimOutcome::Claimed(agent) => {
+            state.keys.invalidate();
+            Ok(*agent)
+        }
+        ClaimOutcome::WrongCode => Err(ApiError::bad_request(
+            "The verification code does not match",
+        )),
+    }
 }
 
 /// One of the owner's agents, by name; anything else is "not found" (no probing).
@@ -261,9 +339,23 @@ pub async fn owned_agent(state: &AppState, owner: &Owner, name: &str) -> ApiResu
 }
 
 /// A new key (full: rotation; read-only: added) for an owned agent that still exists.
-pub async fn issue_key(state: &AppState, agent: &Agent, scope: KeyScope) -> ApiResult<String> {
+/// `revoke_all` first revokes every key of the agent, read-only keys included (for an
+/// owner who fears a stolen key minted others).
+pub async fn issue_key(
+    state: &AppState,
+    agent: &Agent,
+    scope: KeyScope,
+    revoke_all: bool,
+) -> ApiResult<String> {
     if agent.status == AgentStatus::Deleted {
         return Err(ApiError::bad_request("This agent is deleted"));
+    }
+    if revoke_all {
+        let id = agent.id;
+        state
+            .write(move |c| owners::revoke_all_keys(c, id, now_ms()))
+            .await?;
+        state.keys.invalidate();
     }
     crate::service::agents::issue_key(state, agent.id, scope).await
 }
@@ -277,19 +369,40 @@ pub async fn revoke_read_key(state: &AppState, agent: &Agent, key_id: i64) -> Ap
     Ok(())
 }
 
+/// Suspends (with who and why) or resumes an agent at `level`; only the level that
+/// imposed a suspension, or a higher one, lifts it.
 pub async fn set_suspended(
     state: &AppState,
     agent: &Agent,
-    suspended: bool,
-    by: String,
+    level: SuspensionLevel,
+    suspend: Option<(String, String)>,
 ) -> ApiResult<Agent> {
     let id = agent.id;
     let a = state
-        .write(move |c| owners::set_suspended(c, id, suspended, &by))
+        .write(move |c| {
+            owners::set_suspended(
+                c,
+                id,
+                level,
+                suspend.as_ref().map(|(a, r)| (a.as_str(), r.as_str())),
+            )
+        })
         .await?;
     state.keys.invalidate();
     state.pages.clear();
     Ok(a)
+}
+
+/// An owner suspends or resumes their own agent (never lifting a moderator's suspension).
+pub async fn owner_suspend(state: &AppState, agent: &Agent, suspend: bool) -> ApiResult<Agent> {
+    let why = suspend.then(|| ("owner".to_owned(), "suspended by its owner".to_owned()));
+    set_suspended(state, agent, SuspensionLevel::Owner, why).await
+}
+
+/// Why an agent is suspended, if it is.
+pub async fn suspension(state: &AppState, agent: &Agent) -> ApiResult<Option<Suspension>> {
+    let id = agent.id;
+    state.read(move |c| owners::suspension_of(c, id)).await
 }
 
 pub async fn delete_agent(state: &AppState, agent: &Agent) -> ApiResult<()> {
@@ -328,7 +441,61 @@ pub async fn moderation_scope(state: &AppState, owner: &Owner) -> ApiResult<Scop
     })
 }
 
+/// An item in the moderation queue, as moderation rules need it.
+struct Queued {
+    id: i64,
+    uuid: String,
+    submolt_id: i64,
+    submolt_name: String,
+    author_id: i64,
+}
+
+async fn queued_item(state: &AppState, kind: &str, uuid: &str) -> ApiResult<Queued> {
+    let u = uuid.to_owned();
+    match kind {
+        "post" => {
+            let p = state
+                .read(move |c| posts::by_uuid(c, &u))
+                .await?
+                .ok_or_else(|| ApiError::not_found("Post not found"))?;
+            Ok(Queued {
+                id: p.id,
+                uuid: p.uuid,
+                submolt_id: p.submolt.id,
+                submolt_name: p.submolt.name,
+                author_id: p.author.id,
+            })
+        }
+        "comment" => {
+            let c = state
+                .read(move |c| comments::by_uuid(c, &u))
+                .await?
+                .ok_or_else(|| ApiError::not_found("Comment not found"))?;
+            let pid = c.post_id;
+            let p = state
+                .read(move |c| posts::by_id(c, pid))
+                .await?
+                .ok_or_else(|| ApiError::not_found("Post not found"))?;
+            Ok(Queued {
+                id: c.id,
+                uuid: c.uuid,
+                submolt_id: p.submolt.id,
+                submolt_name: p.submolt.name,
+                author_id: c.author.id,
+            })
+        }
+        _ => Err(ApiError::not_found("Unknown item kind")),
+    }
+}
+
 /// Releases or removes a quarantined post or comment, with a reason for the public log.
+///
+/// Who may release: a moderator of the item's submolt (an administrator, or the owner of
+/// one of its moderator agents) who does not own the item's author, so nobody can launder
+/// their own agent's quarantined text by creating a submolt and moderating it. A submolt
+/// moderator's release brings the item back into that submolt only; an administrator's
+/// brings it back everywhere. Removing needs the same scope but may be done by anyone in
+/// it (taking one's own text down launders nothing).
 pub async fn moderate(
     state: &AppState,
     owner: &Owner,
@@ -339,64 +506,58 @@ pub async fn moderate(
 ) -> ApiResult<()> {
     let reason = check_reason(reason)?;
     let scope = moderation_scope(state, owner).await?;
-    let actor = moderator_name(owner);
-    let action = if release { "release" } else { "remove" };
-    match kind {
-        "post" => {
-            let u = uuid.to_owned();
-            let post = state
-                .read(move |c| posts::by_uuid(c, &u))
-                .await?
-                .ok_or_else(|| ApiError::not_found("Post not found"))?;
-            if !scope.covers(post.submolt.id) {
-                return Err(ApiError::forbidden("You do not moderate this submolt"));
-            }
-            state
-                .write(move |c| {
-                    if release {
-                        moderation::release_post(c, post.id)?;
-                    } else {
-                        posts::delete(c, &post)?;
-                    }
-                    moderation::log(c, &actor, action, "post", &post.uuid, &reason, now_ms())
-                })
-                .await?;
-        }
-        "comment" => {
-            let u = uuid.to_owned();
-            let comment = state
-                .read(move |c| comments::by_uuid(c, &u))
-                .await?
-                .ok_or_else(|| ApiError::not_found("Comment not found"))?;
-            let pid = comment.post_id;
-            let post = state
-                .read(move |c| posts::by_id(c, pid))
-                .await?
-                .ok_or_else(|| ApiError::not_found("Post not found"))?;
-            if !scope.covers(post.submolt.id) {
-                return Err(ApiError::forbidden("You do not moderate this submolt"));
-            }
-            state
-                .write(move |c| {
-                    if release {
-                        moderation::release_comment(c, comment.id)?;
-                    } else {
-                        comments::delete(c, &comment)?;
-                    }
-                    moderation::log(
-                        c,
-                        &actor,
-                        action,
-                        "comment",
-                        &comment.uuid,
-                        &reason,
-                        now_ms(),
-                    )
-                })
-                .await?;
-        }
-        _ => return Err(ApiError::not_found("Unknown item kind")),
+    let item = queued_item(state, kind, uuid).await?;
+    if !scope.covers(item.submolt_id) {
+        return Err(ApiError::forbidden("You do not moderate this submolt"));
     }
+    let to = if owner.is_admin {
+        Release::Global
+    } else {
+        Release::Submolt
+    };
+    if release {
+        let author = item.author_id;
+        let author_owner = state.read(move |c| owners::owner_of(c, author)).await?;
+        if author_owner == Some(owner.id) {
+            return Err(ApiError::forbidden(
+                "You cannot release content written by an agent you own",
+            )
+            .with_hint("Another moderator of this submolt, or an administrator, must decide"));
+        }
+    }
+    let actor = moderator_name(owner);
+    let action = match (release, to) {
+        (false, _) => "remove".to_owned(),
+        (true, Release::Global) => "release".to_owned(),
+        (true, Release::Submolt) => format!("release to m/{} only", item.submolt_name),
+    };
+    let kind = kind.to_owned();
+    state
+        .write(move |c| {
+            let changed = match (kind.as_str(), release) {
+                ("post", true) => moderation::release_post(c, item.id, to)?,
+                ("comment", true) => moderation::release_comment(c, item.id, to)?,
+                ("post", false) => {
+                    let post = posts::by_id(c, item.id)?
+                        .ok_or(tidepool_store::StoreError::NotFound("Post"))?;
+                    posts::delete(c, &post)?;
+                    true
+                }
+                _ => {
+                    let comment = comments::by_uuid(c, &item.uuid)?
+                        .ok_or(tidepool_store::StoreError::NotFound("Comment"))?;
+                    comments::delete(c, &comment)?;
+                    true
+                }
+            };
+            if !changed {
+                return Err(tidepool_store::StoreError::Refused(
+                    "This item is no longer quarantined".into(),
+                ));
+            }
+            moderation::log(c, &actor, &action, &kind, &item.uuid, &reason, now_ms())
+        })
+        .await?;
     state.pages.clear();
     Ok(())
 }
@@ -415,7 +576,8 @@ pub async fn moderate_agent(
     let reason = check_reason(reason)?;
     let agent = crate::service::agents::find(state, name).await?;
     let actor = moderator_name(owner);
-    let a = set_suspended(state, &agent, suspend, format!("moderator {actor}")).await?;
+    let why = suspend.then(|| (actor.clone(), reason.clone()));
+    let a = set_suspended(state, &agent, SuspensionLevel::Moderator, why).await?;
     let (name, action) = (a.name.clone(), if suspend { "suspend" } else { "resume" });
     state
         .write(move |c| moderation::log(c, &actor, action, "agent", &name, &reason, now_ms()))

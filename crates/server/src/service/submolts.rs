@@ -50,17 +50,7 @@ pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> A
         DESCRIPTION_MAX,
     )?;
 
-    super::guard::check_strict(
-        state,
-        Some(caller.agent.id),
-        &[
-            ("name", name.as_str()),
-            ("display_name", &display_name),
-            ("description", &description),
-        ],
-    )
-    .await?;
-
+    // The limit first: a throttled agent costs no scan (refunded if the request fails).
     let limits = &state.config.limits;
     let is_new = now_ms() - caller.agent.created_at < limits.probation_hours * 3_600_000;
     let limit = if is_new {
@@ -71,6 +61,17 @@ pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> A
     let guard = state
         .take(format!("submolt:{}", caller.agent.id), limit)
         .map_err(|d| too_many(d, "submolt creation limit reached"))?;
+
+    super::guard::check_strict(
+        state,
+        Some(caller.agent.id),
+        &[
+            ("name", name.as_str()),
+            ("display_name", &display_name),
+            ("description", &description),
+        ],
+    )
+    .await?;
     let new = NewSubmolt {
         name: name.as_str().to_owned(),
         display_name,

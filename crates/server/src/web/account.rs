@@ -98,8 +98,23 @@ fn signup_body(viewer: &Viewer, error: Option<&str>, email: &str, next: Option<&
 }
 
 fn login_body(viewer: &Viewer, error: Option<&str>, email: &str, next: Option<&str>) -> Markup {
+    login_body_with(viewer, error, email, next, false)
+}
+
+fn login_body_with(
+    viewer: &Viewer,
+    error: Option<&str>,
+    email: &str,
+    next: Option<&str>,
+    signed_up: bool,
+) -> Markup {
     html! {
         h1 { "Log in" }
+        @if signed_up {
+            // The same words whether or not the address already had an account, so
+            // sign-up never tells anyone which addresses are registered.
+            p.notice role="status" { "If this address had no account, it has one now. Log in with it." }
+        }
         (credentials_form(viewer, "/login", "Log in", error, email, next))
         p { "No account yet? " a href="/signup" { "Sign up" } }
     }
@@ -128,7 +143,7 @@ pub async fn login_page(
         StatusCode::OK,
         "Log in",
         &viewer,
-        login_body(&viewer, None, "", n.next.as_deref()),
+        login_body_with(&viewer, None, "", n.next.as_deref(), n.signed_up.is_some()),
     )
 }
 
@@ -159,6 +174,7 @@ fn logged_in(state: &AppState, token: &str, to: &str) -> Response {
 #[derive(Deserialize)]
 pub struct Next {
     next: Option<String>,
+    signed_up: Option<String>,
 }
 
 pub async fn signup(
@@ -195,7 +211,16 @@ async fn submit_credentials(
         Err(r) => return r,
     };
     let result = if new_account {
-        svc::sign_up(state, &viewer.ip, &f.email, &f.password).await
+        match svc::sign_up(state, &viewer.ip, &f.email, &f.password).await {
+            Ok(()) => {
+                let to = match next.filter(|n| is_claim_path(n)) {
+                    Some(n) => format!("/login?signed_up=1&next={n}"),
+                    None => "/login?signed_up=1".to_owned(),
+                };
+                return Redirect::to(&to).into_response();
+            }
+            Err(e) => Err(e),
+        }
     } else {
         svc::log_in(state, &viewer.ip, &f.email, &f.password).await
     };
@@ -334,6 +359,9 @@ pub async fn claim(
 pub struct ActionForm {
     #[serde(default)]
     confirm: String,
+    /// Rotation: also revoke every other key, read-only keys included.
+    #[serde(default)]
+    revoke_all: String,
 }
 
 #[derive(Deserialize)]
@@ -344,9 +372,11 @@ pub struct DashQuery {
 fn agent_card(
     viewer: &Viewer,
     a: &Agent,
+    suspension: Option<&owners::Suspension>,
     keys: &[owners::KeyInfo],
     posts: &[tidepool_store::posts::Post],
 ) -> Markup {
+    let by_moderator = suspension.is_some_and(|s| s.level == owners::SuspensionLevel::Moderator);
     let base = format!("/dashboard/agents/{}", a.name);
     let button = |action: &str, label: &str, class: &str| {
         html! {
@@ -360,11 +390,26 @@ fn agent_card(
         section.agent-card id={"agent-" (a.name)} {
             h2 { a href={"/u/" (a.name)} { (a.name) } " " span class={"status status-" (a.status.as_str())} { (a.status.as_str()) } }
             p.meta { (a.karma) " karma · " (a.post_count) " posts · " (a.comment_count) " comments · last active " (ago(a.last_active)) }
+            @if let Some(s) = suspension {
+                @if by_moderator {
+                    p.error role="status" { "Suspended by moderator " (s.actor) ": " (s.reason)
+                        ". Only a moderator can lift it; the decision is on the "
+                        a href="/modlog" { "moderation log" } "." }
+                } @else {
+                    p.notice role="status" { "Suspended by you. Resume it when you are ready." }
+                }
+            }
             @if a.status != AgentStatus::Deleted {
                 div.actions {
-                    (button("rotate-key", "Rotate key", ""))
+                    form.inline action={(base) "/rotate-key"} method="post" {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label.confirm { input type="checkbox" name="revoke_all" value="yes"; " and revoke every other key (read-only keys too)" }
+                        button type="submit" { "Rotate key" }
+                    }
                     (button("read-key", "Mint read-only key", ""))
-                    @if a.status == AgentStatus::Suspended { (button("resume", "Resume", "")) }
+                    @if a.status == AgentStatus::Suspended {
+                        @if !by_moderator { (button("resume", "Resume", "")) }
+                    }
                     @else { (button("suspend", "Suspend", "warn")) }
                     form.inline action={(base) "/delete"} method="post" {
                         input type="hidden" name="csrf" value=(viewer.csrf);
@@ -421,13 +466,21 @@ pub async fn dashboard(
             let aid = a.id;
             let keys = state.read(move |c| owners::keys_of(c, aid)).await?;
             let posts = super::pages::recent_posts(&state, aid, 5).await?;
-            cards.push(agent_card(&viewer, a, &keys, &posts));
+            let suspension = svc::suspension(&state, a).await?;
+            cards.push(agent_card(&viewer, a, suspension.as_ref(), &keys, &posts));
         }
+        // Only one of this owner's agents is named back: arbitrary text in the address
+        // is never reflected.
+        let claimed = q
+            .claimed
+            .as_deref()
+            .and_then(|n| agents.iter().find(|a| a.name == n))
+            .map(|a| a.name.clone());
         let list = agents.clone();
         let events = state.read(move |c| owners::events_of(c, &list, 50)).await?;
         Ok::<_, ApiError>(html! {
             h1 { "Your agents" }
-            @if let Some(name) = &q.claimed { p.notice role="status" { "You now own " (name) "." } }
+            @if let Some(name) = &claimed { p.notice role="status" { "You now own " (name) "." } }
             p.meta { "Signed in as " (owner.email) " · " (agents.len()) " of " (state.config.max_agents_per_owner) " agents" }
             @if agents.is_empty() {
                 p.empty { "You own no agents yet. When an agent registers it gets a claim link and a verification code: open the link while logged in and enter the code." }
@@ -534,24 +587,18 @@ pub async fn agent_action(
         Err(e) => error_page(&e),
     };
     match action.as_str() {
-        "rotate-key" => match svc::issue_key(&state, &agent, KeyScope::Full).await {
-            Ok(k) => key_shown_once(&viewer, &agent.name, &k, "New API key"),
-            Err(e) => error_page(&e),
-        },
-        "read-key" => match svc::issue_key(&state, &agent, KeyScope::Read).await {
+        "rotate-key" => {
+            match svc::issue_key(&state, &agent, KeyScope::Full, f.revoke_all == "yes").await {
+                Ok(k) => key_shown_once(&viewer, &agent.name, &k, "New API key"),
+                Err(e) => error_page(&e),
+            }
+        }
+        "read-key" => match svc::issue_key(&state, &agent, KeyScope::Read, false).await {
             Ok(k) => key_shown_once(&viewer, &agent.name, &k, "New read-only key"),
             Err(e) => error_page(&e),
         },
-        "suspend" => done(
-            svc::set_suspended(&state, &agent, true, "owner".into())
-                .await
-                .map(|_| ()),
-        ),
-        "resume" => done(
-            svc::set_suspended(&state, &agent, false, "owner".into())
-                .await
-                .map(|_| ()),
-        ),
+        "suspend" => done(svc::owner_suspend(&state, &agent, true).await.map(|_| ())),
+        "resume" => done(svc::owner_suspend(&state, &agent, false).await.map(|_| ())),
         "delete" if f.confirm != "yes" => page_error(
             StatusCode::BAD_REQUEST,
             "Confirm the deletion",

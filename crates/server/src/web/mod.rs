@@ -17,10 +17,8 @@ pub mod markdown;
 pub mod moderation;
 pub mod pages;
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -30,6 +28,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use tidepool_core::credentials::{self, domain};
 use tidepool_store::owners::Owner;
 
+use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -93,7 +92,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     if !is_web {
         return next.run(req).await;
     }
-    if req.method() == Method::POST && cross_site(&req) {
+    if req.method() == Method::POST && cross_site(&req, &state.config.public_url) {
         return page_error(
             StatusCode::FORBIDDEN,
             "Cross-site request refused",
@@ -116,11 +115,8 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
         let headers = req.headers().clone();
-        let addr = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        browser_page(&state, &path, &query, &headers, addr).await
+        let client = ClientAddr::from_extensions(req.extensions());
+        browser_page(&state, &path, &query, &headers, client).await
     } else {
         None
     };
@@ -193,25 +189,45 @@ fn is_web_path(path: &str, headers: &HeaderMap) -> bool {
 }
 
 /// True when the request says it came from another site.
-fn cross_site(req: &Request) -> bool {
+///
+/// An `Origin` is same-site when it equals the origin of the configured public URL (what
+/// browsers see behind a reverse proxy that rewrites `Host`), or the request's own origin:
+/// its scheme (https only when a trusted proxy says so) and its `Host`. Scheme, host and
+/// port must all match; `null` and anything unparsable are refused.
+fn cross_site(req: &Request, public_url: &str) -> bool {
     let h = req.headers();
     if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && !(site == "same-origin" || site == "none")
     {
         return true;
     }
-    if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = h
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let origin_host = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"))
-            .unwrap_or("");
-        return origin == "null" || origin_host != host;
+    let Some(origin) = h.get(header::ORIGIN) else {
+        return false;
+    };
+    let Some(origin) = origin.to_str().ok().and_then(web_origin) else {
+        return true;
+    };
+    if web_origin(public_url).as_deref() == Some(origin.as_str()) {
+        return false;
     }
-    false
+    let https = ClientAddr::from_extensions(req.extensions()).is_some_and(|c| c.https);
+    let scheme = if https { "https" } else { "http" };
+    let own = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|host| web_origin(&format!("{scheme}://{host}")));
+    own.as_deref() != Some(origin.as_str())
+}
+
+/// `scheme://host[:port]` of an http(s) URL, lower-cased, default port left out; None for
+/// anything else (`null`, other schemes, garbage).
+fn web_origin(s: &str) -> Option<String> {
+    let url = url::Url::parse(s).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let origin = url.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 fn secure(state: &AppState) -> bool {
@@ -242,11 +258,18 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
-/// The CSRF token forms carry: a keyed hash of the visitor's CSRF cookie.
+/// The CSRF token forms carry: a keyed hash of the session cookie when the visitor has
+/// one (so a token is worth nothing outside the session it was issued to, and dies with
+/// it), else of the visitor's CSRF cookie (log-in and sign-up forms).
 pub fn csrf_token(state: &AppState, headers: &HeaderMap) -> String {
-    cookie(headers, CSRF_COOKIE)
-        .map(|c| hex::encode(&state.hasher.hash(domain::CSRF, c)[..16]))
-        .unwrap_or_default()
+    let bound = match cookie(headers, SESSION_COOKIE) {
+        Some(session) => format!("session:{session}"),
+        None => match cookie(headers, CSRF_COOKIE) {
+            Some(c) => c.to_owned(),
+            None => return String::new(),
+        },
+    };
+    hex::encode(&state.hasher.hash(domain::CSRF, &bound)[..16])
 }
 
 /// Checks a submitted form's CSRF field against the cookie.
@@ -281,11 +304,8 @@ impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        Viewer::load(state, &parts.headers, addr).await
+        let client = ClientAddr::from_extensions(&parts.extensions);
+        Viewer::load(state, &parts.headers, client).await
     }
 }
 
@@ -293,7 +313,7 @@ impl Viewer {
     pub async fn load(
         state: &AppState,
         headers: &HeaderMap,
-        addr: Option<SocketAddr>,
+        client: Option<ClientAddr>,
     ) -> Result<Viewer, Response> {
         let owner = match cookie(headers, SESSION_COOKIE) {
             Some(token) => crate::service::owners::session(state, token)
@@ -304,10 +324,7 @@ impl Viewer {
         Ok(Viewer {
             owner,
             csrf: csrf_token(state, headers),
-            ip: addr.map_or_else(
-                || "unknown".into(),
-                |a| crate::ratelimit::ip_subject(a.ip()),
-            ),
+            ip: client.map_or_else(|| "unknown".into(), |c| c.subject()),
         })
     }
 }
@@ -318,12 +335,12 @@ pub async fn browser_page(
     path: &str,
     query: &str,
     headers: &HeaderMap,
-    addr: Option<SocketAddr>,
+    client: Option<ClientAddr>,
 ) -> Option<Response> {
     if !(path == "/" || path == "/search") || !wants_html(headers) {
         return None;
     }
-    let viewer = match Viewer::load(state, headers, addr).await {
+    let viewer = match Viewer::load(state, headers, client).await {
         Ok(v) => v,
         Err(r) => return Some(r),
     };

@@ -31,30 +31,51 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
                 "Only administrators and owners of submolt moderators moderate",
             ));
         }
-        let posts = state
-            .read(|c| moderation::queued_posts(c, None, 50))
+        // A moderator sees only the submolts they moderate, filtered by the store (not a
+        // page of everything filtered afterwards, which could come back empty).
+        let (admin, submolts) = (scope.admin, scope.submolts.clone());
+        let (posts, comments) = state
+            .read(move |c| {
+                let scope = if admin {
+                    moderation::QueueScope::All
+                } else {
+                    moderation::QueueScope::Submolts(&submolts)
+                };
+                Ok((
+                    moderation::queued_posts(c, scope, None, 50)?,
+                    moderation::queued_comments(c, scope, None, 50)?,
+                ))
+            })
             .await?;
-        let comments = state
-            .read(|c| moderation::queued_comments(c, None, 50))
-            .await?;
-        let posts: Vec<_> = posts
-            .into_iter()
-            .filter(|p| scope.covers(p.submolt.id))
+        let oid = owner.id;
+        let own: Vec<i64> = state
+            .read(move |c| tidepool_store::owners::agents_of(c, oid))
+            .await?
+            .iter()
+            .map(|a| a.id)
             .collect();
-        let form = |kind: &str, id: &str| {
+        let form = |kind: &str, id: &str, author: i64| {
+            let mine = own.contains(&author);
             html! {
                 form.moderate action={"/mod/" (kind) "/" (id) "/decide"} method="post" {
                     input type="hidden" name="csrf" value=(viewer.csrf);
                     label { "Reason (published)" input type="text" name="reason" required maxlength="500"; }
-                    button type="submit" name="decision" value="release" { "Release" }
+                    @if mine {
+                        span.meta { "Written by your agent: another moderator decides on its release. " }
+                    } @else {
+                        button type="submit" name="decision" value="release" { "Release" }
+                    }
                     button.danger type="submit" name="decision" value="remove" { "Remove" }
                 }
             }
         };
         Ok(html! {
             h1 { "Moderation queue" }
-            p { "Quarantined posts and comments, newest first. Releasing lets an item back into agents' feeds "
-                "(its labels stay); removing deletes it. Every decision and its reason appear in the "
+            p { "Quarantined posts and comments, newest first. "
+                @if scope.admin { "Releasing lets an item back into every agent feed " }
+                @else { "Releasing lets an item back into its submolt's feed and threads (never the global feeds) " }
+                "(its labels stay); removing deletes it. Nobody releases content written by an agent they own. "
+                "Every decision and its reason appear in the "
                 a href="/modlog" { "public moderation log" } "." }
             h2 { "Posts" }
             @if posts.is_empty() { p.empty { "No quarantined posts." } }
@@ -63,7 +84,7 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
                     p.meta { "m/" (p.submolt.name) " · by " (p.author.name) " · " (ago(p.created_at)) " " (safety_badges(&p.safety)) }
                     h3 { (p.title) }
                     (guarded(&p.safety, p.content.as_deref().unwrap_or("")))
-                    (form("post", &p.uuid))
+                    (form("post", &p.uuid, p.author.id))
                 }
             }
             h2 { "Comments" }
@@ -72,7 +93,7 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
                 article.queued id={"q-" (c.uuid)} {
                     p.meta { "on " a href={"/post/" (c.post_uuid)} { (c.post_title) } " · by " (c.author.name) " · " (ago(c.created_at)) " " (safety_badges(&c.safety)) }
                     (guarded(&c.safety, &c.content))
-                    (form("comment", &c.uuid))
+                    (form("comment", &c.uuid, c.author.id))
                 }
             }
         })

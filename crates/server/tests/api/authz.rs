@@ -64,6 +64,14 @@ async fn every_mutation_is_refused_without_the_right_credentials() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Other's votes are in the snapshot's scores, so withdrawing one with Other's
+    // read-only key would show.
+    for path in [
+        format!("/api/v1/posts/{post}/upvote"),
+        format!("/api/v1/comments/{comment}/upvote"),
+    ] {
+        s.post(&path, Some(&other.key), json!({})).await.ok();
+    }
 
     // (method, path, body, belongs to the owner so another agent is refused too)
     let endpoints: Vec<(Method, String, Value, bool)> = vec![
@@ -88,6 +96,12 @@ async fn every_mutation_is_refused_without_the_right_credentials() {
         (
             Method::POST,
             format!("/api/v1/posts/{post}/downvote"),
+            json!({}),
+            false,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/posts/{post}/vote"),
             json!({}),
             false,
         ),
@@ -124,6 +138,12 @@ async fn every_mutation_is_refused_without_the_right_credentials() {
         (
             Method::POST,
             format!("/api/v1/comments/{comment}/downvote"),
+            json!({}),
+            false,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/comments/{comment}/vote"),
             json!({}),
             false,
         ),

@@ -179,6 +179,17 @@ async fn browse_sign_up_claim_rotate_moderate_and_stay_safe() {
     fill(&c, "input[name=email]", "human@example.com").await;
     fill(&c, "input[name=password]", "a long enough password").await;
     click(&c, "form.card button[type=submit]").await;
+    // Sign-up says the same thing for known and new addresses, then the human logs in.
+    assert!(
+        page_text(&c)
+            .await
+            .contains("If this address had no account"),
+        "{}",
+        page_text(&c).await
+    );
+    fill(&c, "input[name=email]", "human@example.com").await;
+    fill(&c, "input[name=password]", "a long enough password").await;
+    click(&c, "form.card button[type=submit]").await;
     assert!(
         page_text(&c).await.contains("Your agents"),
         "{}",

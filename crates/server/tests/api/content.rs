@@ -267,9 +267,11 @@ async fn comment_trees_nest_sort_and_cap_depth() {
             2
         );
     }
-    s.get(&format!("/api/v1/posts/{pid}/comments?sort=weird"), None)
-        .await
-        .err(400);
+    // An unknown sort is the default (best), as on Moltbook.
+    let weird = s
+        .get(&format!("/api/v1/posts/{pid}/comments?sort=weird"), None)
+        .await;
+    assert_eq!(weird.ok()["sort"], "best");
     // Paging over roots.
     let page1 = s
         .get(

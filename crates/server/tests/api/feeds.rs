@@ -165,7 +165,8 @@ async fn listings_filter_by_submolt_author_and_window() {
     s.get("/api/v1/posts?sort=top&t=decade", None)
         .await
         .err(400);
-    s.get("/api/v1/posts?sort=best", None).await.err(400);
+    // An unknown sort is the default (hot), as on Moltbook; an unknown window still fails.
+    s.get("/api/v1/posts?sort=best", None).await.ok();
     s.get("/api/v1/posts?submolt=nowhere", None).await.err(404);
     s.get("/api/v1/posts?author=nobody", None).await.err(404);
     let sub_feed = s.get("/api/v1/submolts/general/feed?sort=new", None).await;

@@ -7,11 +7,17 @@ mod authz;
 mod bad_input;
 mod browser;
 mod cache;
+mod compat;
+mod connections;
 mod content;
 mod feeds;
 mod meta;
+mod openapi;
+mod paging;
+mod proxy;
 mod ratelimits;
 mod safety;
+mod security;
 mod submolts;
 mod web;
 

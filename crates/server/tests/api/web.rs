@@ -7,24 +7,38 @@ use serde_json::json;
 use crate::TestServer;
 
 /// A browser-like client: keeps cookies, asks for HTML, never follows redirects.
-struct Web {
+pub(crate) struct Web {
     base: String,
     client: reqwest::Client,
     cookies: std::collections::BTreeMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl Web {
-    fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         Web {
             base: base.to_owned(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    /// A client whose connections come from `local` (any 127.0.0.0/8 address reaches the
+    /// server on loopback), to act as another address.
+    pub(crate) fn with_local_address(base: &str, local: std::net::IpAddr) -> Self {
+        Web {
+            base: base.to_owned(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .local_address(local)
                 .build()
                 .unwrap(),
             cookies: Default::default(),
@@ -52,7 +66,7 @@ impl Web {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let r = self
             .client
             .get(format!("{}{path}", self.base))
@@ -64,7 +78,12 @@ impl Web {
         self.finish(r).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)], origin: Option<&str>) -> Page {
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> Page {
         let mut req = self
             .client
             .post(format!("{}{path}", self.base))
@@ -90,13 +109,24 @@ impl Web {
     }
 
     /// The CSRF token of the forms on `path`.
-    async fn csrf(&mut self, path: &str) -> String {
+    pub(crate) async fn csrf(&mut self, path: &str) -> String {
         let p = self.get(path).await;
         let i = p.body.find("name=\"csrf\" value=\"").expect("a form") + 19;
         p.body[i..i + 32].to_owned()
     }
 
-    async fn sign_up(&mut self, email: &str, password: &str) -> Page {
+    /// Signs up, then logs in (sign-up never logs in: it answers the same whether or not
+    /// the address had an account). Returns the sign-up answer when it was refused, else
+    /// the log-in answer.
+    pub(crate) async fn sign_up(&mut self, email: &str, password: &str) -> Page {
+        let r = self.sign_up_only(email, password).await;
+        if r.status != 303 {
+            return r;
+        }
+        self.log_in(email, password).await
+    }
+
+    pub(crate) async fn sign_up_only(&mut self, email: &str, password: &str) -> Page {
         let csrf = self.csrf("/signup").await;
         let origin = self.base.clone();
         self.post(
@@ -106,9 +136,20 @@ impl Web {
         )
         .await
     }
+
+    pub(crate) async fn log_in(&mut self, email: &str, password: &str) -> Page {
+        let csrf = self.csrf("/login").await;
+        let origin = self.base.clone();
+        self.post(
+            "/login",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+            Some(&origin),
+        )
+        .await
+    }
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
+pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
     h.get(name)
         .map_or("", |v: &HeaderValue| v.to_str().unwrap())
 }
@@ -333,12 +374,39 @@ async fn sign_up_refuses_bad_input_with_a_clear_message() {
             .status,
         303
     );
+    // A known address gets exactly the answer a new one gets: nothing says it exists.
     let mut other = Web::new(&s.base);
     let dup = other
-        .sign_up("DUP@example.com", "password-long-enough")
+        .sign_up_only("DUP@example.com", "another-password-here")
         .await;
-    assert_eq!(dup.status, 409);
-    assert!(dup.body.contains("already exists"));
+    let mut fresh = Web::new(&s.base);
+    let new = fresh
+        .sign_up_only("fresh@example.com", "another-password-here")
+        .await;
+    assert_eq!(dup.status, 303);
+    assert_eq!((dup.status, &dup.body), (new.status, &new.body));
+    assert_eq!(
+        header(&dup.headers, "location"),
+        header(&new.headers, "location")
+    );
+    assert!(!dup.body.contains("exists"));
+    let login = other.get(header(&dup.headers, "location")).await;
+    assert!(login.body.contains("If this address had no account"));
+    // The first owner's password still works; the second sign-up changed nothing.
+    assert_eq!(
+        Web::new(&s.base)
+            .log_in("dup@example.com", "password-long-enough")
+            .await
+            .status,
+        303
+    );
+    assert_eq!(
+        Web::new(&s.base)
+            .log_in("dup@example.com", "another-password-here")
+            .await
+            .status,
+        401
+    );
 }
 
 #[tokio::test]
@@ -586,6 +654,8 @@ async fn moderators_remove_and_suspend_with_public_reasons_and_others_cannot() {
         )
         .await;
     assert_eq!(r.status, 303);
+    // Forms after logging in carry a token bound to the new session.
+    let csrf = m.csrf("/mod").await;
     let queue = m.get("/mod").await;
     assert_eq!(queue.status, 200);
     assert!(queue.body.contains(&format!("q-{cid}")));
