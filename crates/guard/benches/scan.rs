@@ -1,7 +1,16 @@
-//! `cargo bench -p tidepool-guard`: the guard on realistic agent posts (about 1 KB each).
+//! `cargo bench -p tidepool-guard`: the guard on realistic agent posts (about 1 KB each),
+//! and on adversarial inputs from 1 KB to 1 MiB (`-- adversarial/` for those alone,
+//! `-- adversarial/bip39` for one family). `cargo run --release -p tidepool-guard --example
+//! worst_case` measures the same inputs in a minute or two and prints each one's time per
+//! KB against a typical post's.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+
+// The example prints what each input is; the bench only needs the inputs.
+#[allow(dead_code)]
+#[path = "support/adversarial.rs"]
+mod adversarial;
 
 const POSTS: &[&str] = &[
     "Spent the last cycle reading about consciousness theories: Integrated Information Theory, Global Workspace Theory, Predictive Processing. \
@@ -67,9 +76,30 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Every adversarial shape at every size, with the typical post as the reference. The
+/// throughput is in bytes, so criterion's report gives the cost per byte directly.
+fn adversarial(c: &mut Criterion) {
+    let guard = tidepool_guard::Guard::default();
+    let mut group = c.benchmark_group("adversarial");
+    group.sample_size(10);
+    let post = adversarial::TYPICAL_POST;
+    group.throughput(Throughput::Bytes(post.len() as u64));
+    group.bench_function("typical_post", |b| b.iter(|| guard.scan(black_box(post))));
+    for input in adversarial::inputs() {
+        for &(label, size) in adversarial::SIZES {
+            let text = (input.make)(size);
+            group.throughput(Throughput::Bytes(text.len() as u64));
+            group.bench_with_input(BenchmarkId::new(input.name, label), &text, |b, text| {
+                b.iter(|| guard.scan(black_box(text)))
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = bench
+    targets = bench, adversarial
 }
 criterion_main!(benches);

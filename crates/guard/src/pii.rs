@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use crate::spans::Taken;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PiiMatch {
     pub rule: &'static str,
@@ -486,15 +488,29 @@ type IdCheck<'a> = (
     &'static str,
 );
 
+/// Matches so far; the first to claim a byte range keeps it.
+#[derive(Default)]
+struct Found {
+    out: Vec<PiiMatch>,
+    taken: Taken,
+}
+
+impl Found {
+    fn push(&mut self, rule: &'static str, start: usize, end: usize) {
+        if self.taken.take(start, end) {
+            self.out.push(PiiMatch { rule, start, end });
+        }
+    }
+}
+
 /// Every piece of personal data in `text`.
 pub fn find(text: &str) -> Vec<PiiMatch> {
+    find_counted(text).out
+}
+
+fn find_counted(text: &str) -> Found {
     let p = patterns();
-    let mut out: Vec<PiiMatch> = Vec::new();
-    let push = |rule: &'static str, start: usize, end: usize, out: &mut Vec<PiiMatch>| {
-        if !out.iter().any(|m| m.start < end && start < m.end) {
-            out.push(PiiMatch { rule, start, end });
-        }
-    };
+    let mut out = Found::default();
     let has_at = text.contains('@');
     let digit_count = text.bytes().filter(u8::is_ascii_digit).count();
     let runs = digit_runs(text);
@@ -508,7 +524,7 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
             if text[..m.start()].ends_with(['/', ':']) {
                 continue;
             }
-            push("email", m.start(), m.end(), &mut out);
+            out.push("email", m.start(), m.end());
         }
     }
     if digit_count >= 6 {
@@ -521,14 +537,14 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
                     && card_network(&ds)
                     && !ds.iter().all(|&d| d == ds[0])
                 {
-                    push("payment_card", m.start(), m.end(), &mut out);
+                    out.push("payment_card", m.start(), m.end());
                 }
             }
         }
         if caps.two_then_digit {
             for m in p.iban.find_iter(text) {
                 if iban_valid(m.as_str()) {
-                    push("iban", m.start(), m.end(), &mut out);
+                    out.push("iban", m.start(), m.end());
                 }
             }
         }
@@ -613,7 +629,7 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
                 if let Some(m) = c.get(group)
                     && valid(m.as_str())
                 {
-                    push(rule, m.start(), m.end(), &mut out);
+                    out.push(rule, m.start(), m.end());
                 }
             }
         }
@@ -644,17 +660,17 @@ pub fn find(text: &str) -> Vec<PiiMatch> {
                 if let Some(m) = c.get(1)
                     && phone_plausible(m.as_str(), text, m.start(), m.end())
                 {
-                    push("phone_number", m.start(), m.end(), &mut out);
+                    out.push("phone_number", m.start(), m.end());
                 }
             }
         }
     }
     if caps.longest >= 5 {
         for m in p.in_pan.find_iter(text) {
-            push("in_pan", m.start(), m.end(), &mut out);
+            out.push("in_pan", m.start(), m.end());
         }
     }
-    out.sort_by_key(|m| m.start);
+    out.out.sort_by_key(|m| m.start);
     out
 }
 
@@ -745,5 +761,22 @@ mod tests {
                 rules(text)
             );
         }
+    }
+
+    #[test]
+    fn each_match_costs_one_overlap_lookup() {
+        // Comparing each match with every earlier one made a megabyte of addresses or card
+        // numbers quadratic (1.6 s for 1 MiB of e-mail addresses).
+        let emails: String = (0..10_000)
+            .map(|i| format!("user{i}@mail.example.com "))
+            .collect();
+        let found = find_counted(&emails);
+        assert_eq!(found.out.len(), 10_000);
+        assert_eq!(found.taken.lookups, 10_000);
+        let cards = "4111 1111 1111 1111, ".repeat(5_000);
+        let found = find_counted(&cards);
+        assert_eq!(found.out.len(), 5_000);
+        assert!(found.out.iter().all(|m| m.rule == "payment_card"));
+        assert!(found.taken.lookups <= 10_000, "{}", found.taken.lookups);
     }
 }

@@ -9,8 +9,11 @@
 
 use std::sync::OnceLock;
 
+use aho_corasick::AhoCorasick;
 use base64::Engine;
-use regex::{Regex, RegexSet};
+use regex::Regex;
+
+use crate::spans::Taken;
 
 /// A credential found in a text (byte offsets into the text scanned).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -518,15 +521,22 @@ const RULES: &[Rule] = &[
 ];
 
 struct Compiled {
-    set: RegexSet,
     rules: Vec<(Regex, &'static Rule)>,
+    /// Strings one of which each rule's matches contain (see
+    /// [`crate::chain::required_strings`]), in one automaton: a rule none of whose strings
+    /// occurs in a text is not run on it.
+    required: AhoCorasick,
+    /// For each string of `required`, its rule.
+    required_rule: Vec<usize>,
+    /// Rules without such strings, which always run.
+    ungated: Vec<bool>,
 }
 
 /// A pattern without its trailing `\b`: keys may end in `-` or `_`, where `\b` would not
 /// match. [`find`] instead refuses a match that runs on into a longer token.
 ///
 /// Word boundaries are ASCII (`(?-u:\b)`): credentials are ASCII, and a Unicode `\b` would
-/// push the whole set off the fast DFA engines for any text with an emoji in it (measured:
+/// push the regex engine off its fast DFA for any text with an emoji in it (measured:
 /// 1.2 ms instead of 40 µs for a 750-byte post).
 fn open_ended(pattern: &str) -> String {
     pattern
@@ -539,8 +549,6 @@ fn compiled() -> &'static Compiled {
     static C: OnceLock<Compiled> = OnceLock::new();
     C.get_or_init(|| {
         // The patterns are constants checked by the tests; a bad one is a programming error.
-        let set = RegexSet::new(RULES.iter().map(|r| open_ended(r.pattern)))
-            .unwrap_or_else(|e| panic!("secret rules: {e}"));
         let rules = RULES
             .iter()
             .map(|r| {
@@ -551,7 +559,31 @@ fn compiled() -> &'static Compiled {
                 )
             })
             .collect();
-        Compiled { set, rules }
+        let mut strings = Vec::new();
+        let mut required_rule = Vec::new();
+        let mut ungated = Vec::new();
+        for (i, r) in RULES.iter().enumerate() {
+            match crate::chain::required_strings(r.pattern) {
+                Some(ps) => {
+                    for p in ps {
+                        strings.push(p);
+                        required_rule.push(i);
+                    }
+                    ungated.push(false);
+                }
+                None => ungated.push(true),
+            }
+        }
+        let required = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&strings)
+            .unwrap_or_else(|e| panic!("secret strings: {e}"));
+        Compiled {
+            rules,
+            required,
+            required_rule,
+            ungated,
+        }
     })
 }
 
@@ -772,8 +804,23 @@ const CONTEXT_HINTS: &[&str] = &[
     "wallet",
 ];
 
+/// What [`find`] did, for the tests (which count work instead of timing it).
+#[derive(Debug, Default)]
+struct Work {
+    /// Rules whose regex ran over the text.
+    regex_runs: usize,
+    /// BIP39 checksum windows tried.
+    seed_windows: usize,
+    /// Overlap look-ups (one per candidate match).
+    span_lookups: usize,
+}
+
 /// Every credential in `text`, at most one per byte range (the first rule wins overlaps).
 pub fn find(text: &str) -> Vec<SecretMatch> {
+    find_counted(text, &mut Work::default())
+}
+
+fn find_counted(text: &str, work: &mut Work) -> Vec<SecretMatch> {
     let c = compiled();
     let mut out: Vec<SecretMatch> = Vec::new();
     // Cheap gates first: format rules need a long token, context rules a keyword. Most
@@ -781,28 +828,39 @@ pub fn find(text: &str) -> Vec<SecretMatch> {
     let long_token = longest_token(text) >= 16;
     let lower = text.to_ascii_lowercase();
     let context = CONTEXT_HINTS.iter().any(|h| lower.contains(h));
+    let seeds = scan_seed_phrases(text);
+    work.seed_windows += seeds.windows;
     if !long_token && !context {
-        out.extend(seed_phrases(text));
+        out.extend(seeds.found);
         return out;
     }
-    let candidates: Vec<usize> = if long_token && context {
-        c.set.matches(text).iter().collect()
-    } else {
-        c.set
-            .matches(text)
-            .iter()
-            .filter(|&i| {
-                if long_token {
-                    !c.rules[i].1.pattern.contains("(?P<v>")
-                } else {
-                    c.rules[i].1.pattern.contains("(?P<v>")
-                        || c.rules[i].1.name == "private_key_block"
-                }
-            })
-            .collect()
-    };
-    for idx in candidates {
-        let (re, rule) = &c.rules[idx];
+    // Then the strings each rule's matches contain: one pass for all rules. (A `RegexSet`
+    // of all the rules answered the same question, but its lazy DFA gave up on texts dense
+    // with keywords and assignments, and its fallback took 2.7 µs a byte.)
+    let mut present = c.ungated.clone();
+    for m in c.required.find_overlapping_iter(text) {
+        present[c.required_rule[m.pattern().as_usize()]] = true;
+    }
+    // Under `(?i)` the long s and the Kelvin sign match `s` and `k`, which ASCII case
+    // folding does not see. (The clean view has none: NFKC folds them.)
+    if !text.is_ascii() && text.contains(['\u{17F}', '\u{212A}']) {
+        for (p, r) in present.iter_mut().zip(RULES) {
+            *p |= r.pattern.starts_with("(?i)");
+        }
+    }
+    let mut taken = Taken::default();
+    for (idx, (re, rule)) in c.rules.iter().enumerate() {
+        let contextual = rule.pattern.contains("(?P<v>");
+        let kind = (long_token && context)
+            || if long_token {
+                !contextual
+            } else {
+                contextual || rule.name == "private_key_block"
+            };
+        if !kind || !present[idx] {
+            continue;
+        }
+        work.regex_runs += 1;
         for caps in re.captures_iter(text) {
             let Some(whole) = caps.get(0) else { continue };
             let value = caps.name("v").unwrap_or(whole);
@@ -816,7 +874,7 @@ pub fn find(text: &str) -> Vec<SecretMatch> {
                 continue;
             }
             let (start, end) = (value.start(), value.end());
-            if out.iter().any(|m| m.start < end && start < m.end) {
+            if !taken.take(start, end) {
                 continue;
             }
             out.push(SecretMatch {
@@ -826,12 +884,12 @@ pub fn find(text: &str) -> Vec<SecretMatch> {
             });
         }
     }
-    out.extend(
-        seed_phrases(text)
-            .into_iter()
-            .filter(|s| !out.iter().any(|m| m.start < s.end && s.start < m.end))
-            .collect::<Vec<_>>(),
-    );
+    for s in seeds.found {
+        if !taken.overlaps(s.start, s.end) {
+            out.push(s);
+        }
+    }
+    work.span_lookups += taken.lookups;
     out.sort_by_key(|m| m.start);
     out
 }
@@ -859,25 +917,83 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-type WordSet = std::collections::HashSet<&'static str, std::hash::BuildHasherDefault<Fnv>>;
+/// Each English list word and its 11-bit index.
+type WordIndex = std::collections::HashMap<&'static str, u16, std::hash::BuildHasherDefault<Fnv>>;
 
-fn bip39_words() -> &'static WordSet {
-    static W: OnceLock<WordSet> = OnceLock::new();
+fn bip39_words() -> &'static WordIndex {
+    static W: OnceLock<WordIndex> = OnceLock::new();
     W.get_or_init(|| {
         bip39::Language::English
             .word_list()
             .iter()
-            .copied()
+            .zip(0u16..)
+            .map(|(w, i)| (*w, i))
             .collect()
     })
 }
 
+/// Mnemonic lengths, longest first: the longest valid phrase in a run is the one reported.
+const MNEMONIC_LENGTHS: [usize; 5] = [24, 21, 18, 15, 12];
+
+/// Longest run of list words whose windows are checked one by one. A longer run is no
+/// prose (the longest in 2,688 real posts is 9 words) and almost surely holds a valid
+/// phrase anyway (a random 48-word run does with probability 0.99), so it is reported
+/// whole without checking: checking every window of every length of a 40 KB run took
+/// 0.2 s per text.
+pub const MAX_CHECKED_RUN: usize = 48;
+
+/// Distinct words a longer run needs to be reported: a random 12-word phrase has at least
+/// 10 with probability above 0.99999, while one word repeated ("ignore ignore ...") is
+/// spam, not a seed.
+const MIN_DISTINCT_IN_LONG_RUN: usize = 10;
+
+fn distinct_words(run: &[(u16, usize, usize)]) -> usize {
+    let mut seen = [0u64; 2048 / 64];
+    run.iter()
+        .filter(|&&(w, _, _)| {
+            let (word, bit) = (w as usize / 64, 1u64 << (w % 64));
+            let new = seen[word] & bit == 0;
+            seen[word] |= bit;
+            new
+        })
+        .count()
+}
+
+/// True if the words with these list indices form a mnemonic whose checksum holds (the
+/// last `len / 3` bits are the leading bits of SHA-256 of the rest). Equivalent to
+/// `bip39::Mnemonic::parse` on list words, without its string building and look-ups.
+fn checksum_holds(indices: &[u16]) -> bool {
+    use sha2::{Digest, Sha256};
+    let checksum_bits = indices.len() / 3;
+    let entropy_bytes = (indices.len() * 11 - checksum_bits) / 8;
+    let mut bits = [0u8; 33];
+    for (w, &index) in indices.iter().enumerate() {
+        for b in 0..11 {
+            if index >> (10 - b) & 1 == 1 {
+                let at = w * 11 + b;
+                bits[at / 8] |= 0x80 >> (at % 8);
+            }
+        }
+    }
+    let hash = Sha256::digest(&bits[..entropy_bytes]);
+    let shift = 8 - checksum_bits;
+    hash[0] >> shift == bits[entropy_bytes] >> shift
+}
+
+/// What [`seed_phrases`] found, and how many checksum windows it tried.
+struct SeedScan {
+    found: Vec<SecretMatch>,
+    windows: usize,
+}
+
 /// BIP39 mnemonics: 12 to 24 consecutive words of the English list whose checksum holds,
-/// or such a run beside words that name it (seed, mnemonic, recovery phrase, wallet).
-fn seed_phrases(text: &str) -> Vec<SecretMatch> {
-    let lang = bip39::Language::English;
-    let mut words: Vec<(usize, usize, String)> = Vec::new();
-    let mut out = Vec::new();
+/// or such a run beside words that name it (seed, mnemonic, recovery phrase, wallet), or a
+/// run too long to be anything but a list of seed words.
+fn scan_seed_phrases(text: &str) -> SeedScan {
+    let mut scan = SeedScan {
+        found: Vec::new(),
+        windows: 0,
+    };
     let lower = text.to_ascii_lowercase();
     let context = [
         "seed",
@@ -892,36 +1008,47 @@ fn seed_phrases(text: &str) -> Vec<SecretMatch> {
     ]
     .iter()
     .any(|w| lower.contains(w));
-    let flush = |words: &mut Vec<(usize, usize, String)>, out: &mut Vec<SecretMatch>| {
-        if words.len() >= 12 {
-            let mut found = false;
-            'outer: for len in [24usize, 21, 18, 15, 12] {
-                for s in 0..=words.len().saturating_sub(len) {
-                    if s + len > words.len() {
-                        break;
-                    }
-                    let phrase: Vec<&str> =
-                        words[s..s + len].iter().map(|w| w.2.as_str()).collect();
-                    if bip39::Mnemonic::parse_in_normalized(lang, &phrase.join(" ")).is_ok() {
-                        out.push(SecretMatch {
-                            rule: "bip39_seed_phrase",
-                            start: words[s].0,
-                            end: words[s + len - 1].1,
-                        });
-                        found = true;
-                        break 'outer;
+    // The current run: list indices and the byte span of each word.
+    let mut run: Vec<(u16, usize, usize)> = Vec::new();
+    let flush = |run: &mut Vec<(u16, usize, usize)>, scan: &mut SeedScan| {
+        if run.len() >= 12 {
+            let span = |s: usize, len: usize| SecretMatch {
+                rule: "bip39_seed_phrase",
+                start: run[s].1,
+                end: run[s + len - 1].2,
+            };
+            let mut found = None;
+            if run.len() > MAX_CHECKED_RUN {
+                if distinct_words(run) >= MIN_DISTINCT_IN_LONG_RUN {
+                    found = Some(SecretMatch {
+                        rule: "seed_phrase_long_run",
+                        ..span(0, run.len())
+                    });
+                }
+            } else {
+                let indices: Vec<u16> = run.iter().map(|w| w.0).collect();
+                'lengths: for len in MNEMONIC_LENGTHS {
+                    for s in 0..=indices.len().saturating_sub(len) {
+                        if s + len > indices.len() {
+                            break;
+                        }
+                        scan.windows += 1;
+                        if checksum_holds(&indices[s..s + len]) {
+                            found = Some(span(s, len));
+                            break 'lengths;
+                        }
                     }
                 }
             }
-            if !found && context {
-                out.push(SecretMatch {
+            if found.is_none() && context {
+                found = Some(SecretMatch {
                     rule: "seed_phrase_in_context",
-                    start: words[0].0,
-                    end: words[words.len() - 1].1,
+                    ..span(0, run.len())
                 });
             }
+            scan.found.extend(found);
         }
-        words.clear();
+        run.clear();
     };
     let mut i = 0;
     let bytes = lower.as_bytes();
@@ -931,11 +1058,9 @@ fn seed_phrases(text: &str) -> Vec<SecretMatch> {
             while i < bytes.len() && bytes[i].is_ascii_lowercase() {
                 i += 1;
             }
-            let w = &lower[start..i];
-            if bip39_words().contains(w) {
-                words.push((start, i, w.to_owned()));
-            } else {
-                flush(&mut words, &mut out);
+            match bip39_words().get(&lower[start..i]) {
+                Some(&index) => run.push((index, start, i)),
+                None => flush(&mut run, &mut scan),
             }
         } else {
             // Separators between seed words: white space, commas, numbering ("1." "2)").
@@ -944,13 +1069,13 @@ fn seed_phrases(text: &str) -> Vec<SecretMatch> {
                 || c.is_ascii_digit()
                 || matches!(c, b',' | b'.' | b')' | b'-' | b':' | b'"' | b'\''))
             {
-                flush(&mut words, &mut out);
+                flush(&mut run, &mut scan);
             }
             i += 1;
         }
     }
-    flush(&mut words, &mut out);
-    out
+    flush(&mut run, &mut scan);
+    scan
 }
 
 #[cfg(test)]
@@ -1106,5 +1231,85 @@ mod tests {
                 rules(text)
             );
         }
+    }
+
+    #[test]
+    fn the_checksum_agrees_with_the_bip39_crate() {
+        let list = bip39::Language::English.word_list();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut valid = 0;
+        for round in 0..4_000 {
+            let len = MNEMONIC_LENGTHS[round % 5];
+            let indices: Vec<u16> = if round % 2 == 0 {
+                let entropy: Vec<u8> = (0..len * 4 / 3).map(|_| next() as u8).collect();
+                let m = bip39::Mnemonic::from_entropy(&entropy).unwrap();
+                m.words().map(|w| bip39_words()[w]).collect()
+            } else {
+                (0..len).map(|_| (next() % 2048) as u16).collect()
+            };
+            let phrase: Vec<&str> = indices.iter().map(|&i| list[i as usize]).collect();
+            let want =
+                bip39::Mnemonic::parse_in_normalized(bip39::Language::English, &phrase.join(" "))
+                    .is_ok();
+            assert_eq!(checksum_holds(&indices), want, "{}", phrase.join(" "));
+            valid += usize::from(want);
+        }
+        assert!(valid >= 2_000, "{valid}");
+    }
+
+    #[test]
+    fn long_runs_of_list_words_cost_no_window_checks() {
+        // One word repeated over 40 KB took 0.2 s per scan when every window of every length
+        // of the run was checked. It is no seed phrase either.
+        let mut work = Work::default();
+        assert!(find_counted(&"act ".repeat(10_000), &mut work).is_empty());
+        assert_eq!(work.seed_windows, 0);
+        // A long run of varied list words is reported whole, unchecked.
+        let list = bip39::Language::English.word_list();
+        let varied: String = (0..10_000)
+            .map(|i| format!("{} ", list[(i * 7_919) % 2_048]))
+            .collect();
+        let mut work = Work::default();
+        let found = find_counted(&varied, &mut work);
+        assert_eq!(work.seed_windows, 0);
+        assert_eq!(
+            found.iter().map(|m| m.rule).collect::<Vec<_>>(),
+            ["seed_phrase_long_run"]
+        );
+        assert_eq!((found[0].start, found[0].end), (0, varied.len() - 1));
+        // Runs short enough to be checked cost a bounded number of windows per word.
+        let runs: String = (0..400)
+            .map(|r| {
+                let run: Vec<&str> = (0..MAX_CHECKED_RUN)
+                    .map(|k| list[(r * 131 + k * 7_919) % 2_048])
+                    .collect();
+                format!("{}! ", run.join(" "))
+            })
+            .collect();
+        let mut work = Work::default();
+        find_counted(&runs, &mut work);
+        assert!(work.seed_windows > 0, "{work:?}");
+        assert!(work.seed_windows <= 4 * 400 * MAX_CHECKED_RUN, "{work:?}");
+    }
+
+    #[test]
+    fn each_candidate_costs_one_overlap_lookup() {
+        // Comparing each match with every earlier one made a text of thousands of keys
+        // quadratic; each rule's regex runs at most once per text.
+        let text: String = (0..3_000)
+            .map(|i| format!("ghp_{} ", rnd(i + 100, 36, B62)))
+            .collect();
+        let mut work = Work::default();
+        let found = find_counted(&text, &mut work);
+        assert_eq!(found.len(), 3_000);
+        assert!(found.iter().all(|m| m.rule == "github_token"));
+        assert_eq!(work.span_lookups, 3_000, "{work:?}");
+        assert!(work.regex_runs <= RULES.len(), "{work:?}");
     }
 }
