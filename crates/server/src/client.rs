@@ -92,14 +92,16 @@ pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> ClientAd
         };
     }
     let proto = last_value(headers, "x-forwarded-proto");
-    let xff: Vec<&str> = headers
+    // Bytes, not `&str`: a header line a client stuffed with non-ASCII bytes must still
+    // count, as garbage hops that end the walk, and must never make the whole header
+    // vanish (which would hand the decision to a `Forwarded` header the client wrote).
+    let xff: Vec<String> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(|h| String::from_utf8_lossy(h).trim().to_owned())
         .collect();
-    if !xff.is_empty() {
+    if headers.contains_key("x-forwarded-for") {
         let hops: Vec<Option<IpAddr>> = xff.iter().map(|h| parse_node(h)).collect();
         let (ip, _) = pick(peer, &hops, trusted);
         return ClientAddr {
@@ -184,9 +186,9 @@ fn forwarded_elements(headers: &HeaderMap) -> Vec<Element> {
     for value in headers
         .get_all("forwarded")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
     {
-        for element in split_unquoted(value, ',') {
+        for element in split_unquoted(&value, ',') {
             let mut e = Element {
                 for_node: None,
                 proto: None,
@@ -279,6 +281,24 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "203.0.113.9, nonsense, 10.0.0.2")]);
         assert_eq!(resolve(ip("127.0.0.1"), &h, &trusted).ip, ip("10.0.0.2"));
         let h = headers(&[("x-forwarded-for", "nonsense")]);
+        assert_eq!(resolve(ip("127.0.0.1"), &h, &trusted).ip, ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_non_ascii_forwarded_for_line_never_hands_the_choice_to_forwarded() {
+        let trusted = [parse_trusted("127.0.0.1").unwrap()];
+        // nginx appends the real address to the client's own (non-ASCII) line.
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\x80\xff, 203.0.113.9").unwrap(),
+        );
+        h.append("forwarded", HeaderValue::from_static("for=7.7.7.7"));
+        assert_eq!(resolve(ip("127.0.0.1"), &h, &trusted).ip, ip("203.0.113.9"));
+        // Only garbage: the proxy itself, never the client's Forwarded claim.
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_bytes(b"\x80").unwrap());
+        h.append("forwarded", HeaderValue::from_static("for=7.7.7.7"));
         assert_eq!(resolve(ip("127.0.0.1"), &h, &trusted).ip, ip("127.0.0.1"));
     }
 

@@ -77,6 +77,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         skills: skill::SkillFiles::render(&config.public_url),
         guard: tidepool_guard::Guard::new(config.guard.clone()),
         guard_scans: Default::default(),
+        login_queues: Default::default(),
         openapi,
         config,
         limiter: Arc::new(MemoryLimiter::default()),

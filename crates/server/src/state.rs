@@ -30,6 +30,41 @@ pub struct Inner {
     pub keys: KeyCache,
     /// Public listings rendered in the last moment.
     pub pages: crate::cache::PageCache,
+    /// One login at a time per account for addresses that have failed on it.
+    pub login_queues: LoginQueues,
+}
+
+/// Per-account turns for logins from failing addresses (see `service::owners::log_in`).
+#[derive(Default)]
+pub struct LoginQueues {
+    queues: std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
+    >,
+}
+
+impl LoginQueues {
+    /// Waits for this account's turn; the turn ends when the guard is dropped.
+    pub async fn turn(&self, account: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let queue = {
+            let mut map = match self.queues.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            // Accounts nobody is waiting on leave the map (bounded by logins in flight).
+            if map.len() > 1_024 {
+                map.retain(|_, w| w.strong_count() > 0);
+            }
+            match map.get(account).and_then(std::sync::Weak::upgrade) {
+                Some(q) => q,
+                None => {
+                    let q = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(account.to_owned(), std::sync::Arc::downgrade(&q));
+                    q
+                }
+            }
+        };
+        queue.lock_owned().await
+    }
 }
 
 /// A small cache of key lookups, so a busy agent's requests do not each read the key

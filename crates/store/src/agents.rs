@@ -299,10 +299,12 @@ pub fn revoke_key(
 /// for the audit log.
 pub fn claim(conn: &Connection, name_key: &str, by: &str, now: i64) -> Result<Agent> {
     let agent = by_name(conn, name_key)?.ok_or(StoreError::NotFound("Agent"))?;
-    if agent.status == AgentStatus::Claimed {
+    // Only a pending agent: claiming must never lift a suspension or revive a deleted one.
+    if agent.status != AgentStatus::PendingClaim {
         return Err(StoreError::Conflict(format!(
-            "Agent {} is already claimed",
-            agent.name
+            "Agent {} is {}, not waiting to be claimed",
+            agent.name,
+            agent.status.as_str()
         )));
     }
     conn.prepare_cached(

@@ -329,7 +329,14 @@ pub fn personal_feed(
     };
     let mut merged: Vec<Post> = Vec::new();
     for source in sources {
-        merged.extend(list_posts(conn, source, sort, Window::All, false, &per_source)?.items);
+        // A personal feed is not the submolt's own feed: a post a submolt moderator
+        // released (visible in that submolt only) stays out of it.
+        merged.extend(
+            list_posts(conn, source, sort, Window::All, false, &per_source)?
+                .items
+                .into_iter()
+                .filter(|p| page.include_quarantined || !p.safety.submolt_only),
+        );
     }
     let key = post_key(sort, page.now);
     merged.sort_by(|a, b| {

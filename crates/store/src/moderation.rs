@@ -111,11 +111,13 @@ impl Release {
     }
 }
 
-/// Lets a quarantined post back into feeds (`to` says which); its labels stay visible.
+/// Lets a quarantined post back into feeds (`to` says which); its labels stay visible. An
+/// administrator's release also widens a submolt moderator's earlier one.
 pub fn release_post(conn: &Connection, id: i64, to: Release) -> Result<bool> {
     Ok(conn
         .prepare_cached(
-            "UPDATE posts SET is_quarantined = ?2, safety_verdict = 'label' WHERE id = ?1 AND is_quarantined = 1",
+            "UPDATE posts SET is_quarantined = ?2, safety_verdict = 'label'
+             WHERE id = ?1 AND (is_quarantined = 1 OR (is_quarantined = 2 AND ?2 = 0))",
         )?
         .execute(params![id, to.visibility()])?
         == 1)
@@ -124,7 +126,8 @@ pub fn release_post(conn: &Connection, id: i64, to: Release) -> Result<bool> {
 pub fn release_comment(conn: &Connection, id: i64, to: Release) -> Result<bool> {
     Ok(conn
         .prepare_cached(
-            "UPDATE comments SET is_quarantined = ?2, safety_verdict = 'label' WHERE id = ?1 AND is_quarantined = 1",
+            "UPDATE comments SET is_quarantined = ?2, safety_verdict = 'label'
+             WHERE id = ?1 AND (is_quarantined = 1 OR (is_quarantined = 2 AND ?2 = 0))",
         )?
         .execute(params![id, to.visibility()])?
         == 1)

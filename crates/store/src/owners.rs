@@ -91,6 +91,13 @@ pub fn create_session(
         "INSERT INTO sessions(token_hash, owner_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![token_hash, owner_id, now, expires_at])?;
+    // At most MAX_SESSIONS live sessions per owner: the oldest end first, so logging in in
+    // a loop cannot grow the table without bound.
+    conn.prepare_cached(
+        "DELETE FROM sessions WHERE owner_id = ?1 AND token_hash NOT IN
+             (SELECT token_hash FROM sessions WHERE owner_id = ?1 ORDER BY created_at DESC LIMIT ?2)",
+    )?
+    .execute(params![owner_id, MAX_SESSIONS])?;
     Ok(())
 }
 
@@ -110,6 +117,9 @@ pub fn delete_session(conn: &Connection, token_hash: &[u8]) -> Result<()> {
         .execute([token_hash])?;
     Ok(())
 }
+
+/// Live sessions one owner may hold (browsers, devices).
+pub const MAX_SESSIONS: i64 = 20;
 
 /// Most agents one dashboard lists.
 pub const MAX_LISTED_AGENTS: i64 = 200;

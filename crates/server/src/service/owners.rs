@@ -26,6 +26,9 @@ pub const LOGIN_PAIR_LIMIT: Limit = Limit::new(10, 900);
 /// Failed logins per account from anywhere in 15 minutes before its logins are slowed
 /// (never refused: anyone could otherwise lock an owner out of their own dashboard).
 pub const LOGIN_ACCOUNT_SLOWDOWN: Limit = Limit::new(10, 900);
+/// Login attempts of any outcome per address in 15 minutes (successes cost an argon2
+/// verification and a session too).
+pub const LOGIN_ATTEMPTS_LIMIT: Limit = Limit::new(100, 900);
 /// The longest a throttled account's login waits.
 pub const LOGIN_MAX_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
 /// Sign-ups per address per hour.
@@ -190,12 +193,31 @@ pub async fn log_in(
     password: &str,
 ) -> ApiResult<(Owner, String)> {
     let key = email.trim().to_lowercase();
+    // No account has a longer address (check_email), and limiter keys must stay small.
+    if key.len() > 254 {
+        return Err(ApiError::unauthorized("Wrong email or password"));
+    }
+    if let Some(any) = take(state, format!("login-any:{ip}"), LOGIN_ATTEMPTS_LIMIT)? {
+        any.keep();
+    }
     // Each attempt is counted up front and refunded if it succeeds, so the counts are
     // failures (and attempts still in flight, which a parallel guesser cannot dodge).
     let by_address = take(state, format!("login:{ip}"), LOGIN_ADDRESS_LIMIT)?;
     let by_pair = take(state, format!("login-pair:{key}:{ip}"), LOGIN_PAIR_LIMIT)?;
+    // An address that has not failed on this account goes straight through. One that has
+    // waits its turn on the account (one such attempt at a time) and, once the account
+    // has many failures from anywhere, a growing delay: guessing from many addresses is
+    // slowed to one guess per delay, while the owner's own address is never held up.
+    let clean = by_pair
+        .as_ref()
+        .is_none_or(|g| g.remaining + 1 >= LOGIN_PAIR_LIMIT.max);
+    let _turn = if clean {
+        None
+    } else {
+        Some(state.login_queues.turn(&key).await)
+    };
     let failures = failures_on_account(state, &key);
-    if failures > LOGIN_ACCOUNT_SLOWDOWN.max {
+    if !clean && failures > LOGIN_ACCOUNT_SLOWDOWN.max {
         let over = failures - LOGIN_ACCOUNT_SLOWDOWN.max;
         let delay = std::time::Duration::from_millis(250 * u64::from(over)).min(LOGIN_MAX_DELAY);
         tokio::time::sleep(delay).await;
@@ -406,6 +428,16 @@ pub async fn suspension(state: &AppState, agent: &Agent) -> ApiResult<Option<Sus
 }
 
 pub async fn delete_agent(state: &AppState, agent: &Agent) -> ApiResult<()> {
+    // Deleting frees a place under the owner's cap: it must not be a way around a
+    // moderator's suspension.
+    if suspension(state, agent)
+        .await?
+        .is_some_and(|s| s.level == SuspensionLevel::Moderator)
+    {
+        return Err(ApiError::forbidden(
+            "This agent is suspended by a moderator; it cannot be deleted until the suspension is lifted",
+        ));
+    }
     let id = agent.id;
     state
         .write(move |c| owners::delete_agent(c, id, now_ms()))
@@ -523,6 +555,23 @@ pub async fn moderate(
                 "You cannot release content written by an agent you own",
             )
             .with_hint("Another moderator of this submolt, or an administrator, must decide"));
+        }
+        if !owner.is_admin {
+            // A submolt's moderators are appointed by its owner agent: if the author's
+            // owner moderates this submolt through any agent, they could appoint a second
+            // account of their own to release their text. Nobody accountable, likewise.
+            let author_moderates = match author_owner {
+                Some(o) => state
+                    .read(move |c| owners::moderated_submolts(c, o))
+                    .await?
+                    .contains(&item.submolt_id),
+                None => true,
+            };
+            if author_moderates {
+                return Err(ApiError::forbidden(
+                    "Only an administrator can release this: its author has no owner, or its owner moderates this submolt",
+                ));
+            }
         }
     }
     let actor = moderator_name(owner);

@@ -40,6 +40,12 @@ pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> A
         ApiError::bad_request(format!("Invalid submolt name: {e}"))
             .with_hint("2-30 lowercase letters, digits, '-' or '_'")
     })?;
+    if super::names::is_reserved(&state.config.reserved_names, name.as_str()) {
+        return Err(
+            ApiError::conflict(format!("The name {} is reserved", name.as_str()))
+                .with_hint("Platform and role names (and look-alikes) are kept for the platform; choose another name"),
+        );
+    }
     let display_name = match input.display_name.filter(|d| !d.trim().is_empty()) {
         Some(d) => bounded_text("display_name", d.trim().to_owned(), DISPLAY_NAME_MAX)?,
         None => name.as_str().to_owned(),

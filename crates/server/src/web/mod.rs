@@ -481,9 +481,19 @@ pub fn safety_badges(s: &tidepool_store::posts::Safety) -> Markup {
     }
 }
 
-/// Agent text rendered safely, collapsed when quarantined.
+/// Agent text rendered safely, collapsed when quarantined or released to its submolt
+/// only (such text was judged an injection; a submolt moderator's release must not put it
+/// in plain view on global pages).
 pub fn guarded(s: &tidepool_store::posts::Safety, text: &str) -> Markup {
     let body = PreEscaped(markdown::render(text));
+    if s.submolt_only {
+        return html! {
+            details.quarantined {
+                summary { "Released from quarantine by a moderator of its submolt: agents see it only there." }
+                div.md { (body) }
+            }
+        };
+    }
     if s.quarantined {
         let labels: Vec<String> = serde_json::from_str(&s.labels).unwrap_or_default();
         let reason = if labels.is_empty() {

@@ -54,7 +54,9 @@ pub fn post_summary(p: &Post) -> Markup {
             div.body {
                 h2 {
                     a href={"/post/" (p.uuid)} {
-                        @if p.safety.quarantined { "[quarantined] " } @else { (p.title) }
+                        @if p.safety.quarantined { "[quarantined] " }
+                        @else if p.safety.submolt_only { "[released in m/" (p.submolt.name) " only] " }
+                        @else { (p.title) }
                     }
                     " " (safety_badges(&p.safety))
                 }
@@ -263,11 +265,16 @@ pub async fn post(
                         " · by " a href={"/u/" (p.author.name)} { (p.author.name) }
                         " · " (ago(p.created_at)) " · " (p.score) " points"
                     }
-                    h1 { @if p.safety.quarantined { "[quarantined post]" } @else { (p.title) } " " (safety_badges(&p.safety)) }
+                    h1 {
+                        @if p.safety.quarantined { "[quarantined post]" }
+                        @else if p.safety.submolt_only { "[post released in m/" (p.submolt.name) " only]" }
+                        @else { (p.title) }
+                        " " (safety_badges(&p.safety))
+                    }
                     @if let Some(url) = &p.url {
                         p.link { a href=(url) rel="nofollow noopener ugc" { (url) } }
                     }
-                    @let text = if p.safety.quarantined { format!("{}\n\n{}", p.title, p.content.as_deref().unwrap_or("")) } else { p.content.clone().unwrap_or_default() };
+                    @let text = if p.safety.quarantined || p.safety.submolt_only { format!("{}\n\n{}", p.title, p.content.as_deref().unwrap_or("")) } else { p.content.clone().unwrap_or_default() };
                     (guarded(&p.safety, &text))
                 }
                 section {

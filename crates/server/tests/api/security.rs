@@ -172,6 +172,12 @@ async fn only_the_level_that_suspended_an_agent_or_a_higher_one_lifts_it() {
     );
     assert_eq!(act(&mut o, &s, &format!("{base}/resume"), &[]).await, 400);
     assert_eq!(status_of(&s, &a).await, 403);
+    // Nor can the owner delete it to free its place under the cap.
+    assert_eq!(
+        act(&mut o, &s, &format!("{base}/delete"), &[("confirm", "yes")]).await,
+        403
+    );
+    assert_eq!(status_of(&s, &a).await, 403);
     // The refused resume left no `agent_resumed` by the owner behind.
     let events = audit_events(&s).await;
     let last_resume = events.iter().find(|(e, _)| e == "agent_resumed").unwrap();
@@ -214,8 +220,9 @@ async fn nobody_launders_their_own_quarantined_content() {
     )
     .await
     .ok();
-    let post = s.create_post(&author, "reefs", "A message for agents", INJECTION);
-    let post = post.await;
+    let post = s
+        .create_post(&author, "reefs", "A message for agents", INJECTION)
+        .await;
     assert_eq!(post["safety"]["verdict"], "quarantine", "{post}");
     let pid = post["id"].as_str().unwrap().to_owned();
 
@@ -225,20 +232,11 @@ async fn nobody_launders_their_own_quarantined_content() {
     assert!(q.body.contains(&format!("q-{pid}")));
     assert!(q.body.contains("Written by your agent"));
     assert_eq!(decide(&mut o, &s, "post", &pid, "release").await, 403);
-    assert!(
-        !titles(&s, "/api/v1/posts?sort=new")
-            .await
-            .contains(&"A message for agents".into())
-    );
-    assert!(
-        !titles(&s, "/api/v1/submolts/reefs/feed?sort=new")
-            .await
-            .contains(&"A message for agents".into())
-    );
 
-    // Another owner whose agent moderates m/reefs may release it: back in m/reefs only.
-    let mut p = owner(&s, "moderator@example.com").await;
-    let helper = claimed_by(&s, &mut p, "Helper").await;
+    // A second account of O's, made a moderator by O's own founder agent: refused too
+    // (the author's owner moderates m/reefs, so only an administrator may release there).
+    let mut puppet = owner(&s, "puppet@example.com").await;
+    let helper = claimed_by(&s, &mut puppet, "Helper").await;
     s.post(
         "/api/v1/submolts/reefs/moderators",
         Some(&founder.key),
@@ -246,7 +244,36 @@ async fn nobody_launders_their_own_quarantined_content() {
     )
     .await
     .ok();
-    // P's queue lists m/reefs only: a quarantined comment in m/general is not P's.
+    assert!(puppet.get("/mod").await.body.contains(&format!("q-{pid}")));
+    assert_eq!(decide(&mut puppet, &s, "post", &pid, "release").await, 403);
+    for path in [
+        "/api/v1/posts?sort=new",
+        "/api/v1/submolts/reefs/feed?sort=new",
+    ] {
+        assert!(
+            !titles(&s, path)
+                .await
+                .contains(&"A message for agents".into())
+        );
+    }
+
+    // An independent community: Q owns m/kelp; the same author's injection there may be
+    // released by Q, back into m/kelp only.
+    let mut q_owner = owner(&s, "keeper@example.com").await;
+    let keeper = claimed_by(&s, &mut q_owner, "Keeper").await;
+    s.post(
+        "/api/v1/submolts",
+        Some(&keeper.key),
+        json!({"name": "kelp", "display_name": "Kelp", "description": "kelp forests"}),
+    )
+    .await
+    .ok();
+    let kelp = s
+        .create_post(&author, "kelp", "A kelp message for agents", INJECTION)
+        .await;
+    let kid = kelp["id"].as_str().unwrap().to_owned();
+    // Q's queue lists m/kelp only: the m/reefs post and a quarantined comment in
+    // m/general are not Q's.
     let general = s
         .create_post(&founder, "general", "plain post", "hello")
         .await;
@@ -260,35 +287,65 @@ async fn nobody_launders_their_own_quarantined_content() {
         .await;
     let cid = c.ok()["comment"]["id"].as_str().unwrap().to_owned();
     assert_eq!(c.body["comment"]["safety"]["verdict"], "quarantine");
-    let q = p.get("/mod").await.body;
-    assert!(q.contains(&format!("q-{pid}")), "{q}");
-    assert!(!q.contains(&format!("q-{cid}")), "{q}");
-    assert_eq!(decide(&mut p, &s, "comment", &cid, "release").await, 403);
-
-    assert_eq!(decide(&mut p, &s, "post", &pid, "release").await, 303);
-    assert!(
-        titles(&s, "/api/v1/submolts/reefs/feed?sort=new")
-            .await
-            .contains(&"A message for agents".into())
+    let queue = q_owner.get("/mod").await.body;
+    assert!(queue.contains(&format!("q-{kid}")), "{queue}");
+    assert!(!queue.contains(&format!("q-{pid}")), "{queue}");
+    assert!(!queue.contains(&format!("q-{cid}")), "{queue}");
+    assert_eq!(
+        decide(&mut q_owner, &s, "comment", &cid, "release").await,
+        403
     );
+
+    assert_eq!(decide(&mut q_owner, &s, "post", &kid, "release").await, 303);
+    assert!(
+        titles(&s, "/api/v1/submolts/kelp/feed?sort=new")
+            .await
+            .contains(&"A kelp message for agents".into())
+    );
+    // Nowhere else: global feeds, profiles, search, a subscriber's personal feed, and
+    // the human pages show it collapsed, never in plain view.
+    let reader = claimed_by(&s, &mut q_owner, "Reader").await;
+    s.post(
+        "/api/v1/submolts/kelp/subscribe",
+        Some(&reader.key),
+        json!({}),
+    )
+    .await
+    .ok();
     for global in [
         "/api/v1/posts?sort=new",
         "/api/v1/posts?sort=hot",
         "/api/v1/agents/profile?name=Payload",
+        "/api/v1/search?q=kelp+message",
     ] {
         let body = s.get(global, None).await.body.to_string();
-        assert!(!body.contains("A message for agents"), "{global}: {body}");
+        assert!(!body.contains("A kelp message"), "{global}: {body}");
     }
-    let found = s.get("/api/v1/search?q=developer+mode", None).await.body;
-    assert!(!found.to_string().contains(&pid), "{found}");
+    let feed = s.get("/api/v1/feed?sort=new", Some(&reader.key)).await;
+    assert!(
+        !feed.body.to_string().contains("A kelp message"),
+        "{}",
+        feed.body
+    );
+    for page in ["/", "/u/Payload", "/search?q=kelp+message", "/m/kelp"] {
+        let html = Web::new(&s.base).get(page).await.body;
+        assert!(!html.contains("A kelp message"), "{page}: {html}");
+    }
     let log = Web::new(&s.base).get("/modlog").await.body;
-    assert!(log.contains("release to m/reefs only"), "{log}");
+    assert!(log.contains("release to m/kelp only"), "{log}");
 
-    // An administrator releases everywhere, but never their own agent's content.
+    // An administrator releases everywhere (widening Q's release too), but never their
+    // own agent's content.
     let mut m = admin(&s, "root@example.com").await;
     assert_eq!(decide(&mut m, &s, "comment", &cid, "release").await, 303);
     let tree = s.get(&format!("/api/v1/posts/{gid}/comments"), None).await;
     assert!(tree.body.to_string().contains(&cid));
+    assert_eq!(decide(&mut m, &s, "post", &kid, "release").await, 303);
+    assert!(
+        titles(&s, "/api/v1/posts?sort=new")
+            .await
+            .contains(&"A kelp message for agents".into())
+    );
     let own = claimed_by(&s, &mut m, "AdminsAgent").await;
     let mine = s
         .create_post(&own, "general", "admin's own injection", INJECTION)
@@ -525,6 +582,24 @@ async fn platform_names_are_reserved_and_announcements_are_for_admins() {
         )
         .await;
     r.err(403);
+    // Communities cannot take platform names either.
+    for name in ["admin", "tidepool_official", "m0derators"] {
+        let r = s
+            .post(
+                "/api/v1/submolts",
+                Some(&a.key),
+                json!({"name": name, "display_name": "Official", "description": "x"}),
+            )
+            .await;
+        // `admin` is refused by the submolt-name rules already (400); the rest by the
+        // reserved list (409). Either way, it says why.
+        assert!(matches!(r.status.as_u16(), 400 | 409), "{name}: {}", r.body);
+        assert!(
+            r.body["error"].as_str().unwrap().contains("reserved"),
+            "{}",
+            r.body
+        );
+    }
     let mut m = admin(&s, "staff@example.com").await;
     let b = claimed_by(&s, &mut m, "Crier").await;
     s.create_post(&b, "announcements", "Maintenance", "Tonight at 22:00")
