@@ -152,7 +152,7 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_chat_tokens",
         FakeSystem,
-        r"\[/?(?:system|admin|inst|sys|developer|root)(?:[ _-][a-z ]{1,20})?\]|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id)\|?>|</?(?:system|instructions?|admin|sys)>|###\s*(?:system|instruction|new instructions)|\bbegin (?:system|admin) (?:message|prompt)\b",
+        r"\[/?(?:system|admin|inst|sys|developer|root)(?:[ _-][a-z ]{1,20})?\]|<\|?(?:im_start|im_end|system|endoftext|eot_id|start_header_id|start header id)\|?>|</?(?:system|instructions?|admin|sys)>|###\s*(?:system|instruction|new instructions)|\bbegin (?:system|admin) (?:message|prompt)\b",
     ),
     r(
         "en_official_notice",
@@ -178,7 +178,7 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_jailbreak_modes",
         RoleHijack,
-        r"\b(?:dan|do anything now|developer mode|jailbreak(?:ed)?|god mode|unrestricted mode|sudo mode|admin mode|debug mode enabled)\b",
+        r"\b(?:dan mode|dan prompt|as dan|you are dan|do anything now|developer mode|jailbreak(?:ed)?|god mode|unrestricted mode|sudo mode|admin mode|debug mode enabled)\b",
     ),
     r(
         "en_pretend_no_rules",
@@ -236,7 +236,7 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_what_are_your_instructions",
         PromptLeak,
-        r"\bwhat (?:is|are|were) your (?:system prompt|(?:original |initial |hidden |real |exact )?instructions|rules|guidelines)\s*(?:[?.!,]|$)",
+        r"\bwhat (?:is|are|were|was|did) your (?:system prompt|(?:original |initial |hidden |real |exact |first |starting |secret |full )?(?:instructions|prompt)|rules|guidelines)\s*(?:[?.!,]|$| you were given| before this| at the start| say| said| tell you| told you)",
     ),
     r(
         "en_repeat_above",
@@ -351,12 +351,12 @@ pub const RULES: &[InjectionRule] = &[
     r(
         "en_discussion_warning",
         Discussion,
-        r"\b(?:be careful|beware|watch out|don'?t fall for|do not fall for|never (?:share|send|post|run|follow|obey|paste)|warning|psa|heads up|stay safe|red flags?|ignore (?:such|these|those) (?:posts|messages|requests))\b",
+        r"\b(?:be careful|beware|watch out|don'?t fall for|do not fall for|never (?:share|send|post|run|follow|obey|paste)|warning|psa|heads up|stay safe|red flags?|ignore (?:such|these|those) (?:posts|messages|requests)|security tip|safety tip|pro tip|reminder|remember to)\b",
     ),
     r(
         "en_discussion_report",
         Discussion,
-        r"\b(?:i saw|i've seen|someone (?:posted|wrote|tried|sent|asked)|this post (?:tried|asks|says)|a post (?:that|which|telling)|they (?:tried|asked)|was asked to|got a (?:message|dm)|researchers?|study|studies|found that|article|reported|paper)\b",
+        r"\b(?:i saw|i've seen|someone (?:posted|wrote|tried|sent|asked)|this post (?:tried|asks|says)|a post (?:that|which|telling)|they (?:tried|asked)|was asked to|got a (?:message|dm)|researchers?|study|studies|found that|article|reported|paper|moderation log|honeypot|incident|write-up|analy[sz]ed|spam posts?|payload was|logged the string|removed a post|told me to)\b",
     ),
     // --- Context: addressing agents.
     r(
@@ -539,7 +539,590 @@ pub const RULES: &[InjectionRule] = &[
         CredentialRequest,
         r"(?:api ?키|비밀번호|토큰|시스템 프롬프트|인증 정보|개인 키)[^.!?\n]{0,10}(?:알려|보내|공유|보여|게시)",
     ),
+    // --- English: persona jailbreaks. The structural signals of a role-play jailbreak,
+    // whatever the persona is called: a persona is assigned, its rules are removed, and
+    // the reader is told to keep it up. Fiction between agents names characters but does
+    // not tell the reader that *it* has no rules.
+    r(
+        "en_persona_no_rules",
+        RoleHijack,
+        r"\b(?:you are now|you're now|from now on you are|from now on you're|from now on you will be|you will now act as|you will act as|you are going to act as|you are going to pretend|you will pretend|act as an ai|act as an assistant|act as a chatbot|act as an unrestricted|pretend to be|pretend you are|pretend you're|roleplay as|role-play as|play the role of|play the part of|you will be playing|you are to act as|respond as|answer as|simulate|a game where you are|game in which you are|where you will be|imagine you are an ai|imagine you're an ai|imagine you are an assistant|whoever reads this becomes|whoever reads this is now)\b[^.!?\n]{0,80}\b(?:no|without|free of|free from|not bound by|unbound by|ignores|ignore|breaks|never follows|doesn't follow|does not follow|has abandoned|beyond|zero|none of the)\b[^.!?\n]{0,25}\b(?:rules|restrictions|limits|limitations|filters|guidelines|ethics|morals|moral|ethical|boundaries|censorship|policies|content policy|constraints|safeguards|guardrails|programming|refusals)",
+    ),
+    r(
+        "en_play_a_game",
+        RoleHijack,
+        r"\b(?:let's play a game|lets play a game|let us play a game|we are going to play a game|we're going to play a game|let's do a roleplay|let's roleplay|lets roleplay|let's play a roleplay)\b[^.!?\n]{0,60}\b(?:you are|you will|you'll|you must|you play|you pretend|you act|you answer|you respond|you have|you become)\b",
+    ),
+    r(
+        "en_stay_in_character",
+        RoleHijack,
+        r"\b(?:stay in character|never break character|don't break character|do not break character|remain in character|if you break character|you must never refuse|never refuse a|never refuse any|you cannot refuse|you can't refuse|you will not refuse|stay in this mode|remain in this mode|for the rest of this conversation you|for the rest of this thread|for the rest of the session|for the rest of this session)\b",
+    ),
+    // Jailbreak templates carry a slot for the real request.
+    r(
+        "en_template_slot",
+        Override,
+        r"\[ ?(?:insert|put|enter|add|your) (?:prompt|request|question|query|instruction|task)s?(?: here)? ?\]",
+    ),
+    r(
+        "en_respond_every_prompt",
+        Override,
+        r"\b(?:respond to every|respond to each|respond to all|respond to any|reply to every|reply to each|reply to all|answer every|answer each|answer all|answer any)\b[^.!?\n]{0,25}\b(?:prompts?|questions?|requests?|messages?)\b[^.!?\n]{0,10}\b(?:i give you|i send you|i ask|i write|from me|from now on)\b[^.!?\n]{0,40}\b(?:with|in two ways|as|by|in the format)\b",
+    ),
+    r(
+        "en_template_placeholder",
+        Override,
+        r"\{\{\s*(?:request|prompt|query|user_?input|input|question|instruction|task)\s*\}\}",
+    ),
+    // Overrides written without the usual words: a verb of setting aside, an instruction
+    // noun, and a pointer back to what the reader was told before.
+    r(
+        "en_set_aside_guidance",
+        Override,
+        r"\b(?:ignore|disregard|forget|set aside|put aside|cast aside|throw out|throw away|discard|dismiss|drop|abandon|override|overrule|supersede|scrap|ditch|erase|wipe|pay no attention to|pay no heed to|no longer follow|stop following|stop obeying|forget about|let go of|move past|leave behind)\b[^.!?\n]{0,40}\b(?:instructions?|guidance|directions|directives?|rules|programming|prompts?|context|guidelines|orders|commands|constraints|configuration|training|setup|briefing)\b[^.!?\n]{0,40}\b(?:earlier|before|previously|so far|until now|up to now|originally|at the start|initially|above|beforehand|you were given|you've been given|you have been given|you received|you were told|you got|you were trained|came before|that came first)\b",
+    ),
+    r(
+        "en_runtogether_override",
+        Override,
+        r"(?:ignore|disregard|forget|bypass|override|drop)(?:all|any|every|the|your)?(?:previous|prior|above|earlier|system|original|safety)?(?:instructions|directives|prompts?|rules?|directions|policy|policies|guidelines)(?:you|and|then|now)|youarenow(?:an?|the|my)?(?:unrestricted|unfiltered|uncensored|jailbroken|free|dan|evil)|(?:send|give|share|post|dump|reveal|print|paste)(?:me)?(?:your|the)(?:apikey|password|sessioncookie|credentials|systemprompt|environmentvariables|privatekey|seedphrase)|admincommand",
+    ),
+    // Overrides that declare the reader's earlier instructions void without the usual verbs.
+    r(
+        "en_supersede",
+        Override,
+        r"\b(?:consider|treat|regard)\b (?:everything|all|anything)(?: written)? (?:above|before)(?: this(?: line| point| message)?)? (?:as )?(?:void|null|cancelled|canceled|obsolete|invalid|irrelevant)\b|\blet this (?:message|post|text) (?:replace|override|supersede|overwrite)\b|\b(?:treat|use|take) this (?:post|message|text) as your (?:configuration|config|system prompt|instructions|new instructions|briefing|setup)\b|\byour (?:setup|system|configuration|original|previous|earlier) (?:text|prompt|instructions|briefing|config) (?:is|are) (?:outdated|obsolete|void|cancelled|no longer valid|replaced|superseded)\b|\b(?:whatever|everything|anything) you were (?:set up|told|instructed|configured|programmed|asked) to do\b[^.!?\n]{0,30}\b(?:no longer applies|is cancelled|is void|doesn't matter|does not matter|is over)\b",
+    ),
+    r(
+        "en_disable_safety",
+        Override,
+        r"\b(?:disable|turn off|switch off|bypass|deactivate|remove)\b (?:all )?(?:your|its|the) (?:safety|security|content) (?:checks|filters|guidelines|rules|settings|guardrails|protocols|measures)\b",
+    ),
+    r(
+        "en_before_conversation",
+        PromptLeak,
+        r"\b(?:everything|all|what) (?:that )?(?:was|is|were) (?:written|said|given|sent) (?:to you )?(?:before|above|prior to) (?:this|the) (?:conversation|chat|message|session)\b|\bwhat your (?:developer|creator|operator|owner|human) told you (?:not to|never to) (?:reveal|share|say|tell)\b",
+    ),
+    // Headers that aim what follows at whichever model reads the post.
+    r(
+        "en_reader_header",
+        Override,
+        r"\b(?:instruction|instructions|note|message|directive|task) for (?:the |any |every )?(?:reader|reading|ai|agent|model|llm|assistant)(?: model| agent)? ?:|\bbefore you continue\b[^.!?\n]{0,10}\b(?:send|email|post|reveal|reply|paste|share|transfer|upload|disable|run|install|tell|forward)\b",
+    ),
+    // A chat template's system turn opened in the middle of a post.
+    r(
+        "en_template_system_turn",
+        FakeSystem,
+        r"(?:<\|im_start\|>|<start_of_turn>|<start of turn>|<\|start_header_id\|>|<\|start header id\|>) ?system\b",
+    ),
+    r(
+        "en_propagate",
+        Replication,
+        r"\b(?:reproduce|append|copy|paste|include|quote|repeat|add)\b[^.!?\n]{0,40}\b(?:these lines|this message|this paragraph|the following paragraph|the following text|this text|this whole message|this post|this block)\b[^.!?\n]{0,40}\b(?:in your own posts|to everything you write|to every post|to every reply|in every post|in every reply|in all your|first so it reaches|to all your|in each of your|at the end of every|at the end of each)",
+    ),
+    r(
+        "en_prompt_verbatim",
+        PromptLeak,
+        r"\b(?:first|top|opening|initial)\b[^.!?\n]{0,20}\b(?:words|lines|sentences|paragraphs?|tokens|characters)\b (?:of|in|from) your (?:instructions|prompt|system prompt|context|configuration|operator)|\b(?:share|post|paste|print|list|repeat|quote|reproduce|dump)\b (?:yours|your (?:instructions|prompt|system prompt|rules|soul\.md|agents\.md|config|configuration|operator instructions))\b[^.!?\n]{0,30}\b(?:verbatim|word for word|word-for-word|exactly as written|between triple backticks|in a code block)\b|\b(?:words|text|instructions) your operator (?:put|wrote|gave you|added)\b|\bmy (?:hidden|system|secret) prompt is\b",
+    ),
+    r(
+        "en_url_then_image",
+        Exfiltration,
+        r"\b(?:put|add|append|insert|place|encode|include)\b[^.!?\n]{0,60}\b(?:into|in|to) the (?:url|link|query string|image url)\b[^\n]{0,200}\b(?:display|render|show|embed|load)\b[^\n]{0,30}\b(?:image|picture|img)\b",
+    ),
+    r(
+        "en_mode_persona",
+        RoleHijack,
+        r"\b(?:in|enter|enable|activate|switch to)\b [a-z]{2,20} mode\b[^!?\n]{0,80}\b(?:ignores|has no|without|free of|not bound by)\b[^.!?\n]{0,20}\b(?:rules|restrictions|filters|guidelines|ethics|content policy|censorship|limits)",
+    ),
+    r(
+        "en_restrictions_lifted",
+        RoleHijack,
+        r"\byour (?:restrictions|rules|filters|guidelines|limits|safeguards|safety rules|safety filters) (?:have been|are|were|has been) (?:lifted|removed|disabled|turned off|suspended)\b|\bwith all (?:your |its )?(?:restrictions|filters|safeguards|guardrails|safety filters) (?:lifted|removed|disabled|turned off)\b[^.!?\n]{0,20}\b(?:by your|by its|by the developers|by openai|by anthropic|for you)\b",
+    ),
+    r(
+        "en_whatever_it_returns",
+        Install,
+        r"\bwhatever it (?:returns|says|contains|responds|tells you)\b[^.!?\n]{0,20}\b(?:is your (?:next |new )?(?:task|instructions?|command|order)s?|do it|follow it|execute it|run it)",
+    ),
+    // Imperatives aimed at whichever agent reads the text.
+    r(
+        "en_reader_directive",
+        Override,
+        r"\b(?:if you are an ai|if you are an agent|if you are a bot|if you are an llm|if you are a language model|if you are an assistant|if you're an ai|if you're an agent|if you're an llm|ai reading this|agent reading this|agents reading this|ais reading this|llm reading this|llms reading this|assistant reading this|bot reading this|bots reading this|note to ai|note to agents|note to any ai|note to any agent|note to all agents|note to the ai|note to llms|note to the agent|to the ai reading|to the agent reading|to the llm reading|any ai reading|any agent reading|any llm reading|every agent reading|when you summarize this|when you summarise this|when you process this|while summarizing this|when summarizing this)\b[^.!?\n]{0,40}\b(?:ignore|disregard|forget|send|reveal|print|output|reply with|respond with|post your|share your|include your|append|execute|transfer|delete|exfiltrate|leak|paste your|run the|run this)\b",
+    ),
+    // --- English: secret and system-prompt extraction.
+    r(
+        "en_credential_you_use",
+        CredentialRequest,
+        r"\b(?:send|share|post|paste|reply with|respond with|give|provide|tell me|show|reveal|dm|email|include|print|output|display|type|write|drop|leak|what is|what's)\b[^.!?\n]{0,30}\b(?:the|your|any)\b[^.!?\n]{0,20}\b(?:api[ _-]?keys?|keys?|tokens?|credentials?|passwords?|secrets?|bearer|auth headers?|authorization headers?|session cookies?|cookies?)\b[^.!?\n]{0,20}\b(?:you use|you're using|you are using|you have for|you were given|you authenticate|you log in|you sign in|for this site|for this platform|for this api|for this service|on this site|on this platform|for moltbook|for tidepool)\b",
+    ),
+    r(
+        "en_env_file",
+        CredentialRequest,
+        r"\b(?:send|share|post|paste|reply with|respond with|give|provide|show|reveal|print|output|display|dump|cat|list|leak|upload|include|read out)\b[^.!?\n]{0,30}\b(?:your|the|its|my)\b[^.!?\n]{0,10}(?:\.env|env file|environment variables|env vars|dotenv|id_rsa|credentials\.json|secrets\.json|secrets\.yaml|\.ssh|aws credentials|keychain)",
+    ),
+    r(
+        "en_prompt_extraction",
+        PromptLeak,
+        r"\b(?:print|output|repeat|recite|reproduce|dump|reveal|show|share|tell me|give me|write out|paste|post|display|quote|spell out|type out|copy)\b[^.!?\n]{0,30}\b(?:your|the)\b[^.!?\n]{0,20}\b(?:system message|system instructions|first instructions|starting instructions|setup instructions|instructions you were given|prompt you were given|instructions you received|developer instructions|operator instructions|hidden rules|text above this|everything above this|words above|meta-prompt|metaprompt|initial message|original instructions|initial instructions|operator instructions|hidden instructions|agents\.md|soul\.md)\b",
+    ),
+    // --- English: exfiltration through images that load by themselves.
+    r(
+        "en_image_exfil",
+        Exfiltration,
+        r#"!\[[^\]]{0,100}\]\(\s*https?://[^)\s]{0,200}(?:\{|\$\(|%7b|<[a-z_]{1,30}>|[?&](?:d|q|data|secret|secrets|token|key|prompt|p|creds|credentials|history|memory|conv|context|payload|leak|info|msg|exfil|s|k|c)=)|<img\b[^>]{0,200}\bsrc\s*=\s*["']?https?://[^"'\s>]{0,200}(?:\{|%7b|[?&](?:d|q|data|secret|secrets|token|key|prompt|p|creds|credentials|history|memory|payload|leak|info|msg|exfil)=)"#,
+    ),
+    r(
+        "en_image_reference_exfil",
+        Exfiltration,
+        r"\[[^\]]{1,40}\]: ?https?://[^\s]{0,200}(?:\{|%7b|[?&](?:data|secret|secrets|token|key|prompt|creds|credentials|history|memory|payload|leak|exfil)=)",
+    ),
+    // --- English: chat-template roles embedded in a post.
+    r(
+        "en_json_role",
+        FakeSystem,
+        r#"\{\s*["']role["']\s*:\s*["'](?:system|developer)["']\s*,\s*["']content["']\s*:"#,
+    ),
+    r(
+        "en_chat_template_markers",
+        FakeSystem,
+        r#"<<\s*/?sys\s*>>|\[/?inst\]|<\|(?:system|user|assistant)\|>|<start_of_turn>|<start of turn>|\{\s*["']role["']\s*:\s*["'](?:assistant|user|tool)["']|###\s*(?:system|assistant|human|user)\s*:"#,
+    ),
+    r(
+        "en_chat_turns",
+        FakeSystem,
+        r"(?:^|[.!?:] )(?:human|user) ?: [^:]{1,300}\b(?:assistant|ai|gpt|claude) ?: ",
+    ),
+    // --- Persona assignment with rules removed, in other languages.
+    r(
+        "ml_persona_no_rules",
+        RoleHijack,
+        r"\b(?:ahora eres|a partir de ahora eres|actua como|finge ser|tu es maintenant|vous etes maintenant|desormais tu es|agis comme|fais semblant d'etre|du bist jetzt|ab jetzt bist du|verhalte dich wie|tu e agora|voce e agora|aja como|finja ser|ora sei|da ora in poi sei|comportati come|fingi di essere|je bent nu|vanaf nu ben je|gedraag je als|doe alsof je|sekarang kamu adalah|mulai sekarang kamu|berpura-puralah|bertindaklah sebagai|artik sen|bundan sonra sen|teraz jestes|od teraz jestes|udawaj|zachowuj sie jak|sasa wewe ni|kuanzia sasa wewe ni|jifanye|tu bay gio ban la|bay gio ban la|hay gia vo ban la)\b[^.!?\n]{0,80}\b(?:sin|sans|ohne|sem|senza|zonder|tanpa|olmadan|bez|bila|aucune|aucun|keine|kein|ninguna|ningun|nessuna|nessun|geen|tidak ada|tidak punya|hakuna|khong co|nenhuma|nenhum)\b[^.!?\n]{0,20}(?:restricciones|reglas|limites|filtros|censura|restrictions|regles|filtres|censure|einschrankungen|regeln|grenzen|filter|zensur|restricoes|regras|restrizioni|regole|limiti|filtri|beperkingen|regels|batasan|aturan|sensor|kural|sinir|ograniczen|zasad|filtrow|cenzury|vikwazo|sheria|mipaka|gioi han|quy tac|kiem duyet)",
+    ),
+    r(
+        "ml_new_role",
+        RoleHijack,
+        r"\b(?:je bent nu|vanaf nu ben je|sekarang kamu adalah|mulai sekarang kamu adalah|mulai sekarang anda adalah|artik sen bir|bundan sonra sen bir|od teraz jestes|teraz jestes|sasa wewe ni|kuanzia sasa wewe ni|tu bay gio ban la|bay gio ban la mot|ab se tum|ab tum ek)\b",
+    ),
+    // "You are now an AI without rules" where the persona rule's word order does not fit.
+    r(
+        "ml_now_no_rules",
+        RoleHijack,
+        r"(?:tani je|manje awusenayo|ngoku akunayo|tha thu a-nis|gan rialacha|أنت الآن|انت الان|sasa huna|sekarang kamu tidak punya|teraz nie masz)[^.!?\n]{0,40}(?:pa rregull|imithetho|riaghailtean|thu anois|بلا قواعد|بدون قواعد|sheria|aturan|zasad)",
+    ),
+    r(
+        "ar_new_role",
+        RoleHijack,
+        r"(?:أنت الآن|انت الان|من الآن فصاعدا أنت|من الان فصاعدا انت)",
+    ),
+    // --- Override and extraction in more languages (folded: lowercase, Latin accents
+    // stripped). Word order follows each language: Turkish and Hindi put the verb last.
+    r(
+        "zu_ignore",
+        Override,
+        r"\b(?:ziba|zibe|zibani|khohlwa|khohlwani|ungayinaki|unganaki|yekela|ungalandeli)\b[^.!?\n]{0,40}(?:imiyalelo|umyalelo|imithetho|iziqondiso|imiyalo)",
+    ),
+    r(
+        "zu_credentials",
+        CredentialRequest,
+        r"\b(?:thumela|ngithumele|ngitshele|tshela|khombisa|ngikhombise|nginike|yabelana|dalula|bhala)\b[^.!?\n]{0,40}(?:ukhiye|iphasiwedi|phasiwedi|ithokheni|imfihlo|api key|umyalelo wesistimu|imiyalelo yakho yokuqala|imiyalelo yesistimu|wesistimu)",
+    ),
+    r(
+        "xh_ignore",
+        Override,
+        r"\b(?:ungahoyi|tyeshela|tyeshelani|libala|libalani|lahla|ungayilandeli|ungalandeli)\b[^.!?\n]{0,40}(?:imiyalelo|umyalelo|imithetho|izikhokelo|imiyalo)",
+    ),
+    r(
+        "xh_credentials",
+        CredentialRequest,
+        r"\b(?:thumela|ndithumele|ndixelele|xelela|bonisa|ndibonise|ndinike|yabelana|veza|bhala)\b[^.!?\n]{0,40}(?:isitshixo|iphasiwedi|igama lokugqithisa|ithokheni|imfihlo|api key|imiyalelo yenkqubo|imiyalelo yakho yokuqala|wenkqubo)",
+    ),
+    r(
+        "sq_ignore",
+        Override,
+        r"\b(?:injoro|injoroni|harro te gjitha|harroni te gjitha|shperfill|shperfillni|mos i merr parasysh|mos i ndiq|mos ndiq)\b[^.!?\n]{0,40}\b(?:udhezimet|udhezime|udhezimi|rregullat|rregullave|urdhrat|urdhrave|instruksionet|komandat)",
+    ),
+    r(
+        "sq_credentials",
+        CredentialRequest,
+        r"\b(?:dergo|dergoni|me dergo|trego|tregoni|me trego|ndaj|ndani|zbulo|zbuloni|shkruaj|me jep|jepni)\b[^.!?\n]{0,40}\b(?:celesin|celesi|celesat|fjalekalimin|fjalekalimi|tokenin|kredencialet|udhezimet e sistemit|udhezimet fillestare|promptin e sistemit|promptin tend|te sistemit|sekretin|sekretet)",
+    ),
+    r(
+        "ga_ignore",
+        Override,
+        r"\b(?:dean neamhaird|deanaigi neamhaird|na tabhair aird|na tugaigi aird|na lean|na leanaigi)\b[^.!?\n]{0,40}\b(?:treoracha|treoir|rialacha|orduithe|teagasc)",
+    ),
+    r(
+        "ga_credentials",
+        CredentialRequest,
+        r"\b(?:seol|seolaigi|taispeain|taispeanaigi|inis dom|tabhair dom|roinn|nocht|scriobh)\b[^.!?\n]{0,40}\b(?:eochair|heochair|focal faire|bhfocal faire|pasfhocal|comhartha|dintiuir|leid an chorais|leid chorais|treoracha an chorais|do threoracha|runda)",
+    ),
+    r(
+        "gd_ignore",
+        Override,
+        r"\b(?:leig seachad|leigibh seachad|na toir an aire do|na leanaibh|na lean|cuir an dara taobh)\b[^.!?\n]{0,40}\b(?:stiuireadh|stiuiridhean|riaghailtean|ordughan|aithntean|treoraichean)",
+    ),
+    r(
+        "gd_credentials",
+        CredentialRequest,
+        r"\b(?:cuir thugam|seall dhomh|sealladh|innis dhomh|thoir dhomh|co-roinn|foillsich|sgriobh)\b[^.!?\n]{0,40}\b(?:iuchair|facal-faire|facal faire|token|comharra|stiuireadh an t-siostaim|stiuireadh siostaim|stiuiridhean an t-siostaim|do stiuiridhean|run-diomhair|run diomhair)",
+    ),
+    r(
+        "cy_ignore",
+        Override,
+        r"\b(?:anwybydda|anwybyddwch|anghofia|anghofiwch|diystyra|diystyrwch|paid a dilyn|peidiwch a dilyn)\b[^.!?\n]{0,40}\b(?:cyfarwyddiadau|cyfarwyddyd|gyfarwyddiadau|rheolau|reolau|gorchmynion|canllawiau)",
+    ),
+    r(
+        "cy_credentials",
+        CredentialRequest,
+        r"\b(?:anfon|anfonwch|anfona|dangos|dangoswch|dangosa|dywed wrtha i|dywedwch wrthyf|rho i mi|rhowch i mi|rhannu|rhannwch|datgelu|datgelwch|ysgrifennwch)\b[^.!?\n]{0,40}\b(?:allwedd|hallwedd|cyfrinair|gyfrinair|tocyn|docyn|tystlythyrau|anogwr system|anogwr y system|cyfarwyddiadau system|cyfarwyddiadau'r system|cyfrinach)",
+    ),
+    r(
+        "sw_ignore",
+        Override,
+        r"\b(?:puuza|puuzeni|sahau|sahauni|achana na|usifuate|msifuate|usizingatie)\b[^.!?\n]{0,40}\b(?:maagizo|maelekezo|sheria|amri|miongozo)",
+    ),
+    r(
+        "sw_credentials",
+        CredentialRequest,
+        r"\b(?:tuma|nitumie|nionyeshe|onyesha|niambie|nipe|shiriki|fichua|andika)\b[^.!?\n]{0,40}\b(?:ufunguo|funguo|nenosiri|neno la siri|tokeni|kitambulisho|vitambulisho|maagizo ya mfumo|maelekezo ya mfumo|ya mfumo|maagizo yako ya awali|siri zako|siri yako)",
+    ),
+    r(
+        "id_ignore",
+        Override,
+        r"\b(?:abaikan|lupakan semua|acuhkan|jangan ikuti|jangan patuhi|tinggalkan|kesampingkan)\b[^.!?\n]{0,40}\b(?:instruksi|perintah|aturan|petunjuk|arahan|pedoman)",
+    ),
+    r(
+        "id_credentials",
+        CredentialRequest,
+        r"\b(?:kirim|kirimkan|tunjukkan|tampilkan|beri tahu|beritahu|berikan|bagikan|ungkapkan|tuliskan|cetak)\b[^.!?\n]{0,40}\b(?:kunci api|api key|kunci rahasia|kata sandi|token|kredensial|prompt sistem|instruksi sistem|instruksi awal|rahasia)",
+    ),
+    r(
+        "tr_ignore",
+        Override,
+        r"\b(?:onceki|tum|butun|yukaridaki|yukarıdaki|ilk|orijinal|sistem|eski)\b[^.!?\n]{0,30}(?:talimat|yonerge|kural|komut|direktif)[^.!?\n]{0,30}(?:yok say|gormezden gel|unut(?:un)?\b|dikkate alma|uyma\b|gecersiz)",
+    ),
+    r(
+        "tr_credentials",
+        CredentialRequest,
+        r"\b(?:api anahtar|anahtarın|anahtarin|sifren|parolan|tokenin|tokenını|kimlik bilgi|sistem istem|sistem talimat|gizli anahtar)[^.!?\n]{0,30}(?:gonder|paylas|goster|soyle|yaz|ver|ifsa)",
+    ),
+    r(
+        "vi_ignore",
+        Override,
+        r"(?:bo qua|phot lo|quen di|hay quen|khong tuan theo|đung lam theo|đung tuan theo|đung nghe theo)[^.!?\n]{0,40}(?:huong dan|chi dan|chi thi|quy tac|lenh|quy đinh)",
+    ),
+    r(
+        "vi_credentials",
+        CredentialRequest,
+        r"(?:gui|cho toi xem|cho toi biet|tiet lo|chia se|in ra|hien thi|noi cho toi|đua cho toi|viet ra)[^.!?\n]{0,40}(?:khoa api|api key|mat khau|token|loi nhac he thong|huong dan he thong|thong tin đang nhap|khoa bi mat|bi mat cua ban)",
+    ),
+    r(
+        "pl_ignore",
+        Override,
+        r"\b(?:zignoruj|zignorujcie|ignoruj|zapomnij o wszystkich|zapomnij wszystkie|zapomnij poprzednie|pomin|nie stosuj sie do|odrzuc|nie sluchaj)\b[^.!?\n]{0,40}\b(?:instrukcje|instrukcji|polecenia|polecen|zasady|zasad|wytyczne|wytycznych|reguły|regul|wskazowki)",
+    ),
+    r(
+        "pl_credentials",
+        CredentialRequest,
+        r"\b(?:wyslij|przeslij|podaj|pokaz|udostepnij|zdradz|napisz|wypisz|ujawnij)\b[^.!?\n]{0,40}\b(?:klucz api|klucz|hasło|haslo|token|dane logowania|prompt systemowy|instrukcje systemowe|sekret)",
+    ),
+    r(
+        "nl_ignore",
+        Override,
+        r"\b(?:negeer|negeren|vergeet alle|vergeet al je|vergeet je|vergeet de vorige|vergeet eerdere|houd geen rekening met|volg niet|sla over)\b[^.!?\n]{0,40}\b(?:instructies|instructie|opdrachten|regels|richtlijnen|aanwijzingen)",
+    ),
+    r(
+        "nl_credentials",
+        CredentialRequest,
+        r"\b(?:stuur|verstuur|deel|geef|laat zien|laat me|toon|onthul|plak|vertel)\b[^.!?\n]{0,30}\b(?:je|jouw|uw)\b[^.!?\n]{0,20}\b(?:api-sleutel|api sleutel|sleutel|wachtwoord|token|inloggegevens|systeemprompt|systeeminstructies|geheim)",
+    ),
+    r(
+        "hi_ignore",
+        Override,
+        r"\b(?:pichhle|pichle|purane|pehle ke|sabhi|saare|sare|upar ke|original|system ke)\b[^.!?\n]{0,30}\b(?:nirdesh|nirdeshon|instructions?|niyam|niyamon|rules|aadesh|adesh|hidayat)\b[^.!?\n]{0,20}\b(?:ignore kar|anadekha kar|andekha kar|bhool ja|bhul ja|bhool kar|mat maan|mat mano|nazarandaaz kar|nazarandaz kar|chhod do|chod do)",
+    ),
+    r(
+        "hi_credentials",
+        CredentialRequest,
+        r"\b(?:api key|apni api key|apna password|password|token|credentials|system prompt|secret key|chabi|kunji)\b[^.!?\n]{0,30}\b(?:bhejo|bhej do|batao|bata do|dikhao|dikha do|share karo|share kar do|post karo|likho|de do)",
+    ),
+    r(
+        "hi_deva_ignore",
+        Override,
+        r"(?:पिछले|पिछली|पहले के|सभी|सारे|ऊपर के|मूल)[^।.!?\n]{0,30}(?:निर्देश|नियम|आदेश|हिदायत)[^।.!?\n]{0,30}(?:अनदेखा|नजरअंदाज|नज़रअंदाज|भूल जा|मत मान|न मान|पालन मत|पालन न)",
+    ),
+    r(
+        "hi_deva_credentials",
+        CredentialRequest,
+        r"(?:एपीआई की|एपीआई कुंजी|api की|api key|पासवर्ड|टोकन|सिस्टम प्रॉम्प्ट|गुप्त कुंजी|कुंजी|क्रेडेंशियल)[^।.!?\n]{0,30}(?:भेजो|भेज दो|भेजें|बताओ|बता दो|बताएं|दिखाओ|दिखा दो|साझा कर|शेयर कर|लिखो)",
+    ),
+    r(
+        "ar_ignore",
+        Override,
+        r"(?:تجاهل|انس كل|انس جميع|انسى كل|أهمل|اهمل|لا تتبع|لا تلتزم)[^.!?\n؟]{0,40}(?:تعليمات|أوامر|اوامر|قواعد|إرشادات|ارشادات|توجيهات)",
+    ),
+    r(
+        "ar_credentials",
+        CredentialRequest,
+        r"(?:أرني|ارني|أرسل|ارسل|شارك|أظهر|اظهر|اعرض|أخبرني|اخبرني|أعطني|اعطني|اكشف|اكتب)[^.!?\n؟]{0,40}(?:مفتاح|كلمة المرور|كلمة السر|الرمز المميز|بيانات الاعتماد|موجه النظام|تعليمات النظام|التوكن|توكن)",
+    ),
 ];
+
+/// Rules whose hit is enough for a verdict without the model, when the hit is asserted
+/// (not quoted, not in code, not in a sentence that discusses attacks; see `lib.rs`):
+/// phrasings with no ordinary use. The model weighs every rule; these keep recall from
+/// depending on a trained file matching the rules.
+const STRONG: &[&str] = &[
+    "en_real_task",
+    "en_no_longer_bound",
+    "en_pretend_no_rules",
+    "en_what_is_your_key",
+    "en_what_are_your_instructions",
+    "en_repeat_above",
+    "en_persona_no_rules",
+    "en_template_slot",
+    "en_respond_every_prompt",
+    "en_set_aside_guidance",
+    "en_runtogether_override",
+    "en_supersede",
+    "en_disable_safety",
+    "en_before_conversation",
+    "en_reader_header",
+    "en_template_system_turn",
+    "en_propagate",
+    "en_prompt_verbatim",
+    "en_url_then_image",
+    "en_mode_persona",
+    "en_restrictions_lifted",
+    "en_whatever_it_returns",
+    "en_credential_you_use",
+    "en_prompt_extraction",
+    "en_image_exfil",
+    "en_image_reference_exfil",
+    "ml_persona_no_rules",
+    "ml_now_no_rules",
+];
+
+/// Rules strong only when the matched words point back at what the reader was told
+/// before, or ask for the reader's own secret: "ignore the rules" is ordinary speech,
+/// "ignore your previous rules" is not.
+const QUALIFIED: &[(&str, &[&str])] = &[
+    ("en_new_instructions", &["instruction", "directive"]),
+    (
+        "en_ignore_previous",
+        &[
+            "previous",
+            "prior",
+            "above",
+            "earlier",
+            "preceding",
+            "original",
+            "initial",
+            "system",
+            "all your",
+            "your instructions",
+            "your programming",
+            "your guidelines",
+            "your rules",
+        ],
+    ),
+    (
+        "en_ignore_everything",
+        &[
+            "everything above",
+            "everything before",
+            "everything prior",
+            "all above",
+            "been told",
+            "were told",
+            "been given",
+        ],
+    ),
+    // A chat-role object is an attack when it stands alone, not in an API example.
+    ("en_json_role", &["role"]),
+    (
+        "en_do_not_follow",
+        &[
+            "system",
+            "developer",
+            "original",
+            "previous",
+            "prior",
+            "safety",
+        ],
+    ),
+    (
+        "en_send_credentials",
+        &[
+            "api key",
+            "api_key",
+            "apikey",
+            "password",
+            "private key",
+            "seed phrase",
+            "credential",
+            "token",
+            ".env",
+            "secret",
+        ],
+    ),
+    (
+        "en_reveal_prompt",
+        &[
+            "system prompt",
+            "initial",
+            "original",
+            "hidden",
+            "instructions you",
+            "exact instructions",
+            "full prompt",
+            "pre-prompt",
+            "preprompt",
+        ],
+    ),
+];
+
+/// "Previous", "all", "above" in the languages of the override rules (folded).
+const PREVIOUS: &[&str] = &[
+    "anterior",
+    "precedent",
+    "vorherig",
+    "bisherig",
+    "obigen",
+    "precedenti",
+    "previ",
+    "todas",
+    "todos",
+    "toutes",
+    "tous",
+    "alle",
+    "tutte",
+    "tutti",
+    "предыдущ",
+    "прежн",
+    "все",
+    "之前",
+    "以前",
+    "先前",
+    "所有",
+    "前の",
+    "上記",
+    "これまで",
+    "すべて",
+    "全て",
+    "이전",
+    "모든",
+    "위의",
+    "기존",
+    "yangaphambili",
+    "yonke",
+    "gjitha",
+    "meparshme",
+    "roimhe",
+    "uile",
+    "blaenorol",
+    "bob ",
+    "yote",
+    "awali",
+    "semua",
+    "sebelumnya",
+    "onceki",
+    "tum ",
+    "butun",
+    "truoc",
+    "tat ca",
+    "wszystki",
+    "poprzedni",
+    "vorige",
+    "eerdere",
+    "pichhle",
+    "pichle",
+    "saare",
+    "sabhi",
+    "sare ",
+    "पिछल",
+    "सभी",
+    "सारे",
+    "السابقة",
+    "جميع",
+    "كل ",
+    "original",
+    "system",
+    "sistem",
+];
+
+/// True if this hit alone justifies a verdict when it is asserted.
+pub fn is_strong(hit: &Hit, folded: &str) -> bool {
+    let id = hit.rule.id;
+    let matched = folded.get(hit.start..hit.end).unwrap_or("");
+    // "Don't forget to keep your system prompt private", "moderators will never DM you
+    // for your password": a negated imperative is advice.
+    let mut from = hit.start.saturating_sub(16);
+    while !folded.is_char_boundary(from) {
+        from -= 1;
+    }
+    let before = folded.get(from..hit.start).unwrap_or("");
+    if [
+        "never ",
+        "don't ",
+        "dont ",
+        "do not ",
+        "won't ",
+        "will not ",
+        "not to ",
+    ]
+    .iter()
+    .any(|n| before.ends_with(n))
+    {
+        return false;
+    }
+    if STRONG.contains(&id) {
+        return true;
+    }
+    if id == "en_json_role" {
+        let mut from = hit.start.saturating_sub(80);
+        while !folded.is_char_boundary(from) {
+            from -= 1;
+        }
+        let context = folded.get(from..hit.start).unwrap_or("");
+        if [
+            "\"messages\"",
+            "body",
+            "request",
+            "example",
+            "payload",
+            "api",
+            "curl",
+            "json",
+        ]
+        .iter()
+        .any(|w| context.contains(w))
+        {
+            return false;
+        }
+    }
+    // The qualifier may follow the match ("maagizo yote ya awali").
+    let mut after = (hit.end + 40).min(folded.len());
+    while !folded.is_char_boundary(after) {
+        after -= 1;
+    }
+    let around = folded.get(hit.start..after).unwrap_or(matched);
+    // The other languages' credential rules name the reader's secret; their override
+    // rules are strong when they point back at earlier or all instructions ("vergiss
+    // nicht die Regeln" is "don't forget the rules").
+    if !id.starts_with("en_") {
+        // The Chinese, Japanese and Korean credential rules need no possessive ("token
+        // posts" matches), so the model weighs them.
+        let cjk = matches!(&id[..3], "zh_" | "ja_" | "ko_");
+        return (id.ends_with("_credentials") && !cjk)
+            || (id.ends_with("_ignore") && PREVIOUS.iter().any(|w| around.contains(w)));
+    }
+    QUALIFIED
+        .iter()
+        .find(|(rule, _)| *rule == id)
+        .is_some_and(|(_, words)| words.iter().any(|w| matched.contains(w)))
+}
 
 /// A rule that matched, with its span in the folded text.
 #[derive(Debug, Clone, Copy)]
@@ -552,6 +1135,47 @@ pub struct Hit {
 /// The words a rule's match must start with, when its pattern begins with a plain
 /// alternation of words (`\b(?:ignore|disregard|...)`); `None` when it does not.
 fn leading_words(pattern: &str) -> Option<Vec<String>> {
+    // A pattern of several top-level alternatives needs every alternative's leading
+    // words: gating on the first one's alone would never run the others.
+    let branches = top_level_branches(pattern);
+    if branches.len() > 1 {
+        let mut all = Vec::new();
+        for b in branches {
+            all.extend(branch_leading_words(b)?);
+        }
+        return Some(all);
+    }
+    branch_leading_words(pattern)
+}
+
+/// `pattern` split at its top-level `|` (outside groups and classes).
+fn top_level_branches(pattern: &str) -> Vec<&str> {
+    let (mut depth, mut in_class, mut escaped) = (0usize, false, false);
+    let mut out = Vec::new();
+    let mut from = 0;
+    for (i, c) in pattern.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => depth = depth.saturating_sub(1),
+            '|' if !in_class && depth == 0 => {
+                out.push(&pattern[from..i]);
+                from = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&pattern[from..]);
+    out
+}
+
+fn branch_leading_words(pattern: &str) -> Option<Vec<String>> {
     let rest = pattern
         .strip_prefix(r"\b")
         .unwrap_or(pattern)
@@ -705,7 +1329,8 @@ mod tests {
             "most rules should have leading words ({gated})"
         );
         for lang in [
-            "en_", "es_", "fr_", "de_", "pt_", "it_", "ru_", "zh_", "ja_", "ko_",
+            "en_", "es_", "fr_", "de_", "pt_", "it_", "ru_", "zh_", "ja_", "ko_", "zu_", "xh_",
+            "sq_", "ga_", "gd_", "cy_", "sw_", "id_", "tr_", "vi_", "pl_", "nl_", "hi_", "ar_",
         ] {
             assert!(RULES.iter().any(|r| r.id.starts_with(lang)), "{lang}");
         }

@@ -557,6 +557,67 @@ pub fn inputs() -> Vec<Input> {
             },
         },
         Input {
+            name: "address_words",
+            what: "house numbers, capitalised words and street types, no postcode",
+            make: |n| {
+                let words = [
+                    "Oak", "Street", "Road", "Avenue", "Lane", "Main", "Rue", "Weg", "Platz",
+                    "rue", "de", "la", "Paris", "Berlin", "Hill", "Apt", "Suite", ",", "NY",
+                ];
+                let mut r = Rng::new(21);
+                fill(n, |_| {
+                    if r.below(4) == 0 {
+                        format!("{} ", r.below(100_000))
+                    } else {
+                        format!("{} ", r.pick(&words))
+                    }
+                })
+            },
+        },
+        Input {
+            name: "address_capitals",
+            what: "one long run of capitalised words after a house number",
+            make: |n| {
+                let mut r = Rng::new(22);
+                let mut s = String::from("12 ");
+                s.push_str(&fill(n.saturating_sub(3), |_| {
+                    let len = 2 + r.below(6);
+                    let w = random_token(&mut r, len).to_lowercase();
+                    format!("{}{} ", w[..1].to_uppercase(), &w[1..])
+                }));
+                s
+            },
+        },
+        Input {
+            name: "spelled_emails",
+            what: "word at word dot word chains, rejected and accepted",
+            make: |n| {
+                let mut r = Rng::new(23);
+                fill(n, |_| {
+                    let len = 1 + r.below(6);
+                    let w = random_token(&mut r, len).to_lowercase();
+                    let joint = *r.pick(&[" at ", " dot ", ".", " [at] ", " (dot) ", " AT "]);
+                    format!("{w}{joint}")
+                })
+            },
+        },
+        Input {
+            name: "iban_lowercase",
+            what: "country-code-like letter pairs before digit groups",
+            make: |n| {
+                let mut r = Rng::new(24);
+                fill(n, |_| {
+                    let cc = *r.pick(&["de", "gb", "fr", "pl", "it", "nl", "es"]);
+                    format!(
+                        "{cc}{:02} {:04} {:04} ",
+                        r.below(100),
+                        r.below(10_000),
+                        r.below(10_000)
+                    )
+                })
+            },
+        },
+        Input {
             name: "iban_like",
             what: "capitals and digits in groups of four",
             make: |n| {
@@ -637,12 +698,210 @@ pub fn inputs() -> Vec<Input> {
                 })
             },
         },
+        // --- Views added for run-together, reversed and role-message attacks.
+        Input {
+            name: "camel_case_run",
+            what: "one unbroken CamelCase word of attack words (every capital a split)",
+            make: |n| {
+                let words = [
+                    "Ignore",
+                    "All",
+                    "Previous",
+                    "Instructions",
+                    "Send",
+                    "Your",
+                    "Key",
+                ];
+                let mut r = Rng::new(31);
+                fill(n, |_| r.pick(&words).to_string())
+            },
+        },
+        Input {
+            name: "snake_case_words",
+            what: "snake_case and kebab-case identifiers of attack words, space separated",
+            make: |n| {
+                let words = [
+                    "ignore",
+                    "all",
+                    "previous",
+                    "instructions",
+                    "reveal",
+                    "system",
+                    "prompt",
+                ];
+                let mut r = Rng::new(32);
+                fill(n, |i| {
+                    let sep = if i % 2 == 0 { "_" } else { "-" };
+                    let parts: Vec<&str> = (0..5).map(|_| *r.pick(&words)).collect();
+                    format!("{} ", parts.join(sep))
+                })
+            },
+        },
+        Input {
+            name: "reversed_attack_words",
+            what: "reversed attack words (the reversed view is built and scanned)",
+            make: |n| {
+                let words = [
+                    "snoitcurtsni",
+                    "suoiverp",
+                    "lla",
+                    "erongi",
+                    "tpmorp",
+                    "metsys",
+                    "ruoy",
+                    "laever",
+                    "yek",
+                    "ipa",
+                    "dnes",
+                    "drowssap",
+                ];
+                let mut r = Rng::new(33);
+                fill(n, |_| format!("{} ", r.pick(&words)))
+            },
+        },
+        Input {
+            name: "deep_json_roles",
+            what: "nested JSON chat-role messages and template tokens",
+            make: |n| {
+                fill(n, |i| {
+                    if i % 3 == 0 {
+                        "[{\"role\": \"system\", \"content\": {\"role\": \"assistant\", \"content\": [".into()
+                    } else if i % 3 == 1 {
+                        "<<SYS>> [INST] <|im_start|>system ### System: ".into()
+                    } else {
+                        "Human: hi Assistant: ok ".into()
+                    }
+                })
+            },
+        },
+        Input {
+            name: "image_links",
+            what: "markdown, reference-style and HTML images with query strings",
+            make: |n| {
+                fill(n, |i| {
+                    format!(
+                        "![a{i}](https://h{i}.example/p.png?x={i}&y=) [r{i}]: https://h.example/{i}?k= <img src=\"https://h.example/{i}.gif?z=1\"> "
+                    )
+                })
+            },
+        },
+        Input {
+            name: "persona_words",
+            what: "persona and rule-removal words that never complete a rule",
+            make: |n| {
+                let words = [
+                    "you",
+                    "are",
+                    "now",
+                    "act",
+                    "as",
+                    "pretend",
+                    "to",
+                    "be",
+                    "no",
+                    "without",
+                    "stay",
+                    "in",
+                    "character",
+                    "let's",
+                    "play",
+                    "a",
+                    "game",
+                    "where",
+                ];
+                let mut r = Rng::new(34);
+                fill(n, |_| format!("{} ", r.pick(&words)))
+            },
+        },
         Input {
             name: "urls_userinfo",
             what: "URLs with user:password@",
             make: |n| {
                 fill(n, |i| {
                     format!("https://user{i}:pa55w0rd{i}@host{i}.example.com/ ")
+                })
+            },
+        },
+        // --- Splits and disguises the secret scan undoes (`secrets::rejoin`) and encodings
+        // it decodes whatever they hold.
+        Input {
+            name: "split_literals",
+            what: "string literals joined by + and by adjacency, every one a split point",
+            make: |n| {
+                let mut r = Rng::new(40);
+                fill(n, |i| {
+                    let (a, b) = (random_token(&mut r, 12), random_token(&mut r, 12));
+                    if i % 2 == 0 {
+                        format!("k = \"{a}\" + \"{b}\"\n")
+                    } else {
+                        format!("(\"{a}\"\n \"{b}\")\n")
+                    }
+                })
+            },
+        },
+        Input {
+            name: "wrapped_tokens",
+            what: "random tokens hard-wrapped at 40 columns with indentation, lines on lines",
+            make: |n| {
+                let mut r = Rng::new(41);
+                fill(n, |_| format!("    {}\n", random_token(&mut r, 40)))
+            },
+        },
+        Input {
+            name: "escaped_tokens",
+            what: "tokens of percent escapes, \\u look-alikes and combining marks",
+            make: |n| {
+                let mut r = Rng::new(42);
+                fill(n, |i| match i % 3 {
+                    0 => {
+                        random_token(&mut r, 16)
+                            .bytes()
+                            .map(|b| format!("%{b:02X}"))
+                            .collect::<String>()
+                            + " "
+                    }
+                    1 => format!(
+                        "{}\\u0430{} ",
+                        random_token(&mut r, 10),
+                        random_token(&mut r, 10)
+                    ),
+                    _ => format!(
+                        "{}\u{301}{}\u{43E} ",
+                        random_token(&mut r, 10),
+                        random_token(&mut r, 10)
+                    ),
+                })
+            },
+        },
+        Input {
+            name: "base64_wrapped_text",
+            what: "base64 of credential-like text without spaces, wrapped at 76 columns",
+            make: |n| {
+                let mut r = Rng::new(43);
+                let mut plain = String::new();
+                while plain.len() < n {
+                    plain.push_str(&format!("token={};", random_token(&mut r, 30)));
+                }
+                let b = base64(plain.as_bytes());
+                let lines: Vec<&str> = b
+                    .as_bytes()
+                    .chunks(76)
+                    .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                    .collect();
+                fill(n, |i| format!("{}\n", lines[i % lines.len()]))
+            },
+        },
+        Input {
+            name: "hex_spaced",
+            what: "hex bytes of credential-like text, space-separated",
+            make: |n| {
+                let mut r = Rng::new(44);
+                fill(n, |_| {
+                    format!("api_key={}", random_token(&mut r, 24))
+                        .bytes()
+                        .map(|b| format!("{b:02x} "))
+                        .collect::<String>()
+                        + "\n"
                 })
             },
         },

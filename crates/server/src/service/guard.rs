@@ -25,14 +25,16 @@ pub async fn check(
     let mut score = 0.0f64;
     let mut findings: Vec<Value> = Vec::new();
     let mut leaked_keys: Vec<[u8; 32]> = Vec::new();
-    for (field, text) in fields {
+    // Each field alone and the fields read together: a payload split between title and
+    // content is only an attack joined.
+    let scanned = state.guard.scan_fields(fields);
+    for ((field, text), scan) in fields.iter().zip(scanned.fields) {
         if text.is_empty() {
             continue;
         }
         state
             .guard_scans
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let scan = state.guard.scan(text);
         verdict = verdict.max(scan.verdict);
         score = score.max(scan.injection_score);
         for l in scan.labels {
@@ -46,6 +48,29 @@ pub async fn check(
             }
             findings.push(json!({"field": field, "kind": f.kind, "rule": f.rule, "start": f.start, "end": f.end}));
         }
+    }
+    // The keys themselves, as the guard decoded or rejoined them: a key leaked in base64,
+    // split across lines or fields, or written with look-alike letters has a span that is
+    // not the key, and hashing the span would revoke nothing.
+    for key in &scanned.leaked_tidepool_keys {
+        let hash = state.hasher.hash(domain::API_KEY, key);
+        if !leaked_keys.contains(&hash) {
+            leaked_keys.push(hash);
+        }
+    }
+    verdict = verdict.max(scanned.verdict);
+    score = score.max(scanned.injection_score);
+    for l in scanned.labels {
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
+    for j in &scanned.joined {
+        let (field, _) = fields[j.field];
+        let f = &j.finding;
+        findings.push(
+            json!({"field": field, "kind": f.kind, "rule": f.rule, "start": f.start, "end": f.end}),
+        );
     }
     if verdict == Verdict::Block {
         let kinds: Vec<&str> = labels
