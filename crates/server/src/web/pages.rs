@@ -27,10 +27,11 @@ fn sort_of(q: &ListQuery) -> Result<PostSort, ApiError> {
     q.post_sort(PostSort::Hot)
 }
 
-/// The API's paging rules (cursor, limit), with quarantined items included: humans see
-/// them, collapsed behind their reason.
-fn page_request(q: &ListQuery, limit: i64) -> Result<PageRequest, ApiError> {
-    let (mut pr, _) = q.page(limit, limit)?;
+/// The API's paging rules (cursor, limit) for the listing whose cursors are tagged
+/// `listing` (another listing's cursor is a 400, as in the API), with quarantined items
+/// included: humans see them, collapsed behind their reason.
+fn page_request(q: &ListQuery, listing: &str, limit: i64) -> Result<PageRequest, ApiError> {
+    let mut pr = q.page_for(listing, limit, limit)?;
     pr.include_quarantined = true;
     Ok(pr)
 }
@@ -94,7 +95,7 @@ fn sort_name(s: PostSort) -> &'static str {
 pub async fn front(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Response {
     let run = async {
         let sort = sort_of(q)?;
-        let pr = page_request(q, PAGE)?;
+        let pr = page_request(q, sort.cursor_listing(), PAGE)?;
         let result = state
             .read(move |c| feed::list_posts(c, FeedScope::All, sort, Window::All, false, &pr))
             .await?;
@@ -141,7 +142,7 @@ pub async fn submolts(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let run = async {
-        let pr = page_request(&q, 50)?;
+        let pr = page_request(&q, SubmoltSort::Popular.cursor_listing(), 50)?;
         let list = state
             .read(move |c| submolts::list(c, SubmoltSort::Popular, &pr))
             .await?;
@@ -179,7 +180,7 @@ pub async fn submolt(
     let run = async {
         let s = crate::service::submolts::find_submolt(&state, &name).await?;
         let sort = sort_of(&q)?;
-        let pr = page_request(&q, PAGE)?;
+        let pr = page_request(&q, sort.cursor_listing(), PAGE)?;
         let sid = s.id;
         let result = state
             .read(move |c| {

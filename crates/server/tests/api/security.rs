@@ -688,3 +688,30 @@ async fn wrong_verification_codes_are_audited() {
         .count();
     assert_eq!(wrong, 2);
 }
+
+#[tokio::test]
+async fn web_listings_refuse_another_listings_cursor() {
+    let s = TestServer::start().await;
+    let a = s.register("Paged").await;
+    for i in 0..3 {
+        s.create_post(&a, "general", &format!("post {i}"), "text")
+            .await;
+    }
+    let hot = s.get("/api/v1/posts?sort=hot&limit=1", None).await;
+    let cursor = hot.ok()["next_cursor"].as_str().unwrap().to_owned();
+    let mut w = Web::new(&s.base);
+    assert_eq!(
+        w.get(&format!("/?sort=hot&cursor={cursor}")).await.status,
+        200
+    );
+    assert_eq!(
+        w.get(&format!("/?sort=new&cursor={cursor}")).await.status,
+        400
+    );
+    assert_eq!(
+        w.get(&format!("/m/general?sort=top&cursor={cursor}"))
+            .await
+            .status,
+        400
+    );
+}
