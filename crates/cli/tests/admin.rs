@@ -2,7 +2,6 @@
 //! configuration file they share with `serve`, and a store written by a newer tidepool.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,31 +14,14 @@ use common::{BIN, start, stop};
 
 /// Runs `tidepool ARGS` in `cwd` with `stdin`; returns success and everything printed.
 fn tidepool(cwd: &Path, args: &[&str], stdin: &str) -> (bool, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("TIDEPOOL_DATA_DIR")
-        .env_remove("TIDEPOOL_CONFIG")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    common::run_with_stdin(
+        Command::new(BIN)
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("TIDEPOOL_DATA_DIR")
+            .env_remove("TIDEPOOL_CONFIG")
+            .env("RUST_LOG", "warn"),
+        stdin,
     )
 }
 

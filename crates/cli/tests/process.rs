@@ -266,30 +266,9 @@ fn operators_create_owners_and_reset_passwords_from_the_command_line() {
     let data = dir.path().join("data");
     // A store must exist first (the command never creates one by accident).
     let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = Command::new(BIN)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&data)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
+        common::run_with_stdin(
+            Command::new(BIN).args(args).arg("--data-dir").arg(&data),
+            stdin,
         )
     };
     let (ok, out) = run(

@@ -80,3 +80,30 @@ pub fn stop(mut s: Server) -> String {
         .unwrap();
     out
 }
+
+/// Runs `cmd` with `stdin` written to it; returns success and everything it printed
+/// (stdout, then stderr).
+pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
