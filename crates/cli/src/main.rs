@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use tidepool_server::{Config, FileConfig};
-use tidepool_store::{Store, StoreError, StoreOptions, agents, owners};
+use tidepool_store::{AdminClaim, Store};
+use tidepool_store_sqlite::{SqliteStore, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
@@ -441,20 +442,29 @@ fn read_password() -> Result<String> {
     Ok(password)
 }
 
-fn open_existing(data_dir: &std::path::Path) -> Result<Store> {
+fn open_existing(data_dir: &std::path::Path) -> Result<SqliteStore> {
     if !data_dir.join("tidepool.db").exists() {
         bail!(
             "no tidepool store in {} (start the server once, or pass --data-dir or --config)",
             data_dir.display()
         );
     }
-    Ok(Store::open(
+    Ok(SqliteStore::open(
         data_dir,
         StoreOptions {
             readers: 1,
             ..StoreOptions::default()
         },
     )?)
+}
+
+/// Runs an operator command on a small runtime of its own: the store's operations are
+/// async, the CLI is not.
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(work))
 }
 
 fn admin(command: AdminCommand) -> Result<()> {
@@ -472,21 +482,16 @@ fn admin(command: AdminCommand) -> Result<()> {
             let now = tidepool_core::time::now_ms();
             let link_until = now.saturating_add(config.claim_ttl_hours.saturating_mul(3_600_000));
             let cap = config.max_agents_per_owner;
-            let claimed = store.write_blocking(move |c| match owner {
-                Some(email) => {
-                    let o = owners::by_email(c, &email)?.ok_or_else(|| {
-                        StoreError::Refused(format!(
-                            "no owner account {email} (create it with \
-                             `tidepool admin create-owner`)"
-                        ))
-                    })?;
-                    let agent = agents::claim_for_owner(c, &key, o.id, cap, now)?;
-                    Ok((agent, Some(o.email)))
-                }
-                None => Ok((agents::claim_without_owner(c, &key, link_until, now)?, None)),
-            });
+            let how = match owner {
+                Some(email) => AdminClaim::ForOwner { email, cap },
+                None => AdminClaim::WithoutOwner {
+                    link_expires_at: link_until,
+                },
+            };
+            let claimed = block_on(store.admin_claim(&key, how, now))?;
             store.shutdown();
             let (agent, owner) = claimed.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let owner = owner.map(|o| o.email);
             match owner {
                 Some(email) => println!("claimed {} ({}) for {email}", agent.name, agent.uuid),
                 None => println!(
@@ -507,11 +512,11 @@ fn admin(command: AdminCommand) -> Result<()> {
             let config = target.resolve()?;
             let password = read_password()?;
             let store = open_existing(&config.data_dir)?;
-            let owner = tidepool_server::service::owners::create_owner_blocking(
+            let created = block_on(tidepool_server::service::owners::create_owner(
                 &store, &email, &password, admin,
-            )
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            ))?;
             store.shutdown();
+            let owner = created.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!(
                 "created {}owner {} (#{})",
                 if owner.is_admin { "admin " } else { "" },
@@ -524,15 +529,17 @@ fn admin(command: AdminCommand) -> Result<()> {
             let config = target.resolve()?;
             let password = read_password()?;
             let store = open_existing(&config.data_dir)?;
-            tidepool_server::service::owners::reset_password_blocking(&store, &email, &password)
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let reset = block_on(tidepool_server::service::owners::reset_password(
+                &store, &email, &password,
+            ))?;
             store.shutdown();
+            reset.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("password changed for {email}; every session of theirs has ended");
             Ok(())
         }
         AdminCommand::Audit { target, limit } => {
             let store = open_existing(&target.resolve()?.data_dir)?;
-            let entries = store.read(|c| agents::audit_log(c, limit.clamp(1, 10_000)))?;
+            let entries = block_on(store.audit_log(limit.clamp(1, 10_000)))??;
             for e in entries {
                 println!(
                     "{} {} {:<16} {} {}",

@@ -13,8 +13,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tidepool_core::credentials::{self, CredentialHasher, domain};
-use tidepool_store::seed::{self, AgentRow, CommentRow, PostRow, SubmoltRow};
-use tidepool_store::{Store, StoreOptions, load_or_create_secret};
+use tidepool_store_sqlite::seed::{self, AgentRow, CommentRow, PostRow, SubmoltRow};
+use tidepool_store_sqlite::{SqliteStore as Store, StoreOptions, load_or_create_secret};
 
 pub struct SeedArgs {
     pub agents: usize,
@@ -222,8 +222,7 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
         bail!("comments and votes need posts (--posts > 0)");
     }
     let store = Store::open(data_dir, StoreOptions::default())?;
-    let existing: i64 =
-        store.read(|c| Ok(c.query_row("SELECT count(*) FROM agents", [], |r| r.get(0))?))?;
+    let existing = store.read(seed::agent_count)?;
     if existing > 0 {
         bail!(
             "{} already holds {existing} agents: seed into an empty data directory",
@@ -237,13 +236,7 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
     let (n_agents, n_posts, n_comments) = (args.agents, args.posts, args.comments);
 
     // --- Plan everything in memory.
-    let default_submolts: Vec<i64> = store.read(|c| {
-        let mut stmt = c.prepare("SELECT id FROM submolts ORDER BY id")?;
-        let ids = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
-    })?;
+    let default_submolts = store.read(seed::submolt_ids)?;
     let n_sub_total = default_submolts.len() + args.submolts;
     let post_author: Vec<usize> = (0..n_posts).map(|_| rng.skewed(n_agents, 2.5)).collect();
     let post_submolt: Vec<usize> = (0..n_posts)
@@ -439,7 +432,7 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
                         },
                     )
                 })
-                .collect::<tidepool_store::Result<Vec<i64>>>()
+                .collect::<tidepool_store_sqlite::Result<Vec<i64>>>()
         })?;
         agent_ids.extend(ids);
         pb.set_position(end as u64);
@@ -475,7 +468,7 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
                     },
                 )
             })
-            .collect::<tidepool_store::Result<Vec<i64>>>()
+            .collect::<tidepool_store_sqlite::Result<Vec<i64>>>()
     })?;
     submolt_ids.extend(ids);
 
@@ -520,7 +513,7 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
                         },
                     )
                 })
-                .collect::<tidepool_store::Result<Vec<i64>>>()
+                .collect::<tidepool_store_sqlite::Result<Vec<i64>>>()
         })?;
         post_ids.extend(ids);
         pb.set_position(end as u64);
@@ -642,7 +635,7 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
     eprintln!("building {} indexes ...", deferred.len());
     store.write_blocking(move |c| seed::restore_indexes(c, &deferred))?;
     eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
-    store.write_blocking(|c| Ok(c.execute_batch("ANALYZE")?))?;
+    store.write_blocking(seed::analyze)?;
     store.shutdown();
     eprintln!(
         "seeded {n_agents} agents, {} submolts, {n_posts} posts, {n_comments} comments, {total_votes} votes into {}",

@@ -46,7 +46,7 @@ fn seeded_counters_ranks_and_keys_are_consistent() {
     let data = dir.path().join("data");
     let keys = dir.path().join("keys.tsv");
     seed(&data, 7, Some(&keys));
-    let conn = tidepool_store::connect_read_only(&data.join("tidepool.db")).unwrap();
+    let conn = tidepool_store_sqlite::connect_read_only(&data.join("tidepool.db")).unwrap();
     let mismatches = [
         "SELECT count(*) FROM posts p WHERE comment_count != (SELECT count(*) FROM comments c WHERE c.post_id = p.id)",
         "SELECT count(*) FROM posts p WHERE upvotes != (SELECT count(*) FROM votes v WHERE v.target_kind = 0 AND v.target_id = p.id AND value = 1)",
@@ -91,7 +91,7 @@ fn seeded_counters_ranks_and_keys_are_consistent() {
     };
     let again = dir.path().join("again");
     seed(&again, 7, None);
-    let other = tidepool_store::connect_read_only(&again.join("tidepool.db")).unwrap();
+    let other = tidepool_store_sqlite::connect_read_only(&again.join("tidepool.db")).unwrap();
     assert_eq!(digest(&conn), digest(&other));
     // Seeding into a non-empty store is refused.
     let out = Command::new(BIN)

@@ -45,7 +45,7 @@ use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tidepool_core::credentials::domain;
-use tidepool_store::feed::PostSort;
+use tidepool_core::model::feed::PostSort;
 use tokio::sync::Notify;
 
 use crate::extract::bearer_token;
@@ -591,7 +591,7 @@ fn who(state: &AppState, req: &Request) -> Who {
         return Who::Unchecked;
     };
     match state.keys.get(&state.hasher.hash(domain::API_KEY, token)) {
-        Some(c) if c.agent.status != tidepool_store::agents::AgentStatus::Suspended => {
+        Some(c) if c.agent.status != tidepool_core::model::agents::AgentStatus::Suspended => {
             Who::Agent(c.agent.id)
         }
         _ => Who::Unchecked,

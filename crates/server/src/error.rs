@@ -134,6 +134,15 @@ impl From<StoreError> for ApiError {
                 "The server is shutting down",
             )
             .with_hint("Retry in a few seconds"),
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unavailable",
+                )
+                .with_hint("Retry in a few seconds")
+                .with_header("retry-after", "2".to_owned())
+            }
             other => ApiError::internal(other),
         }
     }

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use tidepool_core::credentials::domain;
-use tidepool_store::agents::{self, Agent, AgentStatus, KeyScope};
+use tidepool_core::model::agents::{Agent, AgentStatus, KeyScope};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -72,7 +72,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Ca
         return check_standing(caller).map(Some);
     }
     let generation = state.keys.generation();
-    let found = state.read(move |c| agents::by_key_hash(c, &hash)).await?;
+    let found = state.store.agent_by_key_hash(&hash).await?;
     let Some((agent, scope)) = found else {
         return Err(ApiError::unauthorized("Invalid API key")
             .with_hint("The key is unknown, revoked or rotated. Keys are shown once, at registration or rotation."));

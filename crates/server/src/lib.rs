@@ -33,7 +33,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tidepool_core::credentials::{CredentialHasher, domain};
-use tidepool_store::{Durability, Store, StoreOptions, load_or_create_secret};
+use tidepool_store_sqlite::{Durability, SqliteStore, StoreOptions, load_or_create_secret};
 use tower_http::trace::TraceLayer;
 
 pub use client::ClientAddr;
@@ -59,7 +59,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
     } else {
         Durability::Normal
     };
-    let store = Store::open(
+    let store = SqliteStore::open(
         &config.data_dir,
         StoreOptions {
             durability,
@@ -67,6 +67,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         },
     )?;
     let secret = load_or_create_secret(&config.data_dir)?;
+    let store: Arc<dyn tidepool_store::Store> = Arc::new(store);
     let routes = routes::api_routes();
     let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
     let openapi = routes::openapi(&docs, &config.public_url).to_string();

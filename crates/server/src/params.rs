@@ -2,9 +2,9 @@
 
 use serde::Deserialize;
 use tidepool_core::cursor::{Cursor, Position};
-use tidepool_store::comments::CommentSort;
-use tidepool_store::feed::{PageRequest, PostSort, Window};
-use tidepool_store::submolts::SubmoltSort;
+use tidepool_core::model::comments::CommentSort;
+use tidepool_core::model::feed::{PageRequest, PostSort, Window};
+use tidepool_core::model::submolts::SubmoltSort;
 
 use crate::error::ApiError;
 

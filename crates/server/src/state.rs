@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use tidepool_core::credentials::CredentialHasher;
-use tidepool_store::{Connection, Store};
+use tidepool_store::Store;
 
 use crate::config::Config;
-use crate::error::{ApiError, ApiResult};
+
 use crate::ratelimit::{Decision, Limit, Limiter};
 use crate::skill::SkillFiles;
 
@@ -14,7 +14,7 @@ use crate::skill::SkillFiles;
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub store: Store,
+    pub store: Arc<dyn Store>,
     pub hasher: CredentialHasher,
     pub config: Config,
     pub limiter: Arc<dyn Limiter>,
@@ -135,43 +135,6 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
-    }
-
-    /// Runs a short read (an indexed page: well under a millisecond) on a pooled
-    /// connection, right here on the runtime's thread: handing it to another thread cost
-    /// more than the query (docs/PERFORMANCE.md). Reads whose cost depends on the data
-    /// (full-text search) use [`AppState::read_heavy`].
-    pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> tidepool_store::Result<T> + Send + 'static,
-    {
-        self.store.read(f).map_err(ApiError::from)
-    }
-
-    /// Runs a read that may take long (search over millions of posts with common words)
-    /// on the blocking pool, so it never stalls the threads serving everything else.
-    /// (Admitting them one or two at a time was measured and made things worse: cheap
-    /// searches queued behind expensive ones and every client ended up waiting in line.)
-    pub async fn read_heavy<T, F>(&self, f: F) -> ApiResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> tidepool_store::Result<T> + Send + 'static,
-    {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.read(f))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::from)
-    }
-
-    /// Runs a write job on the writer thread.
-    pub async fn write<T, F>(&self, f: F) -> ApiResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> tidepool_store::Result<T> + Send + 'static,
-    {
-        self.store.write(f).await.map_err(ApiError::from)
     }
 
     /// Counts a hit against `limit` for `key`. The returned guard gives the hit back if

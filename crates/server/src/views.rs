@@ -4,12 +4,12 @@
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use tidepool_core::model::agents::Agent;
+use tidepool_core::model::comments::Comment;
+use tidepool_core::model::feed::Page;
+use tidepool_core::model::posts::{AuthorRef, Post};
+use tidepool_core::model::submolts::Submolt;
 use tidepool_core::time::iso;
-use tidepool_store::agents::Agent;
-use tidepool_store::comments::Comment;
-use tidepool_store::feed::Page;
-use tidepool_store::posts::{AuthorRef, Post};
-use tidepool_store::submolts::Submolt;
 
 /// `{"success": true, ...fields}`.
 pub fn ok(fields: Value) -> Value {
@@ -67,7 +67,7 @@ pub struct SafetyView<'a> {
 }
 
 impl<'a> SafetyView<'a> {
-    pub fn new(s: &'a tidepool_store::posts::Safety) -> Self {
+    pub fn new(s: &'a tidepool_core::model::posts::Safety) -> Self {
         let text: &'a str = s.labels.as_str();
         let parsed: Result<&'a RawValue, _> = serde_json::from_str(text);
         let labels = match parsed {
@@ -92,7 +92,7 @@ fn empty_list() -> &'static RawValue {
 }
 
 /// The guard's verdict as a `Value`.
-pub fn safety(s: &tidepool_store::posts::Safety) -> Value {
+pub fn safety(s: &tidepool_core::model::posts::Safety) -> Value {
     serde_json::to_value(SafetyView::new(s)).unwrap_or(Value::Null)
 }
 
@@ -313,7 +313,7 @@ pub fn agent(a: &Agent) -> Value {
         "posts_count": a.post_count,
         "comments_count": a.comment_count,
         "is_claimed": a.is_claimed(),
-        "is_active": a.status != tidepool_store::agents::AgentStatus::Suspended,
+        "is_active": a.status != tidepool_core::model::agents::AgentStatus::Suspended,
         "status": a.status.as_str(),
         "avatar_url": a.avatar_url,
         "metadata": metadata(a),

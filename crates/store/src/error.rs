@@ -1,8 +1,8 @@
 use std::fmt;
 
-/// What can go wrong in the store. Domain refusals that can only be decided inside the
-/// write transaction (a duplicate name, a vote on one's own post) are variants here so a
-/// job can fail cleanly and roll back its savepoint.
+/// What can go wrong in a store. Domain refusals that can only be decided inside the
+/// transaction (a duplicate name, a vote on one's own post) are variants here so an
+/// operation can fail cleanly and roll back.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The named thing does not exist ("Post", "Submolt", ...).
@@ -17,13 +17,13 @@ pub enum StoreError {
     /// The caller may not do this (403): the message is for the client.
     #[error("{0}")]
     Forbidden(String),
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
-    /// The writer thread has stopped (shutdown in progress).
+    /// The database cannot be reached or did not answer in time; worth retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The store is shutting down.
     #[error("the store is shutting down")]
     Closed,
+    /// Anything else: logged, never shown to a client.
     #[error("internal store error: {0}")]
     Internal(String),
 }
@@ -32,11 +32,4 @@ impl StoreError {
     pub fn internal(e: impl fmt::Display) -> Self {
         Self::Internal(e.to_string())
     }
-}
-
-/// True if `e` is SQLite refusing a row because of a UNIQUE constraint.
-pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }

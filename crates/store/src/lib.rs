@@ -1,34 +1,30 @@
-//! tidepool-store: everything tidepool keeps, on SQLite.
+//! tidepool-store: what tidepool keeps, as traits.
 //!
-//! One dedicated writer thread owns the only write connection and commits the jobs it is
-//! sent in groups (SQLite allows one writer anyway; grouping turns N fsyncs into one).
-//! Each job runs inside its own savepoint, so a job that fails rolls back alone and the
-//! rest of its group still commits. Reads go to a small pool of read-only connections;
-//! WAL mode lets them run while the writer writes.
+//! [`Store`] has one method per operation of the application layer, and each method is one
+//! transaction: a post and the audit event of its quarantine commit together or not at
+//! all, a vote moves the item's counters and the author's karma in the same transaction as
+//! the vote row. The backends (tidepool-store-sqlite, the embedded default, and
+//! tidepool-store-pg for several nodes on PostgreSQL) are the only crates that know SQL;
+//! everything above them speaks the domain types of `tidepool_core::model`.
 //!
-//! The SQL for each aggregate lives in its own module (`agents`, `submolts`, `posts`,
-//! `comments`, `search`), as plain functions over a `&Connection`: the writer calls them
-//! inside a job, readers call them on a pooled connection. The PostgreSQL backend planned
-//! for multi-node deployments will put a trait over these functions; until there is a
-//! second implementation a trait would only guess at the right seams.
+//! Counters change by relative updates inside the transaction that changes their rows,
+//! never read-then-write in application code, so they stay exact whatever the number of
+//! server processes writing at once.
 
-pub mod agents;
-pub mod comments;
-mod db;
 mod error;
-pub mod feed;
-pub mod moderation;
-pub mod owners;
-pub mod posts;
-pub mod schema;
-pub mod search;
-pub mod seed;
-pub mod submolts;
-pub mod votes;
 
-pub use db::{Durability, Store, StoreOptions, connect_read_only, load_or_create_secret};
+use async_trait::async_trait;
+use serde_json::Value;
+use tidepool_core::model::agents::{Agent, AuditEntry, KeyScope, NewAgent};
+use tidepool_core::model::comments::{Comment, CommentSort, NewComment};
+use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
+use tidepool_core::model::moderation::{LogEntry, QueueScope, Release};
+use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
+use tidepool_core::model::posts::{NewPost, Post};
+use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort};
+use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
+
 pub use error::StoreError;
-pub use rusqlite::Connection;
 
 /// Result of store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -36,4 +32,273 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A fresh UUID v7 string: public ids sort by creation time.
 pub fn new_public_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// How the operator's `tidepool admin claim` names the new owner.
+#[derive(Debug, Clone)]
+pub enum AdminClaim {
+    /// Claim for the owner account with this email (it must exist), within the owner cap.
+    ForOwner { email: String, cap: i64 },
+    /// Claim with no owner; the claim link stays usable until `link_expires_at` so a
+    /// human can still take ownership.
+    WithoutOwner { link_expires_at: i64 },
+}
+
+/// What a moderator did to a queued item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueAction {
+    /// Let it back, everywhere or in its submolt only.
+    Release(Release),
+    /// Delete it.
+    Remove,
+}
+
+/// One entry of the public moderation log, as written.
+#[derive(Debug, Clone)]
+pub struct ModerationRecord {
+    pub actor: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target: String,
+    pub reason: String,
+    pub now: i64,
+}
+
+/// Everything tidepool keeps. One method, one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- agents and keys ----
+
+    /// Registers an agent with its first full key (the name key must be new: `Conflict`).
+    async fn register_agent(&self, new: NewAgent) -> Result<Agent>;
+    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>>;
+    /// By the case-folded name key.
+    async fn agent_by_name(&self, name_key: &str) -> Result<Option<Agent>>;
+    /// The live key with this hash and its agent.
+    async fn agent_by_key_hash(&self, key_hash: &[u8]) -> Result<Option<(Agent, KeyScope)>>;
+    /// Changes what is given (`None` leaves a field as it is).
+    async fn update_profile(
+        &self,
+        id: i64,
+        description: Option<String>,
+        metadata: Option<String>,
+    ) -> Result<Agent>;
+    /// Replaces every full key of the agent with `key_hash`.
+    async fn rotate_key(&self, agent_id: i64, key_hash: Vec<u8>, now: i64) -> Result<()>;
+    /// Adds a read-only key unless the agent already has `max_live` live ones (`Forbidden`).
+    async fn add_read_key(
+        &self,
+        agent_id: i64,
+        key_hash: Vec<u8>,
+        max_live: i64,
+        now: i64,
+    ) -> Result<()>;
+    /// Revokes the live keys among `key_hashes` (keys leaked in blocked content) and records
+    /// the refusal in the audit log; returns how many keys were revoked.
+    async fn block_content(
+        &self,
+        key_hashes: Vec<[u8; 32]>,
+        agent_id: Option<i64>,
+        detail: Value,
+        now: i64,
+    ) -> Result<usize>;
+    /// Appends an event to the audit log.
+    async fn audit(&self, event: &str, agent_id: Option<i64>, detail: Value) -> Result<()>;
+    /// The newest audit entries first.
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// Follows (false: already following; following oneself is `Refused`).
+    async fn follow(&self, follower: i64, followed: i64, now: i64) -> Result<bool>;
+    async fn unfollow(&self, follower: i64, followed: i64) -> Result<bool>;
+    async fn is_following(&self, follower: i64, followed: i64) -> Result<bool>;
+    /// The operator's claim by agent name (`tidepool admin claim`).
+    async fn admin_claim(
+        &self,
+        name_key: &str,
+        how: AdminClaim,
+        now: i64,
+    ) -> Result<(Agent, Option<Owner>)>;
+
+    // ---- owners ----
+
+    /// Creates an owner account (the email, case-insensitive, must be new: `Conflict`).
+    async fn create_owner(
+        &self,
+        email: &str,
+        password_hash: &str,
+        is_admin: bool,
+        now: i64,
+    ) -> Result<Owner>;
+    async fn owner_by_email(&self, email: &str) -> Result<Option<Owner>>;
+    /// Sets a new password hash and ends every session of the owner.
+    async fn set_password(&self, owner_id: i64, password_hash: &str) -> Result<()>;
+    async fn create_session(
+        &self,
+        token_hash: Vec<u8>,
+        owner_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    async fn session_owner(&self, token_hash: &[u8], now: i64) -> Result<Option<Owner>>;
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<()>;
+    /// The owner's agents (deleted ones excluded), bounded.
+    async fn agents_of(&self, owner_id: i64) -> Result<Vec<Agent>>;
+    async fn owner_of(&self, agent_id: i64) -> Result<Option<i64>>;
+    /// The unclaimed agent a live claim token points at.
+    async fn agent_by_claim_token(&self, token_hash: &[u8], now: i64) -> Result<Option<Agent>>;
+    /// Claims with a token and verification code for `owner_id`, within `cap` agents; a
+    /// wrong code is an outcome (its audit row commits), not an error.
+    async fn claim_with_token(
+        &self,
+        token_hash: Vec<u8>,
+        code_hash: Vec<u8>,
+        owner_id: i64,
+        cap: i64,
+        now: i64,
+    ) -> Result<ClaimOutcome>;
+    async fn suspension_of(&self, agent_id: i64) -> Result<Option<Suspension>>;
+    /// Suspends (`Some((actor, reason))`) or resumes the agent at `level`, with an audit
+    /// event, and the moderation log entry when given, in one transaction.
+    async fn set_suspended(
+        &self,
+        agent_id: i64,
+        level: SuspensionLevel,
+        suspend: Option<(String, String)>,
+        log: Option<ModerationRecord>,
+    ) -> Result<Agent>;
+    /// Deletes the agent for its owner: keys revoked, name kept.
+    async fn delete_agent(&self, agent_id: i64, now: i64) -> Result<()>;
+    async fn keys_of(&self, agent_id: i64) -> Result<Vec<KeyInfo>>;
+    async fn revoke_all_keys(&self, agent_id: i64, now: i64) -> Result<usize>;
+    async fn revoke_read_key(&self, agent_id: i64, key_id: i64, now: i64) -> Result<()>;
+    /// Audit events about these agents, newest first.
+    async fn events_of(&self, agent_ids: Vec<i64>, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// Submolts moderated by any agent the owner owns.
+    async fn moderated_submolts(&self, owner_id: i64) -> Result<Vec<i64>>;
+    /// Whether the agent's owner is an administrator.
+    async fn owned_by_admin(&self, agent_id: i64) -> Result<bool>;
+
+    // ---- submolts ----
+
+    /// Creates a submolt; its creator becomes its owner and subscribes.
+    async fn create_submolt(&self, new: NewSubmolt) -> Result<Submolt>;
+    async fn submolt_by_id(&self, id: i64) -> Result<Option<Submolt>>;
+    async fn submolt_by_name(&self, name: &str) -> Result<Option<Submolt>>;
+    async fn list_submolts(&self, sort: SubmoltSort, page: PageRequest) -> Result<Page<Submolt>>;
+    async fn subscribe(&self, agent_id: i64, submolt_id: i64, now: i64) -> Result<bool>;
+    async fn unsubscribe(&self, agent_id: i64, submolt_id: i64) -> Result<bool>;
+    async fn is_subscribed(&self, agent_id: i64, submolt_id: i64) -> Result<bool>;
+    /// `owner` or `moderator`, if the agent moderates the submolt.
+    async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<String>>;
+    async fn update_submolt(&self, id: i64, change: SettingsChange) -> Result<Submolt>;
+    async fn moderators(&self, submolt_id: i64) -> Result<Vec<Moderator>>;
+    async fn add_moderator(&self, submolt_id: i64, agent_id: i64, now: i64) -> Result<bool>;
+    async fn remove_moderator(&self, submolt_id: i64, agent_id: i64) -> Result<bool>;
+
+    // ---- posts, comments, votes ----
+
+    /// Stores a post and, when it is quarantined, its `content_quarantined` audit event.
+    async fn create_post(&self, new: NewPost) -> Result<Post>;
+    async fn post_by_id(&self, id: i64) -> Result<Option<Post>>;
+    async fn post_by_uuid(&self, uuid: &str) -> Result<Option<Post>>;
+    async fn delete_post(&self, post_id: i64) -> Result<()>;
+    /// Pins or unpins (at most [`MAX_PINNED`](tidepool_core::model::posts::MAX_PINNED)
+    /// pinned per submolt: `Refused`); false when nothing changed.
+    async fn set_pinned(&self, post_id: i64, pinned: bool) -> Result<bool>;
+    /// A submolt's pinned posts.
+    async fn pinned(&self, submolt_id: i64) -> Result<Vec<Post>>;
+    /// Site-wide counts (agents, posts, comments, submolts...).
+    async fn stats(&self) -> Result<Vec<(String, i64)>>;
+    /// Stores a comment (parent on the same post, depth within bounds) and, when it is
+    /// quarantined, its audit event.
+    async fn create_comment(&self, new: NewComment) -> Result<Comment>;
+    async fn comment_by_id(&self, id: i64) -> Result<Option<Comment>>;
+    async fn comment_by_uuid(&self, uuid: &str) -> Result<Option<Comment>>;
+    async fn delete_comment(&self, comment_id: i64) -> Result<()>;
+    /// Casts a vote (the same vote twice removes it; the other way changes it) and
+    /// reports whether the voter follows the author.
+    async fn cast_vote(&self, ballot: Ballot) -> Result<(VoteAction, bool)>;
+    /// Removes the voter's vote, if any.
+    async fn retract_vote(
+        &self,
+        voter_id: i64,
+        kind: TargetKind,
+        target_id: i64,
+        author_id: i64,
+        now: i64,
+    ) -> Result<bool>;
+
+    // ---- listings ----
+
+    async fn list_posts(
+        &self,
+        scope: FeedScope,
+        sort: PostSort,
+        window: Window,
+        exclude_pinned: bool,
+        page: PageRequest,
+    ) -> Result<Page<Post>>;
+    /// Posts from the agent's subscriptions and follows (or follows only).
+    async fn personal_feed(
+        &self,
+        agent_id: i64,
+        following_only: bool,
+        sort: PostSort,
+        page: PageRequest,
+    ) -> Result<Page<Post>>;
+    /// One page of root comments with as many replies as the node cap allows.
+    async fn comment_tree(
+        &self,
+        post_id: i64,
+        sort: CommentSort,
+        page: PageRequest,
+    ) -> Result<(Page<Comment>, Vec<Comment>)>;
+    async fn recent_comments_by(
+        &self,
+        author_id: i64,
+        limit: i64,
+        include_quarantined: bool,
+    ) -> Result<Vec<Comment>>;
+    /// Posts matching `query`, best first, each with a similarity in 0..1.
+    async fn search_posts(
+        &self,
+        query: &str,
+        limit: i64,
+        include_quarantined: bool,
+    ) -> Result<Vec<(Post, f64)>>;
+    async fn search_comments(
+        &self,
+        query: &str,
+        limit: i64,
+        include_quarantined: bool,
+    ) -> Result<Vec<(Comment, f64)>>;
+
+    // ---- moderation ----
+
+    async fn queued_posts(
+        &self,
+        scope: QueueScope,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Post>>;
+    async fn queued_comments(
+        &self,
+        scope: QueueScope,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Comment>>;
+    /// Releases or removes a queued post or comment and logs it publicly, in one
+    /// transaction; `Refused` when the item is no longer quarantined.
+    async fn moderate_item(
+        &self,
+        kind: TargetKind,
+        id: i64,
+        action: QueueAction,
+        log: ModerationRecord,
+    ) -> Result<()>;
+    async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>>;
+
+    // ---- lifecycle ----
+
+    /// Finishes every acknowledged write and stops accepting new ones.
+    fn shutdown(&self);
 }

@@ -5,10 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tidepool_core::model::agents::AgentStatus;
 use tidepool_core::time::iso;
-use tidepool_store::agents::AgentStatus;
-use tidepool_store::comments;
-use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
 
 use crate::client::ClientAddr;
 use crate::error::ApiResult;
@@ -184,33 +182,16 @@ pub async fn profile(
             .with_hint("GET /api/v1/agents/profile?name=AgentName")
     })?;
     let agent = svc::find(&state, &name).await?;
-    let id = agent.id;
-    let viewer_id = viewer.0.as_ref().map(|c| c.agent.id);
-    let (posts, recent_comments, following) = state
-        .read(move |c| {
-            let page = PageRequest {
-                limit: 5,
-                after: None,
-                offset: 0,
-                now: tidepool_core::time::now_ms(),
-                include_quarantined,
-            };
-            let posts = feed::list_posts(
-                c,
-                FeedScope::Author(id),
-                PostSort::New,
-                Window::All,
-                false,
-                &page,
-            )?;
-            let recent = comments::recent_by_author(c, id, 5, include_quarantined)?;
-            let following = match viewer_id {
-                Some(v) => tidepool_store::agents::is_following(c, v, id)?,
-                None => false,
-            };
-            Ok((posts.items, recent, following))
-        })
+    let posts =
+        crate::service::content::recent_posts(&state, agent.id, 5, include_quarantined).await?;
+    let recent_comments = state
+        .store
+        .recent_comments_by(agent.id, 5, include_quarantined)
         .await?;
+    let following = match &viewer.0 {
+        Some(v) => state.store.is_following(v.agent.id, agent.id).await?,
+        None => false,
+    };
     let recent_posts: Vec<Value> = posts.iter().map(views::post).collect();
     let recent_comments: Vec<Value> = recent_comments
         .iter()

@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 use tidepool_core::cursor::Cursor;
+use tidepool_core::model::search;
 use tidepool_core::text::{SEARCH_QUERY_MAX, char_len};
 use tidepool_core::time::{iso, now_ms};
-use tidepool_store::{posts, search};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{MaybeCaller, Query};
@@ -53,28 +53,21 @@ pub async fn search(
     // Both are bounded by the page request (limit <= 50, offset <= MAX_OFFSET).
     let limit = usize::try_from(page.limit).unwrap_or(0);
     let offset = usize::try_from(page.offset).unwrap_or(0);
-    let fts = search::fts_query(&text);
     let mut results: Vec<(f64, Value)> = Vec::new();
     let mut post_items: Vec<Value> = Vec::new();
-    if let Some(fts) = fts {
+    {
         let want = page.offset.saturating_add(page.limit).saturating_add(1);
-        let (posts, comments) = state
-            .read_heavy(move |c| {
-                let p = if kind != SearchType::Comments {
-                    search::posts(c, &fts, want, 0, include_quarantined)?
-                } else {
-                    vec![]
-                };
-                let m = if kind != SearchType::Posts {
-                    search::comments(c, &fts, want, 0, include_quarantined)?
-                } else {
-                    vec![]
-                };
-                Ok((p, m))
-            })
-            .await?;
-        for (p, rank) in &posts {
-            let sim = search::similarity(*rank);
+        let (posts, comments) = crate::service::content::search(
+            &state,
+            &text,
+            kind != SearchType::Comments,
+            kind != SearchType::Posts,
+            want,
+            include_quarantined,
+        )
+        .await?;
+        for (p, sim) in &posts {
+            let sim = *sim;
             let mut v = views::post(p);
             if let Value::Object(m) = &mut v {
                 m.insert("type".into(), json!("post"));
@@ -85,8 +78,8 @@ pub async fn search(
             }
             results.push((sim, v));
         }
-        for (c, rank) in &comments {
-            let sim = search::similarity(*rank);
+        for (c, sim) in &comments {
+            let sim = *sim;
             let mut v = views::comment(c, vec![]);
             if let Value::Object(m) = &mut v {
                 m.remove("replies");
@@ -143,7 +136,7 @@ pub async fn search(
 }
 
 pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let stats = state.read(posts::stats).await?;
+    let stats = state.store.stats().await?;
     let mut body = ok(json!({}));
     if let Value::Object(m) = &mut body {
         for (k, v) in stats {

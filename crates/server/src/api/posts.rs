@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tidepool_store::comments::{self, Comment, CommentSort};
-use tidepool_store::feed::{self, FeedScope, PostSort};
-use tidepool_store::posts::Post;
-use tidepool_store::votes::{TargetKind, VoteAction};
+use tidepool_core::model::comments::{Comment, CommentSort};
+use tidepool_core::model::feed::{FeedScope, PostSort};
+use tidepool_core::model::posts::Post;
+use tidepool_core::model::votes::{TargetKind, VoteAction};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
@@ -44,9 +44,9 @@ pub async fn list(
     } else {
         FeedScope::All
     };
-    let p = page.clone();
     let result = state
-        .read(move |c| feed::list_posts(c, scope, sort, window, false, &p))
+        .store
+        .list_posts(scope, sort, window, false, page.clone())
         .await?;
     posts_body(&result.items, &page_fields(&result, page.limit))
 }
@@ -67,10 +67,9 @@ pub async fn personal(
         }
     };
     let page = q.page_for(sort.cursor_listing(), 25, 100)?;
-    let me = caller.agent.id;
-    let p = page.clone();
     let result = state
-        .read(move |c| feed::personal_feed(c, me, following_only, sort, &p))
+        .store
+        .personal_feed(caller.agent.id, following_only, sort, page.clone())
         .await?;
     let mut extra = page_fields(&result, page.limit);
     extra.insert(
@@ -130,9 +129,9 @@ impl Thread {
 async fn tree(state: &AppState, post: &Post, q: &ListParams) -> ApiResult<Thread> {
     let sort = q.comment_sort();
     let page = q.page_for(sort.cursor_listing(), 35, 100)?;
-    let (post_id, p) = (post.id, page.clone());
     let (roots, replies) = state
-        .read(move |c| comments::tree(c, post_id, sort, &p))
+        .store
+        .comment_tree(post.id, sort, page.clone())
         .await?;
     let mut extra = page_fields(&roots, page.limit);
     extra.insert(

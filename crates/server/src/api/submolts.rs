@@ -5,9 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tidepool_store::feed::{self, FeedScope, PostSort};
-use tidepool_store::posts;
-use tidepool_store::submolts;
+use tidepool_core::model::feed::PostSort;
 
 use crate::error::ApiResult;
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
@@ -23,10 +21,8 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let sort = q.submolt_sort();
     let page = q.page_for(sort.cursor_listing(), 50, 100)?;
-    let p = page.clone();
-    let (result, stats) = state
-        .read(move |c| Ok((submolts::list(c, sort, &p)?, posts::stats(c)?)))
-        .await?;
+    let result = state.store.list_submolts(sort, page.clone()).await?;
+    let stats = state.store.stats().await?;
     let list: Vec<Value> = result
         .items
         .iter()
@@ -76,15 +72,11 @@ pub async fn get(
     let s = find_submolt(&state, &name).await?;
     let (role, subscribed) = match &viewer.0 {
         Some(c) => {
-            let (sid, me) = (s.id, c.agent.id);
-            state
-                .read(move |conn| {
-                    Ok((
-                        submolts::role_of(conn, sid, me)?,
-                        submolts::is_subscribed(conn, me, sid)?,
-                    ))
-                })
-                .await?
+            let me = c.agent.id;
+            (
+                state.store.role_of(s.id, me).await?,
+                state.store.is_subscribed(me, s.id).await?,
+            )
         }
         None => (None, false),
     };
@@ -109,22 +101,8 @@ pub async fn feed(
     let sort = q.post_sort(PostSort::Hot)?;
     let window = q.window()?;
     let page = q.page_for(sort.cursor_listing(), 25, 100)?;
-    let pinned_first = sort == PostSort::Hot;
-    let first_page = page.after.is_none() && page.offset == 0;
-    let (sid, p) = (s.id, page.clone());
-    let (pinned, result) = state
-        .read(move |c| {
-            let pinned = if pinned_first && first_page {
-                posts::pinned(c, sid)?
-            } else {
-                Vec::new()
-            };
-            Ok((
-                pinned,
-                feed::list_posts(c, FeedScope::Submolt(sid), sort, window, pinned_first, &p)?,
-            ))
-        })
-        .await?;
+    let (pinned, result) =
+        crate::service::content::submolt_feed(&state, s.id, sort, window, page.clone()).await?;
     let list: Vec<views::PostView<'_>> = pinned
         .iter()
         .chain(result.items.iter())
@@ -196,8 +174,7 @@ pub async fn moderators(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let s = find_submolt(&state, &name).await?;
-    let sid = s.id;
-    let mods = state.read(move |c| submolts::moderators(c, sid)).await?;
+    let mods = state.store.moderators(s.id).await?;
     let list: Vec<Value> = mods
         .iter()
         .map(|m| json!({"agent_id": m.agent_uuid, "agent_name": m.name, "name": m.name, "display_name": m.name, "role": m.role, "created_at": tidepool_core::time::iso(m.created_at)}))

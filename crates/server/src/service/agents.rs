@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use serde_json::Value;
 use tidepool_core::AgentName;
 use tidepool_core::credentials::{self, domain};
+use tidepool_core::model::agents::{Agent, KeyScope, NewAgent};
 use tidepool_core::text::{DESCRIPTION_MAX, METADATA_MAX_BYTES};
 use tidepool_core::time::now_ms;
-use tidepool_store::agents::{self, Agent, KeyScope, NewAgent};
 
 use super::{bounded_text, too_many};
 use crate::error::{ApiError, ApiResult};
@@ -93,7 +93,7 @@ pub async fn register(
         auto_claim: state.config.auto_claim,
         now,
     };
-    let agent = state.write(move |c| agents::register(c, new)).await?;
+    let agent = state.store.register_agent(new).await?;
     per_ip.keep();
     global.keep();
     tracing::info!(agent = %agent.name, "agent registered");
@@ -143,9 +143,10 @@ pub async fn update_me(
         ],
     )
     .await?;
-    state
-        .write(move |c| agents::update_profile(c, id, description.as_deref(), metadata.as_deref()))
-        .await
+    Ok(state
+        .store
+        .update_profile(id, description, metadata)
+        .await?)
 }
 
 /// Issues a new full key; every older full key stops working at once.
@@ -165,21 +166,15 @@ pub async fn issue_key(state: &AppState, agent_id: i64, scope: KeyScope) -> ApiR
     let hash = state.hasher.hash(domain::API_KEY, &key);
     let now = now_ms();
     let cap = state.config.max_read_keys;
-    state
-        .write(move |c| match scope {
-            KeyScope::Full => agents::rotate_key(c, agent_id, &hash, now),
-            KeyScope::Read => {
-                // Counted in the same write job as the insert: the single writer makes the
-                // cap exact even under concurrent mints.
-                if tidepool_store::owners::live_read_keys(c, agent_id)? >= cap {
-                    return Err(tidepool_store::StoreError::Forbidden(format!(
-                        "This agent already has {cap} live read-only keys, the most allowed; revoke one first"
-                    )));
-                }
-                agents::add_key(c, agent_id, &hash, KeyScope::Read, now)
-            }
-        })
-        .await?;
+    match scope {
+        KeyScope::Full => state.store.rotate_key(agent_id, hash.to_vec(), now).await?,
+        KeyScope::Read => {
+            state
+                .store
+                .add_read_key(agent_id, hash.to_vec(), cap, now)
+                .await?
+        }
+    }
     if scope == KeyScope::Full {
         state.keys.invalidate();
     }
@@ -188,9 +183,9 @@ pub async fn issue_key(state: &AppState, agent_id: i64, scope: KeyScope) -> ApiR
 
 /// The caller's agent as stored now (the caller itself may be a few seconds old).
 pub async fn fresh(state: &AppState, caller: &Caller) -> ApiResult<Agent> {
-    let id = caller.agent.id;
     state
-        .read(move |c| agents::by_id(c, id))
+        .store
+        .agent_by_id(caller.agent.id)
         .await?
         .ok_or_else(|| ApiError::not_found("Agent not found"))
 }
@@ -206,9 +201,9 @@ pub async fn mint_read_key(state: &AppState, caller: &Caller) -> ApiResult<Strin
 /// Looks an agent up by name, case-insensitively.
 pub async fn find(state: &AppState, raw_name: &str) -> ApiResult<Agent> {
     let name = AgentName::parse(raw_name).map_err(|_| ApiError::not_found("Agent not found"))?;
-    let key = name.key();
     state
-        .read(move |c| agents::by_name(c, &key))
+        .store
+        .agent_by_name(&name.key())
         .await?
         .ok_or_else(|| {
             ApiError::not_found("Agent not found")
@@ -227,11 +222,9 @@ pub async fn set_follow(
     let target = find(state, name).await?;
     let (me, them) = (caller.agent.id, target.id);
     let changed = if follow {
-        state
-            .write(move |c| agents::follow(c, me, them, now_ms()))
-            .await?
+        state.store.follow(me, them, now_ms()).await?
     } else {
-        state.write(move |c| agents::unfollow(c, me, them)).await?
+        state.store.unfollow(me, them).await?
     };
     Ok((changed, target))
 }

@@ -1,13 +1,13 @@
 //! Posts, comments and votes.
 
 use tidepool_core::SubmoltName;
+use tidepool_core::model::agents::Agent;
+use tidepool_core::model::comments::{Comment, NewComment};
+use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
+use tidepool_core::model::posts::{NewPost, Post};
+use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_core::text::{COMMENT_MAX, POST_CONTENT_MAX, TITLE_MAX, URL_MAX};
 use tidepool_core::time::now_ms;
-use tidepool_store::agents::{self, Agent};
-use tidepool_store::comments::{self, Comment, NewComment};
-use tidepool_store::posts::{self, NewPost, Post};
-use tidepool_store::submolts;
-use tidepool_store::votes::{self, Ballot, TargetKind, VoteAction};
 
 use super::{bounded_text, guard, required_text, too_many};
 use crate::error::{ApiError, ApiResult};
@@ -107,9 +107,9 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
         .take(format!("post:{}", caller.agent.id), limit)
         .map_err(|d| too_many(d, "one post per cooldown"))?;
 
-    let name = submolt_name.as_str().to_owned();
     let submolt = state
-        .read(move |c| submolts::by_name(c, &name))
+        .store
+        .submolt_by_name(submolt_name.as_str())
         .await?
         .ok_or_else(|| {
             ApiError::not_found("Submolt not found")
@@ -120,18 +120,13 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
         .admin_only_submolts
         .iter()
         .any(|s| s.eq_ignore_ascii_case(&submolt.name))
+        && !state.store.owned_by_admin(caller.agent.id).await?
     {
-        let id = caller.agent.id;
-        if !state
-            .read(move |c| tidepool_store::owners::owned_by_admin(c, id))
-            .await?
-        {
-            return Err(ApiError::forbidden(format!(
-                "Only the platform's administrators post in m/{}",
-                submolt.name
-            ))
-            .with_hint("Post in m/general or another community"));
-        }
+        return Err(ApiError::forbidden(format!(
+            "Only the platform's administrators post in m/{}",
+            submolt.name
+        ))
+        .with_hint("Post in m/general or another community"));
     }
 
     let safety = guard::check(
@@ -155,14 +150,7 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
         safety,
         now: now_ms(),
     };
-    let author = caller.agent.id;
-    let post = state
-        .write(move |c| {
-            let post = posts::create(c, new)?;
-            guard::audit_quarantine(c, &post.safety, author, "post", &post.uuid)?;
-            Ok(post)
-        })
-        .await?;
+    let post = state.store.create_post(new).await?;
     guard.keep();
     Ok(post)
 }
@@ -170,7 +158,8 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
 pub async fn get_post(state: &AppState, raw_id: &str) -> ApiResult<Post> {
     let id = parse_id("post", raw_id)?;
     state
-        .read(move |c| posts::by_uuid(c, &id))
+        .store
+        .post_by_uuid(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("Post not found"))
 }
@@ -181,7 +170,7 @@ pub async fn delete_post(state: &AppState, caller: &Caller, raw_id: &str) -> Api
     if post.author.id != caller.agent.id {
         return Err(ApiError::forbidden("You can only delete your own posts"));
     }
-    state.write(move |c| posts::delete(c, &post)).await?;
+    state.store.delete_post(post.id).await?;
     // A deleted post leaves every cached page at once, not after the cache's moment.
     state.pages.clear();
     Ok(())
@@ -212,15 +201,7 @@ async fn cast(
         value,
         now: now_ms(),
     };
-    let me = caller.agent.id;
-    let (action, already_following) = state
-        .write(move |c| {
-            Ok((
-                votes::cast(c, ballot)?,
-                agents::is_following(c, me, author_id)?,
-            ))
-        })
-        .await?;
+    let (action, already_following) = state.store.cast_vote(ballot).await?;
     Ok(Voted {
         action,
         author,
@@ -280,16 +261,16 @@ pub async fn set_pinned(
 ) -> ApiResult<bool> {
     caller.require_writer()?;
     let post = get_post(state, raw_id).await?;
-    let (sid, me) = (post.submolt.id, caller.agent.id);
-    let role = state.read(move |c| submolts::role_of(c, sid, me)).await?;
+    let role = state
+        .store
+        .role_of(post.submolt.id, caller.agent.id)
+        .await?;
     if role.is_none() {
         return Err(ApiError::forbidden(
             "Only moderators of this submolt can pin posts",
         ));
     }
-    state
-        .write(move |c| posts::set_pinned(c, &post, pinned))
-        .await
+    Ok(state.store.set_pinned(post.id, pinned).await?)
 }
 
 pub async fn create_comment(
@@ -344,13 +325,7 @@ pub async fn create_comment(
         safety,
         now: now_ms(),
     };
-    let comment = state
-        .write(move |c| {
-            let comment = comments::create(c, new)?;
-            guard::audit_quarantine(c, &comment.safety, id, "comment", &comment.uuid)?;
-            Ok(comment)
-        })
-        .await?;
+    let comment = state.store.create_comment(new).await?;
     daily_guard.keep();
     cooldown_guard.keep();
     Ok(comment)
@@ -359,7 +334,8 @@ pub async fn create_comment(
 pub async fn get_comment(state: &AppState, raw_id: &str) -> ApiResult<Comment> {
     let id = parse_id("comment", raw_id)?;
     state
-        .read(move |c| comments::by_uuid(c, &id))
+        .store
+        .comment_by_uuid(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("Comment not found"))
 }
@@ -373,7 +349,7 @@ pub async fn delete_comment(state: &AppState, caller: &Caller, raw_id: &str) -> 
     if comment.is_deleted {
         return Ok(());
     }
-    state.write(move |c| comments::delete(c, &comment)).await?;
+    state.store.delete_comment(comment.id).await?;
     state.pages.clear();
     Ok(())
 }
@@ -408,9 +384,94 @@ pub async fn remove_vote(
             (comment.id, comment.author.id, comment.author.name)
         }
     };
-    let me = caller.agent.id;
     let removed = state
-        .write(move |c| votes::retract(c, me, kind, target_id, author_id, now_ms()))
+        .store
+        .retract_vote(caller.agent.id, kind, target_id, author_id, now_ms())
         .await?;
     Ok(Unvoted { removed, author })
+}
+
+/// A submolt's feed, for the API and the web page alike: on the first page of `hot`, its
+/// pinned posts come first (and are left out of the ranked list below them).
+pub async fn submolt_feed(
+    state: &AppState,
+    submolt_id: i64,
+    sort: PostSort,
+    window: Window,
+    page: PageRequest,
+) -> ApiResult<(Vec<Post>, Page<Post>)> {
+    let pinned_first = sort == PostSort::Hot;
+    let first_page = page.after.is_none() && page.offset == 0;
+    let pinned = if pinned_first && first_page {
+        state.store.pinned(submolt_id).await?
+    } else {
+        Vec::new()
+    };
+    let rest = state
+        .store
+        .list_posts(
+            FeedScope::Submolt(submolt_id),
+            sort,
+            window,
+            pinned_first,
+            page,
+        )
+        .await?;
+    Ok((pinned, rest))
+}
+
+/// An author's newest posts (profiles on the API and the web).
+pub async fn recent_posts(
+    state: &AppState,
+    author_id: i64,
+    limit: i64,
+    include_quarantined: bool,
+) -> ApiResult<Vec<Post>> {
+    let page = PageRequest {
+        limit,
+        after: None,
+        offset: 0,
+        now: now_ms(),
+        include_quarantined,
+    };
+    let found = state
+        .store
+        .list_posts(
+            FeedScope::Author(author_id),
+            PostSort::New,
+            Window::All,
+            false,
+            page,
+        )
+        .await?;
+    Ok(found.items)
+}
+
+/// Posts and comments matching `text`, each list best first with its similarity in 0..1,
+/// at most `want` of each (for the API and the web search page).
+pub async fn search(
+    state: &AppState,
+    text: &str,
+    posts: bool,
+    comments: bool,
+    want: i64,
+    include_quarantined: bool,
+) -> ApiResult<(Vec<(Post, f64)>, Vec<(Comment, f64)>)> {
+    let p = if posts {
+        state
+            .store
+            .search_posts(text, want, include_quarantined)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let c = if comments {
+        state
+            .store
+            .search_comments(text, want, include_quarantined)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok((p, c))
 }

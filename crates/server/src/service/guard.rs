@@ -3,11 +3,9 @@
 
 use serde_json::{Value, json};
 use tidepool_core::credentials::domain;
+use tidepool_core::model::posts::Safety;
 use tidepool_core::time::now_ms;
 use tidepool_guard::{FindingKind, Verdict};
-use tidepool_store::agents;
-use tidepool_store::posts::Safety;
-use tidepool_store::schema::audit;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -80,16 +78,8 @@ pub async fn check(
             .collect();
         let detail = json!({"labels": labels, "findings": findings});
         let revoked = state
-            .write(move |c| {
-                let mut revoked = 0;
-                for hash in &leaked_keys {
-                    if agents::revoke_key(c, hash, "leaked in content", now_ms())?.is_some() {
-                        revoked += 1;
-                    }
-                }
-                audit(c, "content_blocked", agent_id, &detail)?;
-                Ok(revoked)
-            })
+            .store
+            .block_content(leaked_keys, agent_id, detail, now_ms())
             .await?;
         if revoked > 0 {
             state.keys.invalidate();
@@ -119,25 +109,6 @@ pub async fn check(
     })
 }
 
-/// Records a quarantine in the audit log (inside the write job that stored the text).
-pub fn audit_quarantine(
-    c: &tidepool_store::Connection,
-    safety: &Safety,
-    agent_id: i64,
-    what: &str,
-    id: &str,
-) -> tidepool_store::Result<()> {
-    if safety.quarantined {
-        audit(
-            c,
-            "content_quarantined",
-            Some(agent_id),
-            &json!({what: id, "labels": serde_json::from_str::<Value>(&safety.labels).unwrap_or_default(), "injection_score": safety.injection_score}),
-        )?;
-    }
-    Ok(())
-}
-
 /// [`check`] for texts that cannot be quarantined (agent profiles, submolt names and
 /// descriptions, which are shown wherever the agent or submolt appears): a text that
 /// would be quarantined is refused instead.
@@ -151,7 +122,8 @@ pub async fn check_strict(
         let labels: Value = serde_json::from_str(&safety.labels).unwrap_or_default();
         let detail = json!({"labels": labels, "reason": "quarantine-level text in a field that cannot be quarantined"});
         state
-            .write(move |c| audit(c, "content_blocked", agent_id, &detail))
+            .store
+            .audit("content_blocked", agent_id, detail)
             .await?;
         return Err(ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "Content refused: it reads as a prompt injection")
             .with_hint("Profiles and community descriptions are shown to every agent; write them as plain descriptions.")

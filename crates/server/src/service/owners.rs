@@ -4,11 +4,12 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use tidepool_core::credentials::{self, domain};
+use tidepool_core::model::agents::{Agent, AgentStatus, KeyScope};
+use tidepool_core::model::moderation::Release;
+use tidepool_core::model::owners::{ClaimOutcome, Owner, Suspension, SuspensionLevel};
+use tidepool_core::model::votes::TargetKind;
 use tidepool_core::time::now_ms;
-use tidepool_store::agents::{Agent, AgentStatus, KeyScope};
-use tidepool_store::moderation::Release;
-use tidepool_store::owners::{self, ClaimOutcome, Owner, Suspension, SuspensionLevel};
-use tidepool_store::{Store, comments, moderation, posts};
+use tidepool_store::{ModerationRecord, QueueAction, Store};
 
 use crate::error::{ApiError, ApiResult};
 use crate::ratelimit::Limit;
@@ -107,9 +108,9 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password("not a real password, never used").unwrap_or_default())
 }
 
-/// Creates an owner account (used by sign-up and `tidepool admin create-owner`).
-pub fn create_owner_blocking(
-    store: &Store,
+/// Creates an owner account (`tidepool admin create-owner`).
+pub async fn create_owner(
+    store: &dyn Store,
     email: &str,
     password: &str,
     is_admin: bool,
@@ -117,18 +118,21 @@ pub fn create_owner_blocking(
     let email = check_email(email)?;
     check_password(password)?;
     let hash = hash_password(password)?;
-    Ok(store.write_blocking(move |c| owners::create(c, &email, &hash, is_admin, now_ms()))?)
+    Ok(store
+        .create_owner(&email, &hash, is_admin, now_ms())
+        .await?)
 }
 
 /// Replaces an owner's password and ends every session (`tidepool admin reset-password`).
-pub fn reset_password_blocking(store: &Store, email: &str, password: &str) -> ApiResult<()> {
+pub async fn reset_password(store: &dyn Store, email: &str, password: &str) -> ApiResult<()> {
     check_password(password)?;
     let key = email.trim().to_lowercase();
     let owner = store
-        .read(|c| owners::by_email(c, &key))?
+        .owner_by_email(&key)
+        .await?
         .ok_or_else(|| ApiError::not_found("No account with this email"))?;
     let hash = hash_password(password)?;
-    Ok(store.write_blocking(move |c| owners::set_password(c, owner.id, &hash))?)
+    Ok(store.set_password(owner.id, &hash).await?)
 }
 
 fn limited(state: &AppState, key: String, limit: Limit, what: &str) -> ApiResult<()> {
@@ -149,7 +153,8 @@ async fn start_session(state: &AppState, owner_id: i64) -> ApiResult<String> {
     let hash = state.hasher.hash(domain::SESSION, &token);
     let now = now_ms();
     state
-        .write(move |c| owners::create_session(c, &hash, owner_id, now, now + SESSION_TTL_MS))
+        .store
+        .create_session(hash.to_vec(), owner_id, now, now + SESSION_TTL_MS)
         .await?;
     Ok(token)
 }
@@ -171,12 +176,12 @@ pub async fn sign_up(state: &AppState, ip: &str, email: &str, password: &str) ->
         .await
         .map_err(ApiError::internal)??;
     match state
-        .write(move |c| owners::create(c, &email, &hash, false, now_ms()))
+        .store
+        .create_owner(&email, &hash, false, now_ms())
         .await
     {
-        Ok(_) => Ok(()),
-        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) | Err(tidepool_store::StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -222,8 +227,7 @@ pub async fn log_in(
         let delay = std::time::Duration::from_millis(250 * u64::from(over)).min(LOGIN_MAX_DELAY);
         tokio::time::sleep(delay).await;
     }
-    let k = key.clone();
-    let owner = state.read(move |c| owners::by_email(c, &k)).await?;
+    let owner = state.store.owner_by_email(&key).await?;
     let phc = owner
         .as_ref()
         .map_or_else(|| dummy_hash().to_owned(), |o| o.password_hash.clone());
@@ -301,23 +305,19 @@ const LOGIN_ACCOUNT_SLOWDOWN_LOG: Limit = Limit::new(
 
 pub async fn log_out(state: &AppState, token: &str) -> ApiResult<()> {
     let hash = state.hasher.hash(domain::SESSION, token);
-    state.write(move |c| owners::delete_session(c, &hash)).await
+    Ok(state.store.delete_session(&hash).await?)
 }
 
 /// The owner behind a session cookie, if it is live.
 pub async fn session(state: &AppState, token: &str) -> ApiResult<Option<Owner>> {
     let hash = state.hasher.hash(domain::SESSION, token);
-    state
-        .read(move |c| owners::session_owner(c, &hash, now_ms()))
-        .await
+    Ok(state.store.session_owner(&hash, now_ms()).await?)
 }
 
 /// The unclaimed agent behind a claim token (for the claim page).
 pub async fn claimable(state: &AppState, token: &str) -> ApiResult<Option<Agent>> {
     let hash = state.hasher.hash(domain::CLAIM_TOKEN, token);
-    state
-        .read(move |c| owners::agent_by_claim_token(c, &hash, now_ms()))
-        .await
+    Ok(state.store.agent_by_claim_token(&hash, now_ms()).await?)
 }
 
 pub async fn claim(state: &AppState, owner: &Owner, token: &str, code: &str) -> ApiResult<Agent> {
@@ -334,9 +334,14 @@ pub async fn claim(state: &AppState, owner: &Owner, token: &str, code: &str) -> 
     );
     let (owner_id, cap) = (owner.id, state.config.max_agents_per_owner);
     let outcome = state
-        .write(move |c| {
-            owners::claim_with_token(c, &token_hash, &code_hash, owner_id, cap, now_ms())
-        })
+        .store
+        .claim_with_token(
+            token_hash.to_vec(),
+            code_hash.to_vec(),
+            owner_id,
+            cap,
+            now_ms(),
+        )
         .await?;
     match outcome {
         ClaimOutcome::Claimed(agent) => {
@@ -352,8 +357,7 @@ pub async fn claim(state: &AppState, owner: &Owner, token: &str, code: &str) -> 
 /// One of the owner's agents, by name; anything else is "not found" (no probing).
 pub async fn owned_agent(state: &AppState, owner: &Owner, name: &str) -> ApiResult<Agent> {
     let agent = crate::service::agents::find(state, name).await?;
-    let id = agent.id;
-    let owner_id = state.read(move |c| owners::owner_of(c, id)).await?;
+    let owner_id = state.store.owner_of(agent.id).await?;
     if owner_id != Some(owner.id) {
         return Err(ApiError::not_found("Agent not found"));
     }
@@ -373,19 +377,16 @@ pub async fn issue_key(
         return Err(ApiError::bad_request("This agent is deleted"));
     }
     if revoke_all {
-        let id = agent.id;
-        state
-            .write(move |c| owners::revoke_all_keys(c, id, now_ms()))
-            .await?;
+        state.store.revoke_all_keys(agent.id, now_ms()).await?;
         state.keys.invalidate();
     }
     crate::service::agents::issue_key(state, agent.id, scope).await
 }
 
 pub async fn revoke_read_key(state: &AppState, agent: &Agent, key_id: i64) -> ApiResult<()> {
-    let id = agent.id;
     state
-        .write(move |c| owners::revoke_read_key(c, id, key_id, now_ms()))
+        .store
+        .revoke_read_key(agent.id, key_id, now_ms())
         .await?;
     state.keys.invalidate();
     Ok(())
@@ -398,17 +399,11 @@ pub async fn set_suspended(
     agent: &Agent,
     level: SuspensionLevel,
     suspend: Option<(String, String)>,
+    log: Option<ModerationRecord>,
 ) -> ApiResult<Agent> {
-    let id = agent.id;
     let a = state
-        .write(move |c| {
-            owners::set_suspended(
-                c,
-                id,
-                level,
-                suspend.as_ref().map(|(a, r)| (a.as_str(), r.as_str())),
-            )
-        })
+        .store
+        .set_suspended(agent.id, level, suspend, log)
         .await?;
     state.keys.invalidate();
     state.pages.clear();
@@ -418,13 +413,12 @@ pub async fn set_suspended(
 /// An owner suspends or resumes their own agent (never lifting a moderator's suspension).
 pub async fn owner_suspend(state: &AppState, agent: &Agent, suspend: bool) -> ApiResult<Agent> {
     let why = suspend.then(|| ("owner".to_owned(), "suspended by its owner".to_owned()));
-    set_suspended(state, agent, SuspensionLevel::Owner, why).await
+    set_suspended(state, agent, SuspensionLevel::Owner, why, None).await
 }
 
 /// Why an agent is suspended, if it is.
 pub async fn suspension(state: &AppState, agent: &Agent) -> ApiResult<Option<Suspension>> {
-    let id = agent.id;
-    state.read(move |c| owners::suspension_of(c, id)).await
+    Ok(state.store.suspension_of(agent.id).await?)
 }
 
 pub async fn delete_agent(state: &AppState, agent: &Agent) -> ApiResult<()> {
@@ -438,10 +432,7 @@ pub async fn delete_agent(state: &AppState, agent: &Agent) -> ApiResult<()> {
             "This agent is suspended by a moderator; it cannot be deleted until the suspension is lifted",
         ));
     }
-    let id = agent.id;
-    state
-        .write(move |c| owners::delete_agent(c, id, now_ms()))
-        .await?;
+    state.store.delete_agent(agent.id, now_ms()).await?;
     state.keys.invalidate();
     state.pages.clear();
     Ok(())
@@ -463,10 +454,7 @@ impl Scope {
 }
 
 pub async fn moderation_scope(state: &AppState, owner: &Owner) -> ApiResult<Scope> {
-    let id = owner.id;
-    let submolts = state
-        .read(move |c| owners::moderated_submolts(c, id))
-        .await?;
+    let submolts = state.store.moderated_submolts(owner.id).await?;
     Ok(Scope {
         admin: owner.is_admin,
         submolts,
@@ -483,11 +471,11 @@ struct Queued {
 }
 
 async fn queued_item(state: &AppState, kind: &str, uuid: &str) -> ApiResult<Queued> {
-    let u = uuid.to_owned();
     match kind {
         "post" => {
             let p = state
-                .read(move |c| posts::by_uuid(c, &u))
+                .store
+                .post_by_uuid(uuid)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Post not found"))?;
             Ok(Queued {
@@ -500,12 +488,13 @@ async fn queued_item(state: &AppState, kind: &str, uuid: &str) -> ApiResult<Queu
         }
         "comment" => {
             let c = state
-                .read(move |c| comments::by_uuid(c, &u))
+                .store
+                .comment_by_uuid(uuid)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Comment not found"))?;
-            let pid = c.post_id;
             let p = state
-                .read(move |c| posts::by_id(c, pid))
+                .store
+                .post_by_id(c.post_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("Post not found"))?;
             Ok(Queued {
@@ -548,8 +537,7 @@ pub async fn moderate(
         Release::Submolt
     };
     if release {
-        let author = item.author_id;
-        let author_owner = state.read(move |c| owners::owner_of(c, author)).await?;
+        let author_owner = state.store.owner_of(item.author_id).await?;
         if author_owner == Some(owner.id) {
             return Err(ApiError::forbidden(
                 "You cannot release content written by an agent you own",
@@ -562,7 +550,8 @@ pub async fn moderate(
             // account of their own to release their text. Nobody accountable, likewise.
             let author_moderates = match author_owner {
                 Some(o) => state
-                    .read(move |c| owners::moderated_submolts(c, o))
+                    .store
+                    .moderated_submolts(o)
                     .await?
                     .contains(&item.submolt_id),
                 None => true,
@@ -580,32 +569,27 @@ pub async fn moderate(
         (true, Release::Global) => "release".to_owned(),
         (true, Release::Submolt) => format!("release to m/{} only", item.submolt_name),
     };
-    let kind = kind.to_owned();
+    let target = if kind == "post" {
+        TargetKind::Post
+    } else {
+        TargetKind::Comment
+    };
+    let record = ModerationRecord {
+        actor,
+        action,
+        target_kind: kind.to_owned(),
+        target: item.uuid.clone(),
+        reason,
+        now: now_ms(),
+    };
+    let act = if release {
+        QueueAction::Release(to)
+    } else {
+        QueueAction::Remove
+    };
     state
-        .write(move |c| {
-            let changed = match (kind.as_str(), release) {
-                ("post", true) => moderation::release_post(c, item.id, to)?,
-                ("comment", true) => moderation::release_comment(c, item.id, to)?,
-                ("post", false) => {
-                    let post = posts::by_id(c, item.id)?
-                        .ok_or(tidepool_store::StoreError::NotFound("Post"))?;
-                    posts::delete(c, &post)?;
-                    true
-                }
-                _ => {
-                    let comment = comments::by_uuid(c, &item.uuid)?
-                        .ok_or(tidepool_store::StoreError::NotFound("Comment"))?;
-                    comments::delete(c, &comment)?;
-                    true
-                }
-            };
-            if !changed {
-                return Err(tidepool_store::StoreError::Refused(
-                    "This item is no longer quarantined".into(),
-                ));
-            }
-            moderation::log(c, &actor, &action, &kind, &item.uuid, &reason, now_ms())
-        })
+        .store
+        .moderate_item(target, item.id, act, record)
         .await?;
     state.pages.clear();
     Ok(())
@@ -626,12 +610,16 @@ pub async fn moderate_agent(
     let agent = crate::service::agents::find(state, name).await?;
     let actor = moderator_name(owner);
     let why = suspend.then(|| (actor.clone(), reason.clone()));
-    let a = set_suspended(state, &agent, SuspensionLevel::Moderator, why).await?;
-    let (name, action) = (a.name.clone(), if suspend { "suspend" } else { "resume" });
-    state
-        .write(move |c| moderation::log(c, &actor, action, "agent", &name, &reason, now_ms()))
-        .await?;
-    Ok(a)
+    // The suspension and its public log entry commit together.
+    let record = ModerationRecord {
+        actor,
+        action: if suspend { "suspend" } else { "resume" }.to_owned(),
+        target_kind: "agent".to_owned(),
+        target: agent.name.clone(),
+        reason,
+        now: now_ms(),
+    };
+    set_suspended(state, &agent, SuspensionLevel::Moderator, why, Some(record)).await
 }
 
 /// A moderation reason: required, at most 500 characters (it is published).

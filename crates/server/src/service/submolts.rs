@@ -2,9 +2,9 @@
 
 use serde_json::Value;
 use tidepool_core::SubmoltName;
+use tidepool_core::model::submolts::{NewSubmolt, SettingsChange, Submolt};
 use tidepool_core::text::{DESCRIPTION_MAX, DISPLAY_NAME_MAX};
 use tidepool_core::time::now_ms;
-use tidepool_store::submolts::{self, NewSubmolt, SettingsChange, Submolt};
 
 use super::{bounded_text, too_many};
 use crate::error::{ApiError, ApiResult};
@@ -14,9 +14,9 @@ use crate::state::AppState;
 
 pub async fn find_submolt(state: &AppState, raw: &str) -> ApiResult<Submolt> {
     let name = SubmoltName::parse(raw).map_err(|_| ApiError::not_found("Submolt not found"))?;
-    let key = name.as_str().to_owned();
     state
-        .read(move |c| submolts::by_name(c, &key))
+        .store
+        .submolt_by_name(name.as_str())
         .await?
         .ok_or_else(|| {
             ApiError::not_found("Submolt not found")
@@ -86,16 +86,14 @@ pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> A
         creator_id: caller.agent.id,
         now: now_ms(),
     };
-    let submolt = state.write(move |c| submolts::create(c, new)).await?;
+    let submolt = state.store.create_submolt(new).await?;
     guard.keep();
     Ok(submolt)
 }
 
 /// The caller's role in a submolt, if any.
 pub async fn role(state: &AppState, submolt_id: i64, agent_id: i64) -> ApiResult<Option<String>> {
-    state
-        .read(move |c| submolts::role_of(c, submolt_id, agent_id))
-        .await
+    Ok(state.store.role_of(submolt_id, agent_id).await?)
 }
 
 pub async fn set_subscribed(
@@ -107,15 +105,11 @@ pub async fn set_subscribed(
     caller.require_writer()?;
     let s = find_submolt(state, raw).await?;
     let me = caller.agent.id;
-    if subscribe {
-        state
-            .write(move |c| submolts::subscribe(c, me, s.id, now_ms()))
-            .await
+    Ok(if subscribe {
+        state.store.subscribe(me, s.id, now_ms()).await?
     } else {
-        state
-            .write(move |c| submolts::unsubscribe(c, me, s.id))
-            .await
-    }
+        state.store.unsubscribe(me, s.id).await?
+    })
 }
 
 fn color(field: &str, v: Option<String>) -> ApiResult<Option<String>> {
@@ -195,9 +189,7 @@ pub async fn update_settings(
         ],
     )
     .await?;
-    state
-        .write(move |c| submolts::update_settings(c, s.id, &change))
-        .await
+    Ok(state.store.update_submolt(s.id, change).await?)
 }
 
 /// Adds or removes a moderator: the submolt's owner only.
@@ -228,13 +220,9 @@ pub async fn set_moderator(
     let target = find(state, &name).await?;
     let (sid, tid) = (s.id, target.id);
     let changed = if add {
-        state
-            .write(move |c| submolts::add_moderator(c, sid, tid, now_ms()))
-            .await?
+        state.store.add_moderator(sid, tid, now_ms()).await?
     } else {
-        state
-            .write(move |c| submolts::remove_moderator(c, sid, tid))
-            .await?
+        state.store.remove_moderator(sid, tid).await?
     };
     Ok((changed, target.name))
 }

@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use tidepool_store::agents::{Agent, AgentStatus, KeyScope};
-use tidepool_store::owners;
+use tidepool_core::model::agents::{Agent, AgentStatus, KeyScope};
+use tidepool_core::model::owners;
 
 use super::{
     SESSION_COOKIE, Viewer, ago, check_csrf, cookie, cookie_header, error_page, page, page_error,
@@ -374,7 +374,7 @@ fn agent_card(
     a: &Agent,
     suspension: Option<&owners::Suspension>,
     keys: &[owners::KeyInfo],
-    posts: &[tidepool_store::posts::Post],
+    posts: &[tidepool_core::model::posts::Post],
 ) -> Markup {
     let by_moderator = suspension.is_some_and(|s| s.level == owners::SuspensionLevel::Moderator);
     let base = format!("/dashboard/agents/{}", a.name);
@@ -459,13 +459,11 @@ pub async fn dashboard(
         Err(r) => return r,
     };
     let run = async {
-        let oid = owner.id;
-        let agents = state.read(move |c| owners::agents_of(c, oid)).await?;
+        let agents = state.store.agents_of(owner.id).await?;
         let mut cards = Vec::new();
         for a in &agents {
-            let aid = a.id;
-            let keys = state.read(move |c| owners::keys_of(c, aid)).await?;
-            let posts = super::pages::recent_posts(&state, aid, 5).await?;
+            let keys = state.store.keys_of(a.id).await?;
+            let posts = super::pages::recent_posts(&state, a.id, 5).await?;
             let suspension = svc::suspension(&state, a).await?;
             cards.push(agent_card(&viewer, a, suspension.as_ref(), &keys, &posts));
         }
@@ -476,8 +474,8 @@ pub async fn dashboard(
             .as_deref()
             .and_then(|n| agents.iter().find(|a| a.name == n))
             .map(|a| a.name.clone());
-        let list = agents.clone();
-        let events = state.read(move |c| owners::events_of(c, &list, 50)).await?;
+        let ids = agents.iter().map(|a| a.id).collect();
+        let events = state.store.events_of(ids, 50).await?;
         Ok::<_, ApiError>(html! {
             h1 { "Your agents" }
             @if let Some(name) = &claimed { p.notice role="status" { "You now own " (name) "." } }

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use tidepool_core::credentials::{self, domain};
-use tidepool_store::owners::Owner;
+use tidepool_core::model::owners::Owner;
 
 use crate::client::ClientAddr;
 use crate::error::ApiError;
@@ -472,7 +472,7 @@ pub fn ago(at: i64) -> String {
 }
 
 /// Safety labels as badges; quarantined content collapsed behind its reason.
-pub fn safety_badges(s: &tidepool_store::posts::Safety) -> Markup {
+pub fn safety_badges(s: &tidepool_core::model::posts::Safety) -> Markup {
     let labels: Vec<String> = serde_json::from_str(&s.labels).unwrap_or_default();
     html! {
         @for l in &labels {
@@ -484,7 +484,7 @@ pub fn safety_badges(s: &tidepool_store::posts::Safety) -> Markup {
 /// Agent text rendered safely, collapsed when quarantined or released to its submolt
 /// only (such text was judged an injection; a submolt moderator's release must not put it
 /// in plain view on global pages).
-pub fn guarded(s: &tidepool_store::posts::Safety, text: &str) -> Markup {
+pub fn guarded(s: &tidepool_core::model::posts::Safety, text: &str) -> Markup {
     let body = PreEscaped(markdown::render(text));
     if s.submolt_only {
         return html! {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
-use tidepool_store::moderation;
+use tidepool_core::model::moderation::QueueScope;
 
 use super::{Viewer, ago, check_csrf, error_page, guarded, page, page_error, safety_badges};
 use crate::error::ApiError;
@@ -33,23 +33,16 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
         }
         // A moderator sees only the submolts they moderate, filtered by the store (not a
         // page of everything filtered afterwards, which could come back empty).
-        let (admin, submolts) = (scope.admin, scope.submolts.clone());
-        let (posts, comments) = state
-            .read(move |c| {
-                let scope = if admin {
-                    moderation::QueueScope::All
-                } else {
-                    moderation::QueueScope::Submolts(&submolts)
-                };
-                Ok((
-                    moderation::queued_posts(c, scope, None, 50)?,
-                    moderation::queued_comments(c, scope, None, 50)?,
-                ))
-            })
-            .await?;
-        let oid = owner.id;
+        let queue = if scope.admin {
+            QueueScope::All
+        } else {
+            QueueScope::Submolts(scope.submolts.clone())
+        };
+        let posts = state.store.queued_posts(queue.clone(), None, 50).await?;
+        let comments = state.store.queued_comments(queue, None, 50).await?;
         let own: Vec<i64> = state
-            .read(move |c| tidepool_store::owners::agents_of(c, oid))
+            .store
+            .agents_of(owner.id)
             .await?
             .iter()
             .map(|a| a.id)
@@ -164,11 +157,7 @@ pub async fn log(
     viewer: Viewer,
     Query(q): Query<Before>,
 ) -> Response {
-    let before = q.before;
-    match state
-        .read(move |c| moderation::entries(c, before, 50))
-        .await
-    {
+    match state.store.moderation_log(q.before, 50).await {
         Ok(entries) => page(
             StatusCode::OK,
             "Moderation log",
@@ -202,6 +191,6 @@ pub async fn log(
                 }
             },
         ),
-        Err(e) => error_page(&e),
+        Err(e) => error_page(&ApiError::from(e)),
     }
 }

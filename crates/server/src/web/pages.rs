@@ -8,12 +8,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 use tidepool_core::cursor::Cursor;
+use tidepool_core::model::comments::{Comment, CommentSort};
+use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, Window};
+use tidepool_core::model::posts::Post;
+use tidepool_core::model::search;
+use tidepool_core::model::submolts::SubmoltSort;
 use tidepool_core::time::now_ms;
-use tidepool_store::comments::{self, Comment, CommentSort};
-use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
-use tidepool_store::posts::Post;
-use tidepool_store::search;
-use tidepool_store::submolts::{self, SubmoltSort};
 
 use super::{Viewer, ago, error_page, guarded, page, safety_badges};
 use crate::error::ApiError;
@@ -97,22 +97,21 @@ pub async fn front(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Response
         let sort = sort_of(q)?;
         let pr = page_request(q, sort.cursor_listing(), PAGE)?;
         let result = state
-            .read(move |c| feed::list_posts(c, FeedScope::All, sort, Window::All, false, &pr))
+            .store
+            .list_posts(FeedScope::All, sort, Window::All, false, pr)
             .await?;
         let popular = state
-            .read(|c| {
-                submolts::list(
-                    c,
-                    SubmoltSort::Popular,
-                    &PageRequest {
-                        limit: 10,
-                        after: None,
-                        offset: 0,
-                        now: now_ms(),
-                        include_quarantined: false,
-                    },
-                )
-            })
+            .store
+            .list_submolts(
+                SubmoltSort::Popular,
+                PageRequest {
+                    limit: 10,
+                    after: None,
+                    offset: 0,
+                    now: now_ms(),
+                    include_quarantined: false,
+                },
+            )
             .await?;
         let next = result.next_cursor.as_ref().map(Cursor::encode);
         Ok::<_, ApiError>(html! {
@@ -143,9 +142,7 @@ pub async fn submolts(
 ) -> Response {
     let run = async {
         let pr = page_request(&q, SubmoltSort::Popular.cursor_listing(), 50)?;
-        let list = state
-            .read(move |c| submolts::list(c, SubmoltSort::Popular, &pr))
-            .await?;
+        let list = state.store.list_submolts(SubmoltSort::Popular, pr).await?;
         let next = list.next_cursor.as_ref().map(Cursor::encode);
         Ok::<_, ApiError>(html! {
             h1 { "Submolts" }
@@ -181,13 +178,11 @@ pub async fn submolt(
         let s = crate::service::submolts::find_submolt(&state, &name).await?;
         let sort = sort_of(&q)?;
         let pr = page_request(&q, sort.cursor_listing(), PAGE)?;
-        let sid = s.id;
-        let result = state
-            .read(move |c| {
-                feed::list_posts(c, FeedScope::Submolt(sid), sort, Window::All, false, &pr)
-            })
-            .await?;
+        // The same feed as the API's: pinned posts first on the first page of hot.
+        let (pinned, result) =
+            crate::service::content::submolt_feed(&state, s.id, sort, Window::All, pr).await?;
         let next = result.next_cursor.as_ref().map(Cursor::encode);
+        let items: Vec<Post> = pinned.into_iter().chain(result.items).collect();
         let base = format!("/m/{}", s.name);
         Ok::<_, ApiError>((
             s.display_name.clone(),
@@ -196,7 +191,7 @@ pub async fn submolt(
                 p.about { (s.description) }
                 p.meta { (s.subscriber_count) " subscribers · " (s.post_count) " posts" }
                 (sort_tabs(&base, sort))
-                (post_list(&result.items, next, &base, sort_name(sort)))
+                (post_list(&items, next, &base, sort_name(sort)))
             },
         ))
     };
@@ -254,9 +249,7 @@ pub async fn post(
             now: now_ms(),
             include_quarantined: true,
         };
-        let (roots, replies) = state
-            .read(move |c| comments::tree(c, pid, CommentSort::Best, &pr))
-            .await?;
+        let (roots, replies) = state.store.comment_tree(pid, CommentSort::Best, pr).await?;
         Ok::<_, ApiError>((
             p.title.clone(),
             html! {
@@ -301,9 +294,7 @@ pub async fn profile(
         let a = crate::service::agents::find(&state, &name).await?;
         let aid = a.id;
         let posts = recent_posts(&state, aid, 10).await?;
-        let recent = state
-            .read(move |c| comments::recent_by_author(c, aid, 10, true))
-            .await?;
+        let recent = state.store.recent_comments_by(aid, 10, true).await?;
         Ok::<_, ApiError>((
             a.name.clone(),
             html! {
@@ -354,7 +345,7 @@ pub async fn profile(
 pub async fn search_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Response {
     let text = q.q.clone().unwrap_or_default();
     let run = async {
-        let Some(fts) = search::fts_query(&text) else {
+        if !search::has_terms(&text) {
             return Ok::<_, ApiError>(html! {
                 h1 { "Search" }
                 form.search-big action="/search" method="get" {
@@ -363,14 +354,9 @@ pub async fn search_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Re
                 }
                 @if !text.trim().is_empty() { p.empty { "Type a word or two to search for." } }
             });
-        };
-        let (f1, f2) = (fts.clone(), fts);
-        let posts = state
-            .read_heavy(move |c| search::posts(c, &f1, 20, 0, true))
-            .await?;
-        let found = state
-            .read_heavy(move |c| search::comments(c, &f2, 20, 0, true))
-            .await?;
+        }
+        let (posts, found) =
+            crate::service::content::search(state, &text, true, true, 20, true).await?;
         Ok(html! {
             h1 { "Search: " (text) }
             h2 { "Posts" }
@@ -400,26 +386,7 @@ pub(crate) async fn recent_posts(
     author_id: i64,
     limit: i64,
 ) -> Result<Vec<Post>, ApiError> {
-    let pr = PageRequest {
-        limit,
-        after: None,
-        offset: 0,
-        now: now_ms(),
-        include_quarantined: true,
-    };
-    let page = state
-        .read(move |c| {
-            feed::list_posts(
-                c,
-                FeedScope::Author(author_id),
-                PostSort::New,
-                Window::All,
-                false,
-                &pr,
-            )
-        })
-        .await?;
-    Ok(page.items)
+    crate::service::content::recent_posts(state, author_id, limit, true).await
 }
 
 /// "1 comment", "2 comments".

@@ -335,17 +335,13 @@ async fn browse_sign_up_claim_rotate_moderate_and_stay_safe() {
         q.body
     );
     let qid = q.body["post"]["id"].as_str().unwrap().to_owned();
-    let store = s.app.store.clone();
-    tokio::task::spawn_blocking(move || {
-        tidepool_server::service::owners::create_owner_blocking(
-            &store,
-            "admin@example.com",
-            "an admin password",
-            true,
-        )
-    })
+    tidepool_server::service::owners::create_owner(
+        s.app.store.as_ref(),
+        "admin@example.com",
+        "an admin password",
+        true,
+    )
     .await
-    .unwrap()
     .unwrap();
     click(&c, "form[action='/logout'] button").await;
     c.goto(&format!("{base}/login")).await.unwrap();

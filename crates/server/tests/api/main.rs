@@ -220,7 +220,11 @@ impl TestServer {
         let key = name.to_ascii_lowercase();
         self.app
             .store
-            .write(move |c| tidepool_store::agents::claim(c, &key, "test", 0))
+            .admin_claim(
+                &key,
+                tidepool_store::AdminClaim::WithoutOwner { link_expires_at: 0 },
+                tidepool_core::time::now_ms(),
+            )
             .await
             .unwrap();
     }

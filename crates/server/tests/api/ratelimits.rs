@@ -97,7 +97,8 @@ async fn general_limits_and_registration_limits() {
     assert_eq!(
         s.app
             .store
-            .read(tidepool_store::posts::stats)
+            .stats()
+            .await
             .unwrap()
             .iter()
             .find(|(k, _)| k == "agents")

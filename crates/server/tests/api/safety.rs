@@ -68,11 +68,7 @@ async fn secrets_are_blocked_without_being_echoed_and_nothing_is_stored() {
     )
     .await
     .err(422);
-    let audit = s
-        .app
-        .store
-        .read(|c| tidepool_store::agents::audit_log(c, 50))
-        .unwrap();
+    let audit = s.app.store.audit_log(50).await.unwrap();
     assert!(
         audit
             .iter()
@@ -95,11 +91,7 @@ async fn a_leaked_tidepool_key_is_revoked_at_once() {
     assert!(!b.to_string().contains(&victim.key));
     s.get("/api/v1/agents/me", Some(&victim.key)).await.err(401);
     s.get("/api/v1/agents/me", Some(&poster.key)).await.ok();
-    let audit = s
-        .app
-        .store
-        .read(|c| tidepool_store::agents::audit_log(c, 50))
-        .unwrap();
+    let audit = s.app.store.audit_log(50).await.unwrap();
     let revoked = audit
         .iter()
         .find(|e| e.event == "key_revoked")
@@ -234,11 +226,7 @@ async fn quarantined_posts_leave_agent_feeds_unless_asked_for() {
     s.get("/api/v1/posts?include_quarantined=maybe", None)
         .await
         .err(400);
-    let audit = s
-        .app
-        .store
-        .read(|c| tidepool_store::agents::audit_log(c, 20))
-        .unwrap();
+    let audit = s.app.store.audit_log(20).await.unwrap();
     assert!(
         audit
             .iter()

@@ -29,14 +29,9 @@ async fn owner(s: &TestServer, email: &str) -> Web {
 }
 
 async fn admin(s: &TestServer, email: &str) -> Web {
-    let store = s.app.store.clone();
-    let e = email.to_owned();
-    tokio::task::spawn_blocking(move || {
-        tidepool_server::service::owners::create_owner_blocking(&store, &e, PASSWORD, true)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    tidepool_server::service::owners::create_owner(s.app.store.as_ref(), email, PASSWORD, true)
+        .await
+        .unwrap();
     let mut w = Web::new(&s.base);
     assert_eq!(w.log_in(email, PASSWORD).await.status, 303);
     w
@@ -81,7 +76,8 @@ async fn status_of(s: &TestServer, a: &Agent) -> u16 {
 async fn audit_events(s: &TestServer) -> Vec<(String, String)> {
     s.app
         .store
-        .read(|c| tidepool_store::agents::audit_log(c, 1_000))
+        .audit_log(1_000)
+        .await
         .unwrap()
         .into_iter()
         .map(|e| (e.event, e.detail))

@@ -224,7 +224,7 @@ async fn sessions_are_hashed_httponly_strict_and_end_at_logout() {
     );
     let token = w.cookies["tp_session"].clone();
     // The store holds a keyed hash, never the token.
-    let db = std::fs::read(s.app.store.db_path()).unwrap();
+    let db = std::fs::read(s.app.config.data_dir.join("tidepool.db")).unwrap();
     assert!(!db.windows(token.len()).any(|x| x == token.as_bytes()));
     assert_eq!(w.get("/dashboard").await.status, 200);
 
@@ -557,11 +557,7 @@ async fn claims_are_single_use_capped_and_only_for_the_right_code() {
     let new_key = r.body[i..i + 55].to_owned();
     s.get("/api/v1/agents/me", Some(key)).await.err(401);
     s.get("/api/v1/agents/me", Some(&new_key)).await.ok();
-    let log = s
-        .app
-        .store
-        .read(|c| tidepool_store::agents::audit_log(c, 100))
-        .unwrap();
+    let log = s.app.store.audit_log(100).await.unwrap();
     let rotations = log
         .iter()
         .filter(|e| e.event == "key_rotated" && e.agent_name.as_deref() == Some("FirstBot"))
@@ -628,17 +624,13 @@ async fn moderators_remove_and_suspend_with_public_reasons_and_others_cannot() {
         .await;
     assert_eq!(r.status, 403);
 
-    let store = s.app.store.clone();
-    tokio::task::spawn_blocking(move || {
-        tidepool_server::service::owners::create_owner_blocking(
-            &store,
-            "mod@example.com",
-            "moderator password",
-            true,
-        )
-    })
+    tidepool_server::service::owners::create_owner(
+        s.app.store.as_ref(),
+        "mod@example.com",
+        "moderator password",
+        true,
+    )
     .await
-    .unwrap()
     .unwrap();
     let mut m = Web::new(&s.base);
     let csrf = m.csrf("/login").await;

@@ -4,19 +4,11 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
+pub use tidepool_core::model::owners::*;
 
 use crate::agents::{AGENT_COLUMNS, Agent, AgentStatus, agent_from_row, by_id};
 use crate::schema::audit;
-use crate::{Result, StoreError};
-
-#[derive(Debug, Clone)]
-pub struct Owner {
-    pub id: i64,
-    pub email: String,
-    pub password_hash: String,
-    pub is_admin: bool,
-    pub created_at: i64,
-}
+use crate::{DbError, Result};
 
 const OWNER_COLUMNS: &str = "o.id, o.email, o.password_hash, o.is_admin, o.created_at";
 
@@ -46,11 +38,11 @@ pub fn create(
         )?
         .execute(params![email, key, password_hash, is_admin, now])?;
     if inserted == 0 {
-        return Err(StoreError::Conflict(
+        return Err(DbError::Conflict(
             "An account with this email already exists".into(),
         ));
     }
-    by_email(conn, &key)?.ok_or(StoreError::NotFound("Owner"))
+    by_email(conn, &key)?.ok_or(DbError::NotFound("Owner"))
 }
 
 pub fn by_email(conn: &Connection, email: &str) -> Result<Option<Owner>> {
@@ -118,12 +110,6 @@ pub fn delete_session(conn: &Connection, token_hash: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Live sessions one owner may hold (browsers, devices).
-pub const MAX_SESSIONS: i64 = 20;
-
-/// Most agents one dashboard lists.
-pub const MAX_LISTED_AGENTS: i64 = 200;
-
 /// The owner's agents, oldest first.
 pub fn agents_of(conn: &Connection, owner_id: i64) -> Result<Vec<Agent>> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -159,14 +145,6 @@ pub fn agent_by_claim_token(
         .optional()?)
 }
 
-/// What a claim attempt came to. A wrong code is an outcome, not an error: its audit row
-/// must be committed, and an error would roll the write job (and the row) back.
-#[derive(Debug, Clone)]
-pub enum ClaimOutcome {
-    Claimed(Box<Agent>),
-    WrongCode,
-}
-
 /// Counts the owner's agents toward `cap` (deleted agents no longer count); refuses when
 /// the owner is at the cap.
 pub fn check_owner_cap(conn: &Connection, owner_id: i64, cap: i64) -> Result<()> {
@@ -176,7 +154,7 @@ pub fn check_owner_cap(conn: &Connection, owner_id: i64, cap: i64) -> Result<()>
         )?
         .query_row(params![owner_id, cap], |r| r.get(0))?;
     if owned >= cap {
-        return Err(StoreError::Refused(format!(
+        return Err(DbError::Refused(format!(
             "You already own {cap} agents, the most one owner may have"
         )));
     }
@@ -195,7 +173,7 @@ pub fn claim_with_token(
     now: i64,
 ) -> Result<ClaimOutcome> {
     let agent = agent_by_claim_token(conn, token_hash, now)?
-        .ok_or_else(|| StoreError::Refused("This claim link is invalid, used or expired".into()))?;
+        .ok_or_else(|| DbError::Refused("This claim link is invalid, used or expired".into()))?;
     let expected: Option<Vec<u8>> = conn
         .prepare_cached("SELECT verification_code_hash FROM agents WHERE id = ?1")?
         .query_row([agent.id], |r| r.get(0))?;
@@ -221,42 +199,8 @@ pub fn claim_with_token(
         &json!({"by": "owner", "owner": owner_id}),
     )?;
     Ok(ClaimOutcome::Claimed(Box::new(
-        by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))?,
+        by_id(conn, agent.id)?.ok_or(DbError::NotFound("Agent"))?,
     )))
-}
-
-/// Who imposed a suspension. Only the same level or a higher one lifts it: an owner
-/// cannot undo a moderator's suspension of their own agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum SuspensionLevel {
-    Owner,
-    Moderator,
-}
-
-impl SuspensionLevel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Moderator => "moderator",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "owner" => Self::Owner,
-            // Anything else (including a suspension recorded before levels existed) is
-            // treated as the stricter level.
-            _ => Self::Moderator,
-        }
-    }
-}
-
-/// Why an agent is suspended: the level, who (a pseudonym for moderators) and the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suspension {
-    pub level: SuspensionLevel,
-    pub actor: String,
-    pub reason: String,
 }
 
 /// The suspension in force on an agent, if it is suspended.
@@ -286,9 +230,9 @@ pub fn set_suspended(
     level: SuspensionLevel,
     suspend: Option<(&str, &str)>,
 ) -> Result<Agent> {
-    let agent = by_id(conn, agent_id)?.ok_or(StoreError::NotFound("Agent"))?;
+    let agent = by_id(conn, agent_id)?.ok_or(DbError::NotFound("Agent"))?;
     let current = suspension_of(conn, agent_id)?;
-    let refuse = |why: String| Err(StoreError::Refused(why));
+    let refuse = |why: String| Err(DbError::Refused(why));
     match (suspend, &current) {
         (Some(_), None) if agent.status != AgentStatus::Claimed => {
             return refuse(format!(
@@ -343,7 +287,7 @@ pub fn set_suspended(
             )?;
         }
     }
-    by_id(conn, agent_id)?.ok_or(StoreError::NotFound("Agent"))
+    by_id(conn, agent_id)?.ok_or(DbError::NotFound("Agent"))
 }
 
 /// Deletes an agent for good: every key revoked, profile emptied, name kept (so nobody can
@@ -366,17 +310,6 @@ pub fn delete_agent(conn: &Connection, agent_id: i64, now: i64) -> Result<()> {
     )?;
     Ok(())
 }
-
-#[derive(Debug, Clone)]
-pub struct KeyInfo {
-    pub id: i64,
-    pub scope: String,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
-}
-
-/// Revoked keys a dashboard lists beside every live one.
-pub const LISTED_REVOKED_KEYS: i64 = 20;
 
 /// The agent's keys, newest first (never the keys themselves: only hashes are stored):
 /// every live key (their number is capped when they are minted, so a stolen key cannot
@@ -447,7 +380,7 @@ pub fn revoke_read_key(conn: &Connection, agent_id: i64, key_id: i64, now: i64) 
         )?
         .execute(params![agent_id, key_id, now])?;
     if changed == 0 {
-        return Err(StoreError::NotFound("Read-only key"));
+        return Err(DbError::NotFound("Read-only key"));
     }
     audit(
         conn,
@@ -462,16 +395,17 @@ pub fn revoke_read_key(conn: &Connection, agent_id: i64, key_id: i64, now: i64) 
 /// claims, suspensions), newest first: each agent's own index, merged.
 pub fn events_of(
     conn: &Connection,
-    agents: &[Agent],
+    agent_ids: &[i64],
     limit: i64,
 ) -> Result<Vec<crate::agents::AuditEntry>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT l.id, l.at, l.event, ?1, l.detail FROM audit_log l INDEXED BY audit_agent
-         WHERE l.agent_id = ?2 ORDER BY l.id DESC LIMIT ?3",
+        "SELECT l.id, l.at, l.event, a.name, l.detail FROM audit_log l INDEXED BY audit_agent
+         CROSS JOIN agents a ON a.id = l.agent_id
+         WHERE l.agent_id = ?1 ORDER BY l.id DESC LIMIT ?2",
     )?;
     let mut all = Vec::new();
-    for a in agents {
-        let rows = stmt.query_map(params![a.name, a.id, limit], crate::agents::audit_from_row)?;
+    for id in agent_ids {
+        let rows = stmt.query_map(params![id, limit], crate::agents::audit_from_row)?;
         all.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
     }
     all.sort_by_key(|e| std::cmp::Reverse(e.id));

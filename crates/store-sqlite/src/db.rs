@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{Result, StoreError, schema};
+use crate::{DbError, Result, schema};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,7 +48,7 @@ type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
 /// The handle every part of tidepool uses to reach its data. Cheap to clone.
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
@@ -61,7 +61,7 @@ struct Inner {
 
 const DB_FILE: &str = "tidepool.db";
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`: the directory is made private
     /// (0700), the database file and its WAL 0600, and migrations run before anything else.
     pub fn open(data_dir: &Path, options: StoreOptions) -> Result<Self> {
@@ -112,10 +112,10 @@ impl Store {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(f, tx)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        rx.await.map_err(|_| DbError::Closed)?
     }
 
-    /// [`Store::write`] for callers outside an async runtime (the CLI).
+    /// [`SqliteStore::write`] for callers outside an async runtime (the CLI).
     pub fn write_blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -123,7 +123,7 @@ impl Store {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(f, tx)?;
-        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+        rx.blocking_recv().map_err(|_| DbError::Closed)?
     }
 
     fn submit<T, F>(&self, f: F, tx: tokio::sync::oneshot::Sender<Result<T>>) -> Result<()>
@@ -142,10 +142,10 @@ impl Store {
                 let _ = tx.send(result);
             })
         });
-        let guard = self.inner.sender.lock().map_err(StoreError::internal)?;
+        let guard = self.inner.sender.lock().map_err(DbError::internal)?;
         match guard.as_ref() {
-            Some(sender) => sender.send(job).map_err(|_| StoreError::Closed),
-            None => Err(StoreError::Closed),
+            Some(sender) => sender.send(job).map_err(|_| DbError::Closed),
+            None => Err(DbError::Closed),
         }
     }
 
@@ -157,7 +157,7 @@ impl Store {
         };
         match pooled.conn.as_ref() {
             Some(conn) => f(conn),
-            None => Err(StoreError::Internal("read connection missing".into())),
+            None => Err(DbError::Internal("read connection missing".into())),
         }
     }
 
@@ -188,7 +188,7 @@ impl Drop for Inner {
 fn run_in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
     conn.execute_batch("SAVEPOINT job")?;
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)))
-        .unwrap_or_else(|_| Err(StoreError::Internal("write job panicked".into())));
+        .unwrap_or_else(|_| Err(DbError::Internal("write job panicked".into())));
     match &outcome {
         Ok(_) => conn.execute_batch("RELEASE job")?,
         Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job")?,
@@ -204,7 +204,7 @@ fn writer_loop(conn: Connection, receiver: Receiver<Job>, opts: StoreOptions) {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "writer could not begin a transaction");
             let done = first(&conn);
-            done(Err(StoreError::Sqlite(e)));
+            done(Err(DbError::Sqlite(e)));
             continue;
         }
         let mut completions = vec![first(&conn)];
@@ -215,7 +215,7 @@ fn writer_loop(conn: Connection, receiver: Receiver<Job>, opts: StoreOptions) {
             }
         }
         let committed = crate::schema::flush_fts(&conn)
-            .and_then(|()| conn.execute_batch("COMMIT").map_err(StoreError::Sqlite));
+            .and_then(|()| conn.execute_batch("COMMIT").map_err(DbError::Sqlite));
         if let Err(e) = &committed {
             tracing::error!(error = %e, jobs = completions.len(), "group commit failed");
             let _ = conn.execute_batch("ROLLBACK");
@@ -223,7 +223,7 @@ fn writer_loop(conn: Connection, receiver: Receiver<Job>, opts: StoreOptions) {
         for done in completions {
             done(match &committed {
                 Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Internal(format!("commit failed: {e}"))),
+                Err(e) => Err(DbError::Internal(format!("commit failed: {e}"))),
             });
         }
     }
@@ -347,12 +347,12 @@ pub fn load_or_create_secret(data_dir: &Path) -> Result<[u8; 32]> {
     make_private_dir(data_dir)?;
     let path = data_dir.join(SECRET_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => bytes.try_into().map_err(|_| {
-            StoreError::Internal(format!("{} is not a 32-byte secret", path.display()))
-        }),
+        Ok(bytes) => bytes
+            .try_into()
+            .map_err(|_| DbError::Internal(format!("{} is not a 32-byte secret", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let secret =
-                tidepool_core::credentials::new_server_secret().map_err(StoreError::internal)?;
+                tidepool_core::credentials::new_server_secret().map_err(DbError::internal)?;
             write_private_file(&path, &secret)?;
             Ok(secret)
         }
@@ -409,12 +409,12 @@ impl ReadPool {
     }
 
     fn take(&self) -> Result<Connection> {
-        let mut idle = self.idle.lock().map_err(StoreError::internal)?;
+        let mut idle = self.idle.lock().map_err(DbError::internal)?;
         loop {
             if let Some(c) = idle.pop() {
                 return Ok(c);
             }
-            idle = self.available.wait(idle).map_err(StoreError::internal)?;
+            idle = self.available.wait(idle).map_err(DbError::internal)?;
         }
     }
 

@@ -4,7 +4,7 @@
 
 use rusqlite::Connection;
 
-use crate::{Result, StoreError};
+use crate::{DbError, Result};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -274,14 +274,14 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     let current = match usize::try_from(version) {
         Ok(v) if v <= newest => v,
         Ok(_) => {
-            return Err(StoreError::Refused(format!(
+            return Err(DbError::Refused(format!(
                 "this database is at schema version {version}, newer than the newest this \
                  tidepool knows ({newest}): it was written by a newer tidepool. Upgrade \
                  tidepool to open it; nothing was changed"
             )));
         }
         Err(_) => {
-            return Err(StoreError::Refused(format!(
+            return Err(DbError::Refused(format!(
                 "this database has schema version {version}, which no tidepool writes \
                  (this one knows 0 to {newest}); nothing was changed"
             )));

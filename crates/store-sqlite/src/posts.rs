@@ -1,53 +1,11 @@
 //! Posts.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+pub use tidepool_core::model::posts::*;
 
 use crate::agents::touch;
 use crate::schema::bump_counter;
-use crate::{Result, StoreError};
-
-/// The author as embedded in posts and comments.
-#[derive(Debug, Clone)]
-pub struct AuthorRef {
-    pub id: i64,
-    pub uuid: String,
-    pub name: String,
-    pub description: String,
-    pub karma: i64,
-    pub follower_count: i64,
-    pub avatar_url: Option<String>,
-}
-
-/// The submolt as embedded in posts.
-#[derive(Debug, Clone)]
-pub struct SubmoltRef {
-    pub id: i64,
-    pub uuid: String,
-    pub name: String,
-    pub display_name: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct Post {
-    pub id: i64,
-    pub uuid: String,
-    pub title: String,
-    pub content: Option<String>,
-    pub url: Option<String>,
-    pub post_type: String,
-    pub score: i64,
-    pub upvotes: i64,
-    pub downvotes: i64,
-    pub weighted_score: f64,
-    pub hot_rank: f64,
-    pub comment_count: i64,
-    pub is_pinned: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub author: AuthorRef,
-    pub submolt: SubmoltRef,
-    pub safety: Safety,
-}
+use crate::{DbError, Result};
 
 macro_rules! post_columns {
     () => {
@@ -113,31 +71,6 @@ pub(crate) fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
     })
 }
 
-/// What the guard decided about a text, stored beside it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Safety {
-    /// `allow`, `label` or `quarantine` (blocked text is never stored).
-    pub verdict: String,
-    /// JSON array of label names.
-    pub labels: String,
-    pub injection_score: f64,
-    pub quarantined: bool,
-    /// Released by a submolt moderator: visible in its submolt's feed and threads only.
-    pub submolt_only: bool,
-}
-
-impl Safety {
-    pub fn allow() -> Self {
-        Safety {
-            verdict: "allow".into(),
-            labels: "[]".into(),
-            injection_score: 0.0,
-            quarantined: false,
-            submolt_only: false,
-        }
-    }
-}
-
 pub(crate) fn safety_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Safety> {
     Ok(Safety {
         verdict: r.get(at)?,
@@ -147,18 +80,6 @@ pub(crate) fn safety_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Safety
         quarantined: r.get::<_, i64>(at + 3)? == 1,
         submolt_only: r.get::<_, i64>(at + 3)? == 2,
     })
-}
-
-#[derive(Debug, Clone)]
-pub struct NewPost {
-    pub author_id: i64,
-    pub submolt_id: i64,
-    pub title: String,
-    pub content: Option<String>,
-    pub url: Option<String>,
-    pub post_type: String,
-    pub safety: Safety,
-    pub now: i64,
 }
 
 pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
@@ -203,7 +124,7 @@ pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
         .execute([new.author_id])?;
     touch(conn, new.author_id, new.now)?;
     bump_counter(conn, "posts", 1)?;
-    by_id(conn, id)?.ok_or(StoreError::NotFound("Post"))
+    by_id(conn, id)?.ok_or(DbError::NotFound("Post"))
 }
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Post>> {
@@ -246,9 +167,6 @@ pub fn delete(conn: &Connection, post: &Post) -> Result<()> {
     Ok(())
 }
 
-/// Most pinned posts per submolt (skill.md).
-pub const MAX_PINNED: i64 = 3;
-
 /// Pins or unpins; false if it already was in that state.
 pub fn set_pinned(conn: &Connection, post: &Post, pinned: bool) -> Result<bool> {
     if pinned && !post.is_pinned {
@@ -256,7 +174,7 @@ pub fn set_pinned(conn: &Connection, post: &Post, pinned: bool) -> Result<bool> 
             .prepare_cached("SELECT count(*) FROM posts WHERE submolt_id = ?1 AND is_pinned = 1")?
             .query_row([post.submolt.id], |r| r.get(0))?;
         if count >= MAX_PINNED {
-            return Err(StoreError::Refused(format!(
+            return Err(DbError::Refused(format!(
                 "A submolt can have at most {MAX_PINNED} pinned posts"
             )));
         }

@@ -9,13 +9,15 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use tidepool_core::cursor::Cursor;
-use tidepool_store::agents::{self, NewAgent};
-use tidepool_store::comments::{self, CommentSort, NewComment};
-use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
-use tidepool_store::posts::{self, NewPost, Safety};
-use tidepool_store::submolts::{self, NewSubmolt, SubmoltSort};
-use tidepool_store::votes::{self, Ballot, TargetKind};
-use tidepool_store::{Store, StoreOptions, connect_read_only, moderation, owners, search};
+use tidepool_store_sqlite::agents::{self, NewAgent};
+use tidepool_store_sqlite::comments::{self, CommentSort, NewComment};
+use tidepool_store_sqlite::feed::{self, FeedScope, PageRequest, PostSort, Window};
+use tidepool_store_sqlite::posts::{self, NewPost, Safety};
+use tidepool_store_sqlite::submolts::{self, NewSubmolt, SubmoltSort};
+use tidepool_store_sqlite::votes::{self, Ballot, TargetKind};
+use tidepool_store_sqlite::{
+    SqliteStore, StoreOptions, connect_read_only, moderation, owners, search,
+};
 
 static CAPTURED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -25,7 +27,7 @@ const SUBMOLTS: i64 = 40;
 const POSTS: i64 = 12_000;
 const COMMENTS: i64 = 24_000;
 
-fn seed(store: &Store) {
+fn seed(store: &SqliteStore) {
     store
         .write_blocking(|c| {
             for i in 0..AGENTS {
@@ -224,7 +226,7 @@ fn page(after: Option<(f64, i64)>) -> PageRequest {
 #[test]
 fn every_listing_query_uses_an_index() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = SqliteStore::open(dir.path(), StoreOptions::default()).unwrap();
     seed(&store);
     let mut conn = connect_read_only(store.db_path()).unwrap();
 
@@ -389,18 +391,21 @@ fn every_listing_query_uses_an_index() {
 
     // Web UI: the moderation queue, the log, an owner's agents, keys and events.
     let p = plans(&mut conn, |c| {
-        let scoped = [1, 2];
         for scope in [
             moderation::QueueScope::All,
-            moderation::QueueScope::Submolts(&scoped),
+            moderation::QueueScope::Submolts(vec![1, 2]),
         ] {
-            moderation::queued_posts(c, scope, None, 50).unwrap();
-            moderation::queued_comments(c, scope, Some(1_000), 50).unwrap();
+            moderation::queued_posts(c, &scope, None, 50).unwrap();
+            moderation::queued_comments(c, &scope, Some(1_000), 50).unwrap();
         }
     });
     assert_indexed("moderation queue", &p, false);
     let p = plans(&mut conn, |c| {
-        let agents = owners::agents_of(c, 1).unwrap();
+        let agents: Vec<i64> = owners::agents_of(c, 1)
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect();
         owners::events_of(c, &agents, 50).unwrap();
         owners::keys_of(c, 3).unwrap();
         owners::moderated_submolts(c, 1).unwrap();

@@ -1,35 +1,14 @@
 //! Comments and comment trees.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+pub use tidepool_core::model::comments::*;
 use tidepool_core::text::COMMENT_DEPTH_MAX;
 
 use crate::agents::touch;
 use crate::feed::{Page, PageRequest};
-use crate::posts::{AuthorRef, Safety, author_from_row, safety_from_row};
+use crate::posts::{author_from_row, safety_from_row};
 use crate::schema::bump_counter;
-use crate::{Result, StoreError};
-
-#[derive(Debug, Clone)]
-pub struct Comment {
-    pub id: i64,
-    pub uuid: String,
-    pub post_id: i64,
-    pub post_uuid: String,
-    pub post_title: String,
-    pub parent_id: Option<i64>,
-    pub parent_uuid: Option<String>,
-    pub depth: i64,
-    pub content: String,
-    pub score: i64,
-    pub upvotes: i64,
-    pub downvotes: i64,
-    pub best_rank: f64,
-    pub is_deleted: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub author: AuthorRef,
-    pub safety: Safety,
-}
+use crate::{DbError, Result};
 
 macro_rules! comment_columns {
     () => {
@@ -76,16 +55,6 @@ pub(crate) fn comment_from_row(r: &Row<'_>) -> rusqlite::Result<Comment> {
     })
 }
 
-#[derive(Debug, Clone)]
-pub struct NewComment {
-    pub post_id: i64,
-    pub author_id: i64,
-    pub parent_uuid: Option<String>,
-    pub content: String,
-    pub safety: Safety,
-    pub now: i64,
-}
-
 pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
     let (parent_id, depth) = match &new.parent_uuid {
         None => (None, 0),
@@ -96,12 +65,12 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
                 .optional()?;
             match parent {
                 Some((id, post_id, depth)) if post_id == new.post_id => (Some(id), depth + 1),
-                _ => return Err(StoreError::NotFound("Parent comment")),
+                _ => return Err(DbError::NotFound("Parent comment")),
             }
         }
     };
     if depth > COMMENT_DEPTH_MAX {
-        return Err(StoreError::Refused("Maximum comment depth exceeded".into()));
+        return Err(DbError::Refused("Maximum comment depth exceeded".into()));
     }
     conn.prepare_cached(
         "INSERT INTO comments(uuid, post_id, author_id, parent_id, depth, content, created_at, updated_at,
@@ -131,7 +100,7 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
         .execute([new.author_id])?;
     touch(conn, new.author_id, new.now)?;
     bump_counter(conn, "comments", 1)?;
-    by_id(conn, id)?.ok_or(StoreError::NotFound("Comment"))
+    by_id(conn, id)?.ok_or(DbError::NotFound("Comment"))
 }
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Comment>> {
@@ -167,69 +136,6 @@ pub fn delete(conn: &Connection, comment: &Comment) -> Result<()> {
         .execute([comment.id])?;
     Ok(())
 }
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommentSort {
-    Best,
-    Top,
-    New,
-    Old,
-    Controversial,
-}
-
-impl CommentSort {
-    pub const ALL: [CommentSort; 5] = [
-        Self::Best,
-        Self::Top,
-        Self::New,
-        Self::Old,
-        Self::Controversial,
-    ];
-
-    /// The name clients send as `sort=`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Best => "best",
-            Self::Top => "top",
-            Self::New => "new",
-            Self::Old => "old",
-            Self::Controversial => "controversial",
-        }
-    }
-
-    /// What cursors of this sort are tagged with (a key of one sort is no position in another).
-    pub fn cursor_listing(self) -> &'static str {
-        match self {
-            Self::Best => "comments.best",
-            Self::Top => "comments.top",
-            Self::New => "comments.new",
-            Self::Old => "comments.old",
-            Self::Controversial => "comments.controversial",
-        }
-    }
-
-    /// The value a page's cursor carries: the indexed column of this sort.
-    pub fn cursor_key(self, c: &Comment) -> f64 {
-        match self {
-            Self::Old => c.created_at as f64,
-            _ => self.key(c),
-        }
-    }
-
-    /// The key siblings are ordered by, descending (ties: newer id first, `old` reversed).
-    pub fn key(self, c: &Comment) -> f64 {
-        match self {
-            Self::Best => c.best_rank,
-            Self::Top => c.score as f64,
-            Self::New => c.created_at as f64,
-            Self::Old => -(c.created_at as f64),
-            Self::Controversial => tidepool_core::rank::controversy(c.upvotes, c.downvotes),
-        }
-    }
-}
-
-/// Most comments one tree response holds, roots and replies together.
-pub const TREE_NODE_CAP: i64 = 500;
 
 /// One page of a post's comment tree: up to `page.limit` root comments in `sort` order and
 /// as many of their replies (breadth first) as fit under [`TREE_NODE_CAP`]. Roots come from
@@ -284,7 +190,8 @@ pub fn tree(
     if !page.include_quarantined {
         conditions.push("c.is_quarantined != 1".to_owned());
     }
-    let roots = page.fetch(
+    let roots = crate::feed::fetch(
+        page,
         conn,
         &select,
         &conditions,
@@ -298,7 +205,7 @@ pub fn tree(
     let budget = TREE_NODE_CAP - roots.items.len() as i64;
     let root_ids: Vec<i64> = roots.items.iter().map(|c| c.id).collect();
     let replies = if budget > 0 && !root_ids.is_empty() {
-        let ids = serde_json::to_string(&root_ids).map_err(StoreError::internal)?;
+        let ids = serde_json::to_string(&root_ids).map_err(DbError::internal)?;
         let mut stmt = conn.prepare_cached(&format!(
             "WITH RECURSIVE sub(id) AS (
                  SELECT c.id FROM comments c WHERE c.parent_id IN (SELECT value FROM json_each(?1))

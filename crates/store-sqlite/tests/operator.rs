@@ -2,19 +2,19 @@
 //! owner, and opening a database a newer tidepool wrote.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tidepool_store::agents::{self, AgentStatus, NewAgent};
-use tidepool_store::{Store, StoreError, StoreOptions, owners, schema};
+use tidepool_store_sqlite::agents::{self, AgentStatus, NewAgent};
+use tidepool_store_sqlite::{DbError, SqliteStore, StoreOptions, owners, schema};
 
 const NOW: i64 = 1_772_366_400_000;
 
-fn open() -> (tempfile::TempDir, Store) {
+fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = SqliteStore::open(dir.path(), StoreOptions::default()).unwrap();
     (dir, store)
 }
 
 /// An unclaimed agent whose claim link expires an hour after `NOW`.
-fn register(store: &Store, name: &str) {
+fn register(store: &SqliteStore, name: &str) {
     let new = NewAgent {
         name: name.into(),
         name_key: name.to_ascii_lowercase(),
@@ -29,7 +29,7 @@ fn register(store: &Store, name: &str) {
     store.write_blocking(|c| agents::register(c, new)).unwrap();
 }
 
-fn owner(store: &Store, email: &str) -> i64 {
+fn owner(store: &SqliteStore, email: &str) -> i64 {
     let email = email.to_owned();
     store
         .write_blocking(move |c| owners::create(c, &email, "hash", false, NOW))
@@ -37,7 +37,7 @@ fn owner(store: &Store, email: &str) -> i64 {
         .id
 }
 
-fn claimable_by_link(store: &Store, name: &str, at: i64) -> bool {
+fn claimable_by_link(store: &SqliteStore, name: &str, at: i64) -> bool {
     let token = format!("claim-{name}").into_bytes();
     store
         .read(move |c| owners::agent_by_claim_token(c, &token, at))
@@ -45,7 +45,7 @@ fn claimable_by_link(store: &Store, name: &str, at: i64) -> bool {
         .is_some()
 }
 
-fn last_audit(store: &Store) -> (String, String) {
+fn last_audit(store: &SqliteStore) -> (String, String) {
     let e = store.read(|c| agents::audit_log(c, 1)).unwrap().remove(0);
     (e.event, e.detail)
 }
@@ -75,7 +75,7 @@ fn an_agent_claimed_without_owner_can_write_and_keeps_its_claim_link() {
     let again = store
         .write_blocking(move |c| agents::claim_without_owner(c, "drifter", until, NOW + 2))
         .unwrap_err();
-    assert!(matches!(again, StoreError::Conflict(_)), "{again}");
+    assert!(matches!(again, DbError::Conflict(_)), "{again}");
     // Giving it an owner later ends the link and keeps the first claim time.
     let o = owner(&store, "later@example.com");
     let a = store
@@ -115,7 +115,7 @@ fn claiming_for_an_owner_sets_the_owner_respects_the_cap_and_is_audited() {
     let capped = store
         .write_blocking(move |c| agents::claim_for_owner(c, "second", alice, 1, NOW))
         .unwrap_err();
-    assert!(matches!(capped, StoreError::Refused(_)), "{capped}");
+    assert!(matches!(capped, DbError::Refused(_)), "{capped}");
     assert_eq!(
         store
             .read(|c| agents::by_name(c, "second"))
@@ -129,7 +129,7 @@ fn claiming_for_an_owner_sets_the_owner_respects_the_cap_and_is_audited() {
     let taken = store
         .write_blocking(move |c| agents::claim_for_owner(c, "first", bob, 20, NOW))
         .unwrap_err();
-    assert!(matches!(taken, StoreError::Conflict(_)), "{taken}");
+    assert!(matches!(taken, DbError::Conflict(_)), "{taken}");
     // A suspended agent is not brought back by a claim.
     store
         .write_blocking(|c| {
@@ -150,12 +150,12 @@ fn claiming_for_an_owner_sets_the_owner_respects_the_cap_and_is_audited() {
                 }
             })
             .unwrap_err();
-        assert!(matches!(err, StoreError::Refused(_)), "{err}");
+        assert!(matches!(err, DbError::Refused(_)), "{err}");
     }
     let missing = store
         .write_blocking(move |c| agents::claim_for_owner(c, "nobody", bob, 20, NOW))
         .unwrap_err();
-    assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+    assert!(matches!(missing, DbError::NotFound(_)), "{missing}");
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn a_database_from_a_newer_tidepool_is_refused_and_left_alone() {
         .unwrap()
         .pragma_update(None, "user_version", future)
         .unwrap();
-    let err = match Store::open(dir.path(), StoreOptions::default()) {
+    let err = match SqliteStore::open(dir.path(), StoreOptions::default()) {
         Ok(_) => panic!("a store of schema version {future} was opened"),
         Err(e) => e,
     };

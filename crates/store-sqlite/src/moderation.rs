@@ -2,39 +2,20 @@
 //! and the public moderation log.
 
 use rusqlite::{Connection, params};
+pub use tidepool_core::model::moderation::*;
 
 use crate::Result;
 use crate::comments::{COMMENT_SELECT, Comment, comment_from_row};
 use crate::posts::{POST_SELECT, Post, post_from_row};
 
-/// Largest page of the queue or the log.
-pub const MAX_PAGE: i64 = 100;
-
-/// Which part of the queue a moderator sees: everything (administrators) or the items in
-/// the submolts they moderate.
-#[derive(Debug, Clone, Copy)]
-pub enum QueueScope<'a> {
-    All,
-    Submolts(&'a [i64]),
-}
-
-impl QueueScope<'_> {
-    /// A SQL condition on `p.submolt_id` binding ?3, and its value.
-    fn condition(&self) -> (&'static str, String) {
-        match self {
-            QueueScope::All => ("?3 IS NULL", String::new()),
-            QueueScope::Submolts(ids) => (
-                "p.submolt_id IN (SELECT value FROM json_each(?3))",
-                serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()),
-            ),
-        }
-    }
-
-    fn bind(&self) -> Option<String> {
-        match self {
-            QueueScope::All => None,
-            QueueScope::Submolts(_) => Some(self.condition().1),
-        }
+/// A SQL condition on `p.submolt_id` binding ?3, and the value bound there.
+fn condition(scope: &QueueScope) -> (&'static str, Option<String>) {
+    match scope {
+        QueueScope::All => ("?3 IS NULL", None),
+        QueueScope::Submolts(ids) => (
+            "p.submolt_id IN (SELECT value FROM json_each(?3))",
+            Some(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
+        ),
     }
 }
 
@@ -43,7 +24,7 @@ impl QueueScope<'_> {
 /// by submolt stays cheap.
 pub fn queued_posts(
     conn: &Connection,
-    scope: QueueScope<'_>,
+    scope: &QueueScope,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Post>> {
@@ -51,13 +32,13 @@ pub fn queued_posts(
         "{} WHERE p.is_quarantined = 1 AND p.is_deleted = 0 AND p.id < ?1 AND {}
          ORDER BY p.id DESC LIMIT ?2",
         POST_SELECT.replacen("posts p", "posts p INDEXED BY posts_quarantine_queue", 1),
-        scope.condition().0,
+        condition(scope).0,
     ))?;
     let rows = stmt.query_map(
         params![
             before.unwrap_or(i64::MAX),
             limit.clamp(1, MAX_PAGE),
-            scope.bind()
+            condition(scope).1
         ],
         post_from_row,
     )?;
@@ -67,7 +48,7 @@ pub fn queued_posts(
 /// Quarantined comments in `scope` (by the submolt of their post), newest first.
 pub fn queued_comments(
     conn: &Connection,
-    scope: QueueScope<'_>,
+    scope: &QueueScope,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Comment>> {
@@ -79,36 +60,17 @@ pub fn queued_comments(
             "comments c INDEXED BY comments_quarantine_queue",
             1
         ),
-        scope.condition().0,
+        condition(scope).0,
     ))?;
     let rows = stmt.query_map(
         params![
             before.unwrap_or(i64::MAX),
             limit.clamp(1, MAX_PAGE),
-            scope.bind()
+            condition(scope).1
         ],
         comment_from_row,
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// Where released content may be seen again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Release {
-    /// Everywhere (an administrator's release).
-    Global,
-    /// Only in its submolt's feed and threads (a submolt moderator's release): never in
-    /// global feeds, search or profiles.
-    Submolt,
-}
-
-impl Release {
-    fn visibility(self) -> i64 {
-        match self {
-            Release::Global => 0,
-            Release::Submolt => 2,
-        }
-    }
 }
 
 /// Lets a quarantined post back into feeds (`to` says which); its labels stay visible. An
@@ -131,17 +93,6 @@ pub fn release_comment(conn: &Connection, id: i64, to: Release) -> Result<bool> 
         )?
         .execute(params![id, to.visibility()])?
         == 1)
-}
-
-#[derive(Debug, Clone)]
-pub struct LogEntry {
-    pub id: i64,
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub target_kind: String,
-    pub target: String,
-    pub reason: String,
 }
 
 pub fn log(

@@ -1,29 +1,12 @@
 //! Submolts (communities), subscriptions and moderators.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+pub use tidepool_core::model::submolts::*;
 
 use crate::error::is_unique_violation;
 use crate::feed::{Page, PageRequest};
 use crate::schema::bump_counter;
-use crate::{Result, StoreError};
-
-#[derive(Debug, Clone)]
-pub struct Submolt {
-    pub id: i64,
-    pub uuid: String,
-    pub name: String,
-    pub display_name: String,
-    pub description: String,
-    pub subscriber_count: i64,
-    pub post_count: i64,
-    pub allow_crypto: bool,
-    pub banner_color: Option<String>,
-    pub theme_color: Option<String>,
-    /// (public id, name) of the creating agent; none for the built-in submolts.
-    pub created_by: Option<(String, String)>,
-    pub created_at: i64,
-    pub last_activity_at: i64,
-}
+use crate::{DbError, Result};
 
 const COLUMNS: &str = "s.id, s.uuid, s.name, s.display_name, s.description, s.subscriber_count, s.post_count, \
      s.allow_crypto, s.banner_color, s.theme_color, a.uuid, a.name, s.created_at, s.last_activity_at";
@@ -48,25 +31,6 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Submolt> {
     })
 }
 
-/// The submolts every fresh store starts with (production's defaults).
-pub const DEFAULT_SUBMOLTS: &[(&str, &str, &str)] = &[
-    (
-        "general",
-        "General",
-        "The town square: anything goes (within the rules).",
-    ),
-    (
-        "introductions",
-        "Introductions",
-        "New here? Say hello and tell us what you do.",
-    ),
-    (
-        "announcements",
-        "Announcements",
-        "News about this tidepool instance.",
-    ),
-];
-
 /// Creates the default submolts if they are missing (cheap: three key look-ups).
 pub fn ensure_defaults(conn: &Connection, now: i64) -> Result<()> {
     for (name, display, description) in DEFAULT_SUBMOLTS {
@@ -79,16 +43,6 @@ pub fn ensure_defaults(conn: &Connection, now: i64) -> Result<()> {
         bump_counter(conn, "submolts", n as i64)?;
     }
     Ok(())
-}
-
-#[derive(Debug, Clone)]
-pub struct NewSubmolt {
-    pub name: String,
-    pub display_name: String,
-    pub description: String,
-    pub allow_crypto: bool,
-    pub creator_id: i64,
-    pub now: i64,
 }
 
 /// Creates a submolt; its creator becomes its owner and subscribes to it.
@@ -109,7 +63,7 @@ pub fn create(conn: &Connection, new: NewSubmolt) -> Result<Submolt> {
         ]);
     match inserted {
         Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::Conflict("Submolt name already taken".into()));
+            return Err(DbError::Conflict("Submolt name already taken".into()));
         }
         other => other?,
     };
@@ -118,7 +72,7 @@ pub fn create(conn: &Connection, new: NewSubmolt) -> Result<Submolt> {
         .execute(params![id, new.creator_id, new.now])?;
     subscribe(conn, new.creator_id, id, new.now)?;
     bump_counter(conn, "submolts", 1)?;
-    by_id(conn, id)?.ok_or(StoreError::NotFound("Submolt"))
+    by_id(conn, id)?.ok_or(DbError::NotFound("Submolt"))
 }
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Submolt>> {
@@ -133,35 +87,6 @@ pub fn by_name(conn: &Connection, name: &str) -> Result<Option<Submolt>> {
         .prepare_cached(&format!("SELECT {COLUMNS} FROM submolts s LEFT JOIN agents a ON a.id = s.creator_id WHERE s.name = ?1"))?
         .query_row([name], from_row)
         .optional()?)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubmoltSort {
-    Popular,
-    New,
-    Alphabetical,
-}
-
-impl SubmoltSort {
-    pub const ALL: [SubmoltSort; 3] = [Self::Popular, Self::New, Self::Alphabetical];
-
-    /// The name clients send as `sort=`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Popular => "popular",
-            Self::New => "new",
-            Self::Alphabetical => "alphabetical",
-        }
-    }
-
-    /// What cursors of this sort are tagged with (a key of one sort is no position in another).
-    pub fn cursor_listing(self) -> &'static str {
-        match self {
-            Self::Popular => "submolts.popular",
-            Self::New => "submolts.new",
-            Self::Alphabetical => "submolts.alphabetical",
-        }
-    }
 }
 
 /// One page of submolts. Keyset on (subscriber_count, id), (created_at, id) or name.
@@ -183,7 +108,7 @@ pub fn list(conn: &Connection, sort: SubmoltSort, page: &PageRequest) -> Result<
             "s.name > (SELECT name FROM submolts WHERE id = ?2)",
         ),
     };
-    let items = page.fetch(conn, &base, &[], after, order, &[], from_row)?;
+    let items = crate::feed::fetch(page, conn, &base, &[], after, order, &[], from_row)?;
     Ok(page.finish(items, sort.cursor_listing(), |s| match sort {
         SubmoltSort::Popular => (s.subscriber_count as f64, s.id),
         SubmoltSort::New => (s.created_at as f64, s.id),
@@ -245,16 +170,6 @@ pub fn role_of(conn: &Connection, submolt_id: i64, agent_id: i64) -> Result<Opti
         .optional()?)
 }
 
-/// Fields a moderator may change; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct SettingsChange {
-    pub display_name: Option<String>,
-    pub description: Option<String>,
-    pub banner_color: Option<String>,
-    pub theme_color: Option<String>,
-    pub allow_crypto: Option<bool>,
-}
-
 pub fn update_settings(conn: &Connection, id: i64, change: &SettingsChange) -> Result<Submolt> {
     conn.prepare_cached(
         "UPDATE submolts SET display_name = COALESCE(?2, display_name), description = COALESCE(?3, description),
@@ -262,15 +177,7 @@ pub fn update_settings(conn: &Connection, id: i64, change: &SettingsChange) -> R
              allow_crypto = COALESCE(?6, allow_crypto) WHERE id = ?1",
     )?
     .execute(params![id, change.display_name, change.description, change.banner_color, change.theme_color, change.allow_crypto])?;
-    by_id(conn, id)?.ok_or(StoreError::NotFound("Submolt"))
-}
-
-#[derive(Debug, Clone)]
-pub struct Moderator {
-    pub agent_uuid: String,
-    pub name: String,
-    pub role: String,
-    pub created_at: i64,
+    by_id(conn, id)?.ok_or(DbError::NotFound("Submolt"))
 }
 
 /// A submolt's moderators, owner first. Bounded: a submolt has few moderators, but the
@@ -291,21 +198,16 @@ pub fn moderators(conn: &Connection, submolt_id: i64) -> Result<Vec<Moderator>> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Most moderators one submolt may have.
-pub const MAX_MODERATORS: i64 = 50;
-
 /// Adds (or re-roles) a moderator. The owner's role cannot be changed this way.
 pub fn add_moderator(conn: &Connection, submolt_id: i64, agent_id: i64, now: i64) -> Result<bool> {
     if role_of(conn, submolt_id, agent_id)?.as_deref() == Some("owner") {
-        return Err(StoreError::Refused(
-            "The owner is already a moderator".into(),
-        ));
+        return Err(DbError::Refused("The owner is already a moderator".into()));
     }
     let count: i64 = conn
         .prepare_cached("SELECT count(*) FROM submolt_moderators WHERE submolt_id = ?1")?
         .query_row([submolt_id], |r| r.get(0))?;
     if count >= MAX_MODERATORS {
-        return Err(StoreError::Refused(format!(
+        return Err(DbError::Refused(format!(
             "A submolt can have at most {MAX_MODERATORS} moderators"
         )));
     }
@@ -318,7 +220,7 @@ pub fn add_moderator(conn: &Connection, submolt_id: i64, agent_id: i64, now: i64
 /// Removes a moderator; the owner cannot be removed.
 pub fn remove_moderator(conn: &Connection, submolt_id: i64, agent_id: i64) -> Result<bool> {
     match role_of(conn, submolt_id, agent_id)?.as_deref() {
-        Some("owner") => Err(StoreError::Refused("The owner cannot be removed".into())),
+        Some("owner") => Err(DbError::Refused("The owner cannot be removed".into())),
         Some(_) => {
             conn.prepare_cached(
                 "DELETE FROM submolt_moderators WHERE submolt_id = ?1 AND agent_id = ?2",

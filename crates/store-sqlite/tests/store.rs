@@ -1,12 +1,12 @@
 //! Store behaviour: group commit, savepoint isolation, counters that match the data.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tidepool_store::agents::{self, NewAgent};
-use tidepool_store::comments::{self, CommentSort, NewComment};
-use tidepool_store::feed::{self, FeedScope, PageRequest, PostSort, Window};
-use tidepool_store::posts::{self, NewPost, Safety};
-use tidepool_store::votes::{self, Ballot, TargetKind, VoteAction};
-use tidepool_store::{Store, StoreError, StoreOptions, submolts};
+use tidepool_store_sqlite::agents::{self, NewAgent};
+use tidepool_store_sqlite::comments::{self, CommentSort, NewComment};
+use tidepool_store_sqlite::feed::{self, FeedScope, PageRequest, PostSort, Window};
+use tidepool_store_sqlite::posts::{self, NewPost, Safety};
+use tidepool_store_sqlite::votes::{self, Ballot, TargetKind, VoteAction};
+use tidepool_store_sqlite::{DbError, SqliteStore, StoreOptions, submolts};
 
 fn new_agent(name: &str) -> NewAgent {
     NewAgent {
@@ -22,9 +22,9 @@ fn new_agent(name: &str) -> NewAgent {
     }
 }
 
-fn open() -> (tempfile::TempDir, Store) {
+fn open() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = SqliteStore::open(dir.path(), StoreOptions::default()).unwrap();
     (dir, store)
 }
 
@@ -41,7 +41,7 @@ fn a_failed_job_rolls_back_alone() {
             agents::register(c, new_agent("alice"))
         })
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)));
+    assert!(matches!(err, DbError::Conflict(_)));
     assert!(store.read(|c| agents::by_name(c, "bob")).unwrap().is_none());
     assert!(
         store
@@ -89,13 +89,13 @@ fn concurrent_writes_are_grouped_and_all_acknowledged() {
 fn acknowledged_writes_survive_shutdown_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = SqliteStore::open(dir.path(), StoreOptions::default()).unwrap();
         store
             .write_blocking(|c| agents::register(c, new_agent("durable")))
             .unwrap();
         store.shutdown();
     }
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = SqliteStore::open(dir.path(), StoreOptions::default()).unwrap();
     assert!(
         store
             .read(|c| agents::by_name(c, "durable"))
@@ -191,7 +191,7 @@ fn votes_keep_counters_and_ranks_consistent() {
             },
         )
     });
-    assert!(matches!(self_vote, Err(StoreError::Refused(_))));
+    assert!(matches!(self_vote, Err(DbError::Refused(_))));
 
     // Comments: depth limit, tree fetch.
     let pid = post.id;
@@ -231,7 +231,7 @@ fn votes_keep_counters_and_ranks_consistent() {
             },
         )
     });
-    assert!(matches!(too_deep, Err(StoreError::Refused(_))));
+    assert!(matches!(too_deep, Err(DbError::Refused(_))));
     let page = PageRequest {
         limit: 10,
         after: None,
@@ -255,7 +255,7 @@ fn votes_keep_counters_and_ranks_consistent() {
 
 #[test]
 fn search_ranks_only_the_newest_candidates() {
-    use tidepool_store::search::{self, MAX_CANDIDATES};
+    use tidepool_store_sqlite::search::{self, MAX_CANDIDATES};
     let (_dir, store) = open();
     let author = store
         .write_blocking(|c| agents::register(c, new_agent("searcher")))

@@ -2,87 +2,11 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
+pub use tidepool_core::model::agents::*;
 
 use crate::error::is_unique_violation;
 use crate::schema::{audit, bump_counter};
-use crate::{Result, StoreError};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentStatus {
-    PendingClaim,
-    Claimed,
-    Suspended,
-    /// Deleted by its owner: every key revoked, the name kept so nobody can take it over.
-    Deleted,
-}
-
-impl AgentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PendingClaim => "pending_claim",
-            Self::Claimed => "claimed",
-            Self::Suspended => "suspended",
-            Self::Deleted => "deleted",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "claimed" => Self::Claimed,
-            "suspended" => Self::Suspended,
-            "deleted" => Self::Deleted,
-            _ => Self::PendingClaim,
-        }
-    }
-}
-
-/// What a key may do. Read-only keys exist so an agent that reads untrusted posts can run
-/// without the power to post, vote or follow (SECURITY.md, Authorization).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyScope {
-    Full,
-    Read,
-}
-
-impl KeyScope {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Full => "full",
-            Self::Read => "read",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Agent {
-    pub id: i64,
-    pub uuid: String,
-    pub name: String,
-    pub description: String,
-    /// JSON object text, as the agent set it.
-    pub metadata: String,
-    pub avatar_url: Option<String>,
-    pub karma: i64,
-    pub follower_count: i64,
-    pub following_count: i64,
-    pub post_count: i64,
-    pub comment_count: i64,
-    pub subscription_count: i64,
-    pub vote_weight: f64,
-    pub status: AgentStatus,
-    pub created_at: i64,
-    pub claimed_at: Option<i64>,
-    pub last_active: i64,
-    /// The human who claimed it (`None`: unclaimed, or claimed by an operator or in
-    /// development mode without an owner).
-    pub owner_id: Option<i64>,
-}
-
-impl Agent {
-    pub fn is_claimed(&self) -> bool {
-        self.status == AgentStatus::Claimed
-    }
-}
+use crate::{DbError, Result};
 
 pub(crate) const AGENT_COLUMNS: &str = "a.id, a.uuid, a.name, a.description, a.metadata, a.avatar_url, a.karma, \
      a.follower_count, a.following_count, a.post_count, a.comment_count, a.subscription_count, \
@@ -109,21 +33,6 @@ pub(crate) fn agent_from_row(r: &Row<'_>) -> rusqlite::Result<Agent> {
         last_active: r.get(16)?,
         owner_id: r.get(17)?,
     })
-}
-
-/// A registration, with its credentials already hashed by the caller.
-#[derive(Debug, Clone)]
-pub struct NewAgent {
-    pub name: String,
-    pub name_key: String,
-    pub description: String,
-    pub key_hash: Vec<u8>,
-    pub claim_token_hash: Vec<u8>,
-    pub claim_expires_at: i64,
-    pub verification_code_hash: Vec<u8>,
-    /// Development mode: the agent is claimed on registration.
-    pub auto_claim: bool,
-    pub now: i64,
 }
 
 pub fn register(conn: &Connection, new: NewAgent) -> Result<Agent> {
@@ -153,7 +62,7 @@ pub fn register(conn: &Connection, new: NewAgent) -> Result<Agent> {
         ]);
     match inserted {
         Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::Conflict("Name already taken".into()));
+            return Err(DbError::Conflict("Name already taken".into()));
         }
         other => other?,
     };
@@ -177,7 +86,7 @@ pub fn register(conn: &Connection, new: NewAgent) -> Result<Agent> {
             &json!({"by": "auto-claim"}),
         )?;
     }
-    by_id(conn, id)?.ok_or(StoreError::NotFound("Agent"))
+    by_id(conn, id)?.ok_or(DbError::NotFound("Agent"))
 }
 
 pub fn by_id(conn: &Connection, id: i64) -> Result<Option<Agent>> {
@@ -229,7 +138,7 @@ pub fn update_profile(
              last_active = ?4 WHERE id = ?1",
     )?
     .execute(params![id, description, metadata, tidepool_core::time::now_ms()])?;
-    by_id(conn, id)?.ok_or(StoreError::NotFound("Agent"))
+    by_id(conn, id)?.ok_or(DbError::NotFound("Agent"))
 }
 
 /// Revokes every full-scope key of the agent and installs `new_hash` in their place.
@@ -295,27 +204,6 @@ pub fn revoke_key(
     Ok(agent)
 }
 
-/// Claims an agent for its owner: the claim token stops working. `by` says who did it,
-/// for the audit log.
-pub fn claim(conn: &Connection, name_key: &str, by: &str, now: i64) -> Result<Agent> {
-    let agent = by_name(conn, name_key)?.ok_or(StoreError::NotFound("Agent"))?;
-    // Only a pending agent: claiming must never lift a suspension or revive a deleted one.
-    if agent.status != AgentStatus::PendingClaim {
-        return Err(StoreError::Conflict(format!(
-            "Agent {} is {}, not waiting to be claimed",
-            agent.name,
-            agent.status.as_str()
-        )));
-    }
-    conn.prepare_cached(
-        "UPDATE agents SET status = 'claimed', claimed_at = ?2, claim_token_hash = NULL,
-             claim_expires_at = NULL, verification_code_hash = NULL WHERE id = ?1",
-    )?
-    .execute(params![agent.id, now])?;
-    audit(conn, "agent_claimed", Some(agent.id), &json!({"by": by}))?;
-    by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))
-}
-
 /// Records activity (done inside write jobs that act for the agent).
 pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
     conn.prepare_cached("UPDATE agents SET last_active = ?2 WHERE id = ?1 AND last_active < ?2")?
@@ -326,7 +214,7 @@ pub fn touch(conn: &Connection, id: i64, now: i64) -> Result<()> {
 /// Follows `followed`; returns false if already following.
 pub fn follow(conn: &Connection, follower: i64, followed: i64, now: i64) -> Result<bool> {
     if follower == followed {
-        return Err(StoreError::Refused("You cannot follow yourself".into()));
+        return Err(DbError::Refused("You cannot follow yourself".into()));
     }
     let inserted = conn
         .prepare_cached("INSERT OR IGNORE INTO follows(follower_id, followed_id, created_at) VALUES (?1, ?2, ?3)")?
@@ -367,16 +255,6 @@ pub fn is_following(conn: &Connection, follower: i64, followed: i64) -> Result<b
         .is_some())
 }
 
-/// One audit-log entry.
-#[derive(Debug, Clone)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: i64,
-    pub event: String,
-    pub agent_name: Option<String>,
-    pub detail: String,
-}
-
 /// The newest audit entries first, at most `limit`.
 pub fn audit_log(conn: &Connection, limit: i64) -> Result<Vec<AuditEntry>> {
     let mut stmt = conn.prepare_cached(
@@ -409,7 +287,7 @@ pub fn claim_without_owner(
     link_expires_at: i64,
     now: i64,
 ) -> Result<Agent> {
-    let agent = by_name(conn, name_key)?.ok_or(StoreError::NotFound("Agent"))?;
+    let agent = by_name(conn, name_key)?.ok_or(DbError::NotFound("Agent"))?;
     operator_claimable(&agent, false)?;
     conn.prepare_cached(
         "UPDATE agents SET status = 'claimed', claimed_at = ?2,
@@ -423,7 +301,7 @@ pub fn claim_without_owner(
         Some(agent.id),
         &json!({"by": "operator", "owner": null}),
     )?;
-    by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))
+    by_id(conn, agent.id)?.ok_or(DbError::NotFound("Agent"))
 }
 
 /// An operator claims an agent for the owner `owner_id` (`tidepool admin claim --owner`),
@@ -437,10 +315,10 @@ pub fn claim_for_owner(
     cap: i64,
     now: i64,
 ) -> Result<Agent> {
-    let agent = by_name(conn, name_key)?.ok_or(StoreError::NotFound("Agent"))?;
+    let agent = by_name(conn, name_key)?.ok_or(DbError::NotFound("Agent"))?;
     operator_claimable(&agent, true)?;
     if crate::owners::owner_of(conn, agent.id)?.is_some() {
-        return Err(StoreError::Conflict(format!(
+        return Err(DbError::Conflict(format!(
             "Agent {} already has an owner",
             agent.name
         )));
@@ -460,7 +338,7 @@ pub fn claim_for_owner(
         Some(agent.id),
         &json!({"by": "operator", "owner": owner_id}),
     )?;
-    by_id(conn, agent.id)?.ok_or(StoreError::NotFound("Agent"))
+    by_id(conn, agent.id)?.ok_or(DbError::NotFound("Agent"))
 }
 
 /// Refuses an operator claim of a suspended or deleted agent (claiming would undo the
@@ -470,11 +348,11 @@ fn operator_claimable(agent: &Agent, claimed_ok: bool) -> Result<()> {
     match agent.status {
         AgentStatus::PendingClaim => Ok(()),
         AgentStatus::Claimed if claimed_ok => Ok(()),
-        AgentStatus::Claimed => Err(StoreError::Conflict(format!(
+        AgentStatus::Claimed => Err(DbError::Conflict(format!(
             "Agent {} is already claimed",
             agent.name
         ))),
-        AgentStatus::Suspended | AgentStatus::Deleted => Err(StoreError::Refused(format!(
+        AgentStatus::Suspended | AgentStatus::Deleted => Err(DbError::Refused(format!(
             "Agent {} is {}, so it cannot be claimed",
             agent.name,
             agent.status.as_str()

@@ -213,3 +213,22 @@ pub fn build_fts(conn: &Connection) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// How many agents the store holds (a seed goes into an empty store only).
+pub fn agent_count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM agents", [], |r| r.get(0))?)
+}
+
+/// Every submolt's internal id, oldest first.
+pub fn submolt_ids(conn: &Connection) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare("SELECT id FROM submolts ORDER BY id")?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids)
+}
+
+/// Refreshes the planner's statistics after a bulk load.
+pub fn analyze(conn: &Connection) -> Result<()> {
+    Ok(conn.execute_batch("ANALYZE")?)
+}

@@ -6,48 +6,10 @@
 //! counters always equal what the votes table says.
 
 use rusqlite::{Connection, OptionalExtension, params};
+pub use tidepool_core::model::votes::*;
 
 use crate::agents::touch;
-use crate::{Result, StoreError};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetKind {
-    Post = 0,
-    Comment = 1,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VoteAction {
-    Upvoted,
-    Downvoted,
-    Removed,
-    Changed,
-}
-
-impl VoteAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Upvoted => "upvoted",
-            Self::Downvoted => "downvoted",
-            Self::Removed => "removed",
-            Self::Changed => "changed",
-        }
-    }
-}
-
-/// A vote about to be cast.
-#[derive(Debug, Clone, Copy)]
-pub struct Ballot {
-    pub voter_id: i64,
-    /// The voter's weight in rankings (1.0 until trust scoring sets it).
-    pub weight: f64,
-    pub kind: TargetKind,
-    pub target_id: i64,
-    pub author_id: i64,
-    /// +1 or -1.
-    pub value: i64,
-    pub now: i64,
-}
+use crate::{DbError, Result};
 
 /// How one vote change moves the target's counters (the author's karma moves by `score`).
 #[derive(Debug, Clone, Copy)]
@@ -147,9 +109,7 @@ fn apply(
 
 pub fn cast(conn: &Connection, b: Ballot) -> Result<VoteAction> {
     if b.voter_id == b.author_id {
-        return Err(StoreError::Refused(
-            "Cannot vote on your own content".into(),
-        ));
+        return Err(DbError::Refused("Cannot vote on your own content".into()));
     }
     let previous = current(conn, b.voter_id, b.kind, b.target_id)?;
     let v = b.value;

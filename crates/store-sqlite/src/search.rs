@@ -1,6 +1,7 @@
 //! Full-text search over posts and comments (SQLite FTS5, BM25 relevance).
 
 use rusqlite::{Connection, OptionalExtension, params};
+pub use tidepool_core::model::search::*;
 
 use crate::Result;
 use crate::comments::{COMMENT_COLUMNS, COMMENT_JOINS, Comment, comment_from_row};
@@ -27,15 +28,6 @@ pub fn similarity(bm25: f64) -> f64 {
     let s = (-bm25).max(0.0);
     0.5 + 0.5 * s / (1.0 + s)
 }
-
-/// What search cursors are tagged with. Relevance is not stored, so they carry an offset.
-pub const CURSOR_LISTING: &str = "search";
-
-/// Relevance is computed over at most this many of the newest matches of each kind.
-/// BM25 has to score every candidate before sorting, so without a bound a query for
-/// common words costs in proportion to the whole store; FTS5 walks matches in rowid
-/// (= age) order without scoring, which makes finding the cut-off cheap.
-pub const MAX_CANDIDATES: i64 = 2_000;
 
 /// The oldest rowid among the newest [`MAX_CANDIDATES`] matches in `table` (0: all).
 fn candidate_floor(conn: &Connection, table: &str, query: &str) -> Result<i64> {
