@@ -1,0 +1,185 @@
+//! Connection settings for the PostgreSQL backend.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::{PgError, Result};
+
+/// How statements reach the server; the config key is `statements`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatementMode {
+    /// Named protocol-level prepared statements, cached per connection
+    /// (`prepare_typed_cached`). Fastest (2x the point-read throughput of `Unnamed` in
+    /// SCALE-OUT.md), but needs a direct connection or pgbouncer >= 1.21 with
+    /// `max_prepared_statements > 0`.
+    #[default]
+    Prepared,
+    /// Unnamed statements sent with their parameter types in one round trip
+    /// (`query_typed`): nothing outlives the transaction, so it works through pgbouncer
+    /// 1.18 in transaction mode.
+    Unnamed,
+}
+
+impl StatementMode {
+    /// The value as written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepared => "prepared",
+            Self::Unnamed => "unnamed",
+        }
+    }
+}
+
+impl FromStr for StatementMode {
+    type Err = PgError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "prepared" => Ok(Self::Prepared),
+            "unnamed" => Ok(Self::Unnamed),
+            other => Err(PgError::Config(format!(
+                "statements = \"{other}\": expected \"prepared\" or \"unnamed\""
+            ))),
+        }
+    }
+}
+
+/// Settings of one PostgreSQL backend: the primary, optional read replicas, pool and
+/// statement behaviour. Build with [`PgConfig::new`] and adjust the public fields.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// Connection URL of the primary (or of the pgbouncer in front of it), e.g.
+    /// `postgres://tidepool:pw@127.0.0.1:6432/tidepool`.
+    pub url: String,
+    /// Read replica URLs. Parsed and validated now; reads are routed to them in a later
+    /// step (SCALE-OUT.md, "Replicas and reading your own writes").
+    pub replica_urls: Vec<String>,
+    /// Most connections the pool opens to the primary. Default 16.
+    pub pool_size: usize,
+    /// How statements are sent. Default [`StatementMode::Prepared`].
+    pub statements: StatementMode,
+    /// Longest one statement may run, in milliseconds (0 = no limit). Default 5000.
+    pub statement_timeout_ms: u64,
+    /// Longest to wait for a new connection (TCP + authentication) or for a free pooled
+    /// one. Default 5 s.
+    pub connect_timeout: Duration,
+}
+
+impl PgConfig {
+    /// Default pool size: enough to keep a 2-4 core node's runtime busy while leaving
+    /// room under PostgreSQL's default `max_connections = 100` for several nodes.
+    pub const DEFAULT_POOL_SIZE: usize = 16;
+    /// Default statement timeout (ms): long enough for any listing, short enough that a
+    /// runaway query cannot hold a pooled connection for long.
+    pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5000;
+    /// Default connect / pool wait timeout.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// Settings for `url` with every other field at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            replica_urls: Vec::new(),
+            pool_size: Self::DEFAULT_POOL_SIZE,
+            statements: StatementMode::default(),
+            statement_timeout_ms: Self::DEFAULT_STATEMENT_TIMEOUT_MS,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    /// Parses the primary URL into a driver config with the timeouts applied.
+    pub(crate) fn primary(&self) -> Result<tokio_postgres::Config> {
+        let mut cfg = parse_url(&self.url, "url")?;
+        self.apply(&mut cfg);
+        Ok(cfg)
+    }
+
+    /// Parses every replica URL (so a typo fails at start-up, not on first use).
+    pub(crate) fn replicas(&self) -> Result<Vec<tokio_postgres::Config>> {
+        self.replica_urls
+            .iter()
+            .map(|u| {
+                let mut cfg = parse_url(u, "replica url")?;
+                self.apply(&mut cfg);
+                Ok(cfg)
+            })
+            .collect()
+    }
+
+    /// Checks every field; [`crate::PgPool::new`] calls it.
+    pub fn validate(&self) -> Result<()> {
+        if self.pool_size == 0 {
+            return Err(PgError::Config("pool_size must be at least 1".into()));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(PgError::Config("connect timeout must be above zero".into()));
+        }
+        self.primary()?;
+        self.replicas()?;
+        Ok(())
+    }
+
+    fn apply(&self, cfg: &mut tokio_postgres::Config) {
+        cfg.connect_timeout(self.connect_timeout);
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("tidepool");
+        }
+        // The statement timeout travels as a startup parameter only in `prepared` mode,
+        // which means a direct connection: pgbouncer rejects unknown startup parameters
+        // such as `options`. In `unnamed` mode every transaction opened by the pool sets it
+        // with `SET LOCAL` instead (see `PgPool::transaction`), and single statements rely
+        // on the server side (`ALTER ROLE tidepool SET statement_timeout = '5s'`).
+        if self.statements == StatementMode::Prepared && self.statement_timeout_ms > 0 {
+            let mut options = cfg.get_options().unwrap_or_default().to_owned();
+            if !options.is_empty() {
+                options.push(' ');
+            }
+            options.push_str(&format!(
+                "-c statement_timeout={}",
+                self.statement_timeout_ms
+            ));
+            cfg.options(options);
+        }
+    }
+}
+
+fn parse_url(url: &str, what: &str) -> Result<tokio_postgres::Config> {
+    url.parse::<tokio_postgres::Config>()
+        // The driver's message never contains the password; the URL itself might.
+        .map_err(|e| PgError::Config(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = PgConfig::new("postgres://u@localhost/db");
+        assert_eq!(c.pool_size, 16);
+        assert_eq!(c.statements, StatementMode::Prepared);
+        assert_eq!(c.statement_timeout_ms, 5000);
+        c.validate().unwrap();
+        let p = c.primary().unwrap();
+        assert_eq!(p.get_options(), Some("-c statement_timeout=5000"));
+    }
+
+    #[test]
+    fn unnamed_sends_no_startup_options() {
+        let mut c = PgConfig::new("postgres://u@localhost/db");
+        c.statements = "Unnamed".parse().unwrap();
+        assert_eq!(c.primary().unwrap().get_options(), None);
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!("named".parse::<StatementMode>().is_err());
+        let mut c = PgConfig::new("postgres://u@localhost/db");
+        c.replica_urls = vec!["postgres://u@host:notaport/db".into()];
+        assert!(c.validate().is_err());
+        let mut c = PgConfig::new("postgres://u@localhost/db");
+        c.pool_size = 0;
+        assert!(c.validate().is_err());
+    }
+}

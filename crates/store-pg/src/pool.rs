@@ -1,0 +1,413 @@
+//! The connection pool and the one place that knows about statement modes.
+//!
+//! Query code names each statement once as a [`Sql`] constant (text plus the PostgreSQL
+//! type of every parameter) and runs it through [`PgPool`], [`Conn`] or [`Tx`]; which
+//! protocol carries it is decided here from [`StatementMode`]:
+//!
+//! ```no_run
+//! # async fn demo(db: &tidepool_store_pg::PgPool) -> tidepool_store_pg::Result<()> {
+//! use tidepool_store_pg::{Sql, Type};
+//! const POST_SCORE: Sql = Sql::new("SELECT score FROM posts WHERE id = $1", &[Type::INT8]);
+//! let row = db.query_opt(&POST_SCORE, &[&42i64]).await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{NoTls, Row, Statement};
+
+use crate::{PgConfig, PgError, Result, StatementMode};
+
+/// One statement: its SQL text and the PostgreSQL type of each `$n` parameter, in order.
+///
+/// The types are needed by the `unnamed` mode (`query_typed` sends them with the values
+/// instead of asking the server to infer them) and are also given to `prepare_typed` in
+/// the `prepared` mode, so the server sees the same parameter types in both modes.
+#[derive(Debug, Clone, Copy)]
+pub struct Sql {
+    /// The statement, with `$1`, `$2`, ... placeholders.
+    pub text: &'static str,
+    /// Type of each placeholder; `types[0]` is `$1`.
+    pub types: &'static [Type],
+}
+
+impl Sql {
+    /// A statement constant: `const S: Sql = Sql::new("...", &[Type::INT8]);`.
+    pub const fn new(text: &'static str, types: &'static [Type]) -> Self {
+        Self { text, types }
+    }
+}
+
+/// A pool of connections to the primary; cheap to clone.
+#[derive(Clone)]
+pub struct PgPool {
+    pool: Pool,
+    mode: StatementMode,
+    statement_timeout_ms: u64,
+    /// Parsed replica configs, kept for the replica router of a later step.
+    #[allow(dead_code)]
+    replicas: Arc<Vec<tokio_postgres::Config>>,
+}
+
+impl std::fmt::Debug for PgPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgPool")
+            .field("mode", &self.mode)
+            .field("status", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgPool {
+    /// Builds the pool without connecting (connections open on first use). Fails only on
+    /// an unusable configuration.
+    pub fn new(config: &PgConfig) -> Result<Self> {
+        config.validate()?;
+        let manager = Manager::from_config(
+            config.primary()?,
+            NoTls,
+            ManagerConfig {
+                // `Fast` skips a round trip per checkout; a broken connection is still
+                // noticed (the driver marks it closed) and replaced.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| PgError::Config(format!("pool: {e}")))?;
+        Ok(Self {
+            pool,
+            mode: config.statements,
+            statement_timeout_ms: config.statement_timeout_ms,
+            replicas: Arc::new(config.replicas()?),
+        })
+    }
+
+    /// [`PgPool::new`] followed by [`PgPool::probe`]: what a node does at start-up.
+    pub async fn connect(config: &PgConfig) -> Result<Self> {
+        let pool = Self::new(config)?;
+        pool.probe().await?;
+        Ok(pool)
+    }
+
+    /// The statement mode every query of this pool uses.
+    pub fn mode(&self) -> StatementMode {
+        self.mode
+    }
+
+    /// The underlying deadpool pool, for what this API does not cover (e.g. `COPY`).
+    pub fn deadpool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Takes a connection from the pool (returned when the [`Conn`] is dropped).
+    pub async fn get(&self) -> Result<Conn> {
+        Ok(Conn {
+            client: self.pool.get().await?,
+            mode: self.mode,
+            statement_timeout_ms: self.statement_timeout_ms,
+        })
+    }
+
+    /// Runs `sql` on a pooled connection and returns every row.
+    pub async fn query(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.get().await?.query(sql, params).await
+    }
+
+    /// Runs `sql` and returns its only row; an error unless exactly one row comes back.
+    pub async fn query_one(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        self.get().await?.query_one(sql, params).await
+    }
+
+    /// Runs `sql` and returns its row if there is one; an error on more than one.
+    pub async fn query_opt(
+        &self,
+        sql: &Sql,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        self.get().await?.query_opt(sql, params).await
+    }
+
+    /// Runs `sql` and returns the number of rows it changed.
+    pub async fn execute(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.get().await?.execute(sql, params).await
+    }
+
+    /// Start-up check that the statement mode works on this connection path.
+    ///
+    /// In `prepared` mode one statement is prepared, then run in two separate
+    /// transactions. Behind pgbouncer < 1.21 in transaction mode the second (or even the
+    /// first) run lands on another server connection where the statement does not exist,
+    /// and this returns [`PgError::Refused`] naming the setting `statements = "unnamed"`.
+    /// In `unnamed` mode one query checks that the server answers.
+    pub async fn probe(&self) -> Result<()> {
+        let mut conn = self.get().await?;
+        if self.mode == StatementMode::Unnamed {
+            conn.query_one(&PROBE, &[&41i64]).await?;
+            return Ok(());
+        }
+        probe_prepared(&mut conn, "").await
+    }
+}
+
+const PROBE: Sql = Sql::new("SELECT $1::int8 + 1", &[Type::INT8]);
+
+/// The `prepared` probe on `conn`. `between` runs after the first transaction; only tests
+/// pass anything (`DEALLOCATE ALL` imitates pgbouncer handing the second transaction to
+/// a server connection that never saw the statement).
+async fn probe_prepared(conn: &mut Conn, between: &str) -> Result<()> {
+    let refuse = |step: &str, e: &dyn std::fmt::Display| {
+        PgError::Refused(format!(
+            "statements = \"prepared\" does not work on this connection: {step} failed \
+             ({e}). This happens behind pgbouncer before 1.21 (or without \
+             max_prepared_statements) in transaction mode. Set statements = \"unnamed\", \
+             or connect directly to PostgreSQL"
+        ))
+    };
+    let statement = conn
+        .client
+        .prepare_typed_cached(PROBE.text, PROBE.types)
+        .await
+        .map_err(|e| refuse("preparing the probe statement", &e))?;
+    for run in ["first", "second"] {
+        let tx = conn.client.transaction().await?;
+        let step = format!("the {run} run of a prepared statement in its own transaction");
+        let row = tx
+            .query_one(&statement, &[&41i64])
+            .await
+            .map_err(|e| refuse(&step, &e))?;
+        let got: i64 = row.try_get(0).map_err(|e| refuse(&step, &e))?;
+        if got != 42 {
+            return Err(refuse(&step, &format!("it returned {got}, not 42")));
+        }
+        tx.commit().await?;
+        if !between.is_empty() {
+            conn.client.batch_execute(between).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) async fn probe_prepared_with(pool: &PgPool, between: &str) -> Result<()> {
+    probe_prepared(&mut pool.get().await?, between).await
+}
+
+/// A connection taken from a [`PgPool`].
+pub struct Conn {
+    client: deadpool_postgres::Object,
+    mode: StatementMode,
+    statement_timeout_ms: u64,
+}
+
+impl Conn {
+    /// Runs `sql` and returns every row.
+    pub async fn query(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        rows(Target::Client(&self.client), self.mode, sql, params).await
+    }
+
+    /// Runs `sql` and returns its only row; an error unless exactly one row comes back.
+    pub async fn query_one(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        one(self.query(sql, params).await?)
+    }
+
+    /// Runs `sql` and returns its row if there is one; an error on more than one.
+    pub async fn query_opt(
+        &self,
+        sql: &Sql,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        opt(self.query(sql, params).await?)
+    }
+
+    /// Runs `sql` and returns the number of rows it changed.
+    pub async fn execute(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        execute(Target::Client(&self.client), self.mode, sql, params).await
+    }
+
+    /// Runs parameterless statements (`;`-separated) over the simple protocol: DDL.
+    pub async fn batch_execute(&self, sql: &str) -> Result<()> {
+        Ok(self.client.batch_execute(sql).await?)
+    }
+
+    /// Begins a transaction (READ COMMITTED). In `unnamed` mode it also sets
+    /// `SET LOCAL statement_timeout`, since that mode sends no startup options (see
+    /// [`PgConfig::statement_timeout_ms`]).
+    pub async fn transaction(&mut self) -> Result<Tx<'_>> {
+        let tx = self.client.transaction().await?;
+        if self.mode == StatementMode::Unnamed && self.statement_timeout_ms > 0 {
+            tx.batch_execute(&format!(
+                "SET LOCAL statement_timeout = {}",
+                self.statement_timeout_ms
+            ))
+            .await?;
+        }
+        Ok(Tx {
+            tx,
+            mode: self.mode,
+        })
+    }
+
+    /// The driver's client, for what this API does not cover.
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+}
+
+/// An open transaction on a [`Conn`]; rolled back if dropped without [`Tx::commit`].
+pub struct Tx<'a> {
+    tx: deadpool_postgres::Transaction<'a>,
+    mode: StatementMode,
+}
+
+impl Tx<'_> {
+    /// Runs `sql` and returns every row.
+    pub async fn query(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        rows(Target::Tx(&self.tx), self.mode, sql, params).await
+    }
+
+    /// Runs `sql` and returns its only row; an error unless exactly one row comes back.
+    pub async fn query_one(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        one(self.query(sql, params).await?)
+    }
+
+    /// Runs `sql` and returns its row if there is one; an error on more than one.
+    pub async fn query_opt(
+        &self,
+        sql: &Sql,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        opt(self.query(sql, params).await?)
+    }
+
+    /// Runs `sql` and returns the number of rows it changed.
+    pub async fn execute(&self, sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        execute(Target::Tx(&self.tx), self.mode, sql, params).await
+    }
+
+    /// Runs parameterless statements (`;`-separated) over the simple protocol: DDL.
+    pub async fn batch_execute(&self, sql: &str) -> Result<()> {
+        Ok(self.tx.batch_execute(sql).await?)
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Rolls back (dropping the `Tx` does too, without waiting).
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+/// Where a statement runs: a plain connection or an open transaction on one.
+enum Target<'a> {
+    Client(&'a ClientWrapper),
+    Tx(&'a deadpool_postgres::Transaction<'a>),
+}
+
+impl<'a> Target<'a> {
+    /// The driver client. Inside a transaction its queries run in that transaction
+    /// (`tokio_postgres::Transaction::query` does exactly this).
+    fn raw(&self) -> &'a tokio_postgres::Client {
+        match self {
+            Target::Client(c) => c,
+            Target::Tx(t) => t.client(),
+        }
+    }
+
+    /// The per-connection cached prepared statement for `sql`.
+    async fn prepared(&self, sql: &Sql) -> Result<Statement> {
+        Ok(match self {
+            Target::Client(c) => c.prepare_typed_cached(sql.text, sql.types).await?,
+            Target::Tx(t) => t.prepare_typed_cached(sql.text, sql.types).await?,
+        })
+    }
+}
+
+/// Pairs each value with its declared type for `query_typed`; a count mismatch is a bug
+/// in the caller's `Sql` constant and is reported before anything is sent.
+fn typed<'p>(
+    sql: &Sql,
+    params: &'p [&'p (dyn ToSql + Sync)],
+) -> Result<Vec<(&'p (dyn ToSql + Sync), Type)>> {
+    check_arity(sql, params)?;
+    Ok(params
+        .iter()
+        .copied()
+        .zip(sql.types.iter().cloned())
+        .collect())
+}
+
+fn check_arity(sql: &Sql, params: &[&(dyn ToSql + Sync)]) -> Result<()> {
+    if sql.types.len() != params.len() {
+        return Err(PgError::Config(format!(
+            "statement declares {} parameter types but got {} values: {}",
+            sql.types.len(),
+            params.len(),
+            sql.text
+        )));
+    }
+    Ok(())
+}
+
+async fn rows(
+    target: Target<'_>,
+    mode: StatementMode,
+    sql: &Sql,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    match mode {
+        StatementMode::Prepared => {
+            check_arity(sql, params)?;
+            let statement = target.prepared(sql).await?;
+            Ok(target.raw().query(&statement, params).await?)
+        }
+        StatementMode::Unnamed => Ok(target
+            .raw()
+            .query_typed(sql.text, &typed(sql, params)?)
+            .await?),
+    }
+}
+
+async fn execute(
+    target: Target<'_>,
+    mode: StatementMode,
+    sql: &Sql,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64> {
+    match mode {
+        StatementMode::Prepared => {
+            check_arity(sql, params)?;
+            let statement = target.prepared(sql).await?;
+            Ok(target.raw().execute(&statement, params).await?)
+        }
+        StatementMode::Unnamed => Ok(target
+            .raw()
+            .execute_typed(sql.text, &typed(sql, params)?)
+            .await?),
+    }
+}
+
+fn one(mut rows: Vec<Row>) -> Result<Row> {
+    match (rows.pop(), rows.is_empty()) {
+        (Some(row), true) => Ok(row),
+        (None, _) => Err(PgError::RowCount(0)),
+        (Some(_), false) => Err(PgError::RowCount(rows.len() + 1)),
+    }
+}
+
+fn opt(mut rows: Vec<Row>) -> Result<Option<Row>> {
+    match rows.len() {
+        0 | 1 => Ok(rows.pop()),
+        n => Err(PgError::RowCount(n)),
+    }
+}

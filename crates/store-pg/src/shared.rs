@@ -1,0 +1,86 @@
+//! Statements for the state several nodes share: the GCRA rate limiter and the
+//! scheduler lease (SCALE-OUT.md, "Shared rate limits" and "What nodes share").
+
+use std::time::{Duration, SystemTime};
+
+use tokio_postgres::types::Type;
+
+use crate::{PgPool, Result, Sql};
+
+/// GCRA in one statement. `$2` emission interval and `$3` tolerance
+/// (`(burst - 1) * interval`) are passed as microseconds: the driver has no `interval`
+/// type, and microseconds are PostgreSQL's interval resolution.
+const GCRA: Sql = Sql::new(
+    "INSERT INTO rate_gcra AS g (bucket, tat)
+     VALUES ($1, now() + $2 * interval '1 microsecond')
+     ON CONFLICT (bucket) DO UPDATE
+        SET tat = greatest(g.tat, now()) + $2 * interval '1 microsecond'
+      WHERE greatest(g.tat, now()) - now() <= $3 * interval '1 microsecond'
+     RETURNING tat",
+    &[Type::TEXT, Type::INT8, Type::INT8],
+);
+
+/// One request against the shared limiter bucket `bucket`, which allows `burst` requests
+/// at once and then one per `interval` (GCRA).
+///
+/// Returns `Some(tat)` when the request is allowed (`tat` = the bucket's new theoretical
+/// arrival time: the bucket is full again at `tat`, and a refund sets it back by
+/// `interval`), `None` when it is limited (nothing is changed; retry when
+/// `now() >= tat - tolerance`). A `burst` of 0 counts as 1. One round trip; the row lives
+/// in an unlogged table, so a crash only refills buckets.
+pub async fn gcra_check(
+    db: &PgPool,
+    bucket: &str,
+    interval: Duration,
+    burst: u32,
+) -> Result<Option<SystemTime>> {
+    let interval_us = micros(interval);
+    let tolerance_us = interval_us.saturating_mul(i64::from(burst.saturating_sub(1)));
+    let row = db
+        .query_opt(&GCRA, &[&bucket, &interval_us, &tolerance_us])
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    })
+}
+
+/// Takes or renews the lease `name` for `holder`. The statement of SCALE-OUT.md, as an
+/// upsert so the first node to ask creates the row (first epoch: 1).
+const ACQUIRE_LEASE: Sql = Sql::new(
+    "INSERT INTO leases AS l (name, holder, epoch, expires_at)
+     VALUES ($1, $2, 1, now() + $3 * interval '1 microsecond')
+     ON CONFLICT (name) DO UPDATE
+        SET epoch = CASE WHEN l.holder = $2 THEN l.epoch ELSE l.epoch + 1 END,
+            holder = $2,
+            expires_at = now() + $3 * interval '1 microsecond'
+      WHERE l.holder = $2 OR l.expires_at IS NULL OR l.expires_at < now()
+     RETURNING epoch",
+    &[Type::TEXT, Type::TEXT, Type::INT8],
+);
+
+/// Tries to take (or renew) the lease `name` for `holder` for `ttl`.
+///
+/// `Some(epoch)` means `holder` leads until `ttl` from now; the epoch is the fencing
+/// token to store with every job run, unchanged while the same holder renews and one
+/// higher each time the lease changes hands. `None` means another holder's lease has not
+/// expired yet. Times are the database's clock, so node clocks never matter.
+pub async fn acquire_lease(
+    db: &PgPool,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<i64>> {
+    let row = db
+        .query_opt(&ACQUIRE_LEASE, &[&name, &holder, &micros(ttl)])
+        .await?;
+    Ok(match row {
+        Some(row) => Some(row.try_get(0)?),
+        None => None,
+    })
+}
+
+/// Microseconds, saturating (a limit of 292,000 years is as good as forever).
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,517 @@
+//! A fresh, empty PostgreSQL database per test (`testing` feature).
+//!
+//! ```no_run
+//! # async fn t() {
+//! let db = tidepool_store_pg::testing::TestDb::new().await;
+//! let pool = tidepool_store_pg::PgPool::new(&db.config()).unwrap();
+//! # }
+//! ```
+//!
+//! Where the server comes from:
+//!
+//! 1. `TIDEPOOL_TEST_DATABASE_URL` set: a server where the URL's role may
+//!    `CREATE DATABASE` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`).
+//! 2. Otherwise one throwaway cluster per test process: `initdb` (found under
+//!    `/usr/lib/postgresql/*/bin` or on `PATH`, installed by `scripts/install-postgres.sh`
+//!    when missing) into `$TMPDIR/tidepool-pg-test-<uid>/<pid>/`, `fsync=off`, listening on
+//!    127.0.0.1 on a free port with its unix socket in the same directory. As root
+//!    (initdb refuses root) the cluster belongs to and runs as `postgres`, via `runuser`.
+//!
+//! Each [`TestDb`] is a `CREATE DATABASE` with a random name, dropped (`WITH (FORCE)`)
+//! when the `TestDb` is dropped.
+//!
+//! Cleanup of the throwaway cluster: statics are never dropped, so no `Drop` can stop the
+//! server at exit. Instead a small watchdog shell (own process group, so Ctrl-C on the
+//! test run does not kill it first) blocks reading a pipe whose only writer is this test
+//! process. When the process ends for any reason, even `kill -9`, the kernel closes the
+//! pipe, the read returns, and the watchdog runs `pg_ctl stop -m immediate` and deletes
+//! the directory. Should the watchdog itself be killed, the next test process that starts
+//! a cluster stops and deletes every cluster directory whose owning process is gone, so
+//! clusters never pile up across runs.
+//!
+//! If no server can be had, [`TestDb::new`] panics with the reason: a test never passes
+//! by silently skipping.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::PgConfig;
+
+/// The environment variable naming an existing server to create test databases on.
+pub const DATABASE_URL_ENV: &str = "TIDEPOOL_TEST_DATABASE_URL";
+
+/// One empty database, dropped with this value.
+#[derive(Debug)]
+pub struct TestDb {
+    url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// A fresh empty database. Panics, with the reason, if no PostgreSQL server can be
+    /// reached or started: a test that needs one must fail, never skip.
+    pub async fn new() -> Self {
+        match Self::try_new().await {
+            Ok(db) => db,
+            Err(e) => panic!("no PostgreSQL for tests: {e}"),
+        }
+    }
+
+    /// [`TestDb::new`] returning the reason instead of panicking.
+    pub async fn try_new() -> Result<Self, String> {
+        let admin_url = match std::env::var(DATABASE_URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => {
+                // Starting a cluster blocks for a second or two; keep it off the runtime.
+                let server = tokio::task::spawn_blocking(throwaway_server)
+                    .await
+                    .map_err(|e| format!("starting the throwaway server panicked: {e}"))?;
+                server?.admin_url.clone()
+            }
+        };
+        let name = format!("tp_test_{:016x}", random_u64());
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", redact(&admin_url)))?;
+        let conn_task = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .map_err(|e| format!("CREATE DATABASE {name} on {}: {e}", redact(&admin_url)))?;
+        drop(client);
+        let _ = conn_task.await;
+        let url = with_dbname(&admin_url, &name)?;
+        Ok(Self {
+            url,
+            admin_url,
+            name,
+        })
+    }
+
+    /// Connection URL of this database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Name of this database.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A [`PgConfig`] for this database with default settings and a small pool.
+    pub fn config(&self) -> PgConfig {
+        let mut config = PgConfig::new(self.url.clone());
+        config.pool_size = 4;
+        config
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        // Drop cannot await, and the test's runtime may be single-threaded: do it on a
+        // thread with its own small runtime. WITH (FORCE) ends sessions pools still hold.
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropper = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                {
+                    let task = tokio::spawn(connection);
+                    let _ = client.batch_execute(&sql).await;
+                    drop(client);
+                    let _ = task.await;
+                }
+            });
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// `url` with its database replaced by `dbname`. Handles the URL forms tidepool uses:
+/// `postgres://user@host:port/db?params` (database path optional).
+fn with_dbname(url: &str, dbname: &str) -> Result<String, String> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base
+        .find("://")
+        .ok_or_else(|| format!("{DATABASE_URL_ENV} must be a postgres:// URL"))?
+        + 3;
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{dbname}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    Ok(out)
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+fn random_u64() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded from the OS once per process and then per instance: enough
+    // to keep names of concurrent test processes apart without a rand dependency.
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// The throwaway server of this process.
+struct Server {
+    admin_url: String,
+    /// Write end of the watchdog's pipe; never written, only held until process exit.
+    _watchdog: ChildStdin,
+}
+
+fn throwaway_server() -> Result<&'static Server, String> {
+    static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+    SERVER
+        .get_or_init(start_server)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Where the cluster binaries are: the newest `/usr/lib/postgresql/N/bin`, else `PATH`.
+fn find_bin_dir() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").is_file() && bin.join("pg_ctl").is_file()).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+    })
+}
+
+/// Our user id (via `id -u`, to need no libc binding).
+fn uid() -> Result<String, String> {
+    let out = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| format!("running id -u: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A command run as the cluster's owner: `postgres` when we are root.
+fn as_owner(root: bool, program: &Path) -> Command {
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<(), String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn install_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-postgres.sh")
+}
+
+fn start_server() -> Result<Server, String> {
+    let bin = match find_bin_dir() {
+        Some(bin) => bin,
+        None => {
+            let script = install_script();
+            run(
+                {
+                    let mut c = Command::new("sh");
+                    c.arg(&script);
+                    c
+                },
+                &format!("PostgreSQL is not installed; {}", script.display()),
+            )?;
+            find_bin_dir().ok_or_else(|| {
+                format!(
+                    "{} ran but initdb/pg_ctl are still not under /usr/lib/postgresql/*/bin \
+                     or on PATH",
+                    script.display()
+                )
+            })?
+        }
+    };
+    let uid = uid()?;
+    let root = uid == "0";
+    // One base directory per user, so users sharing a machine never trip over each
+    // other's permissions or sweep each other's clusters.
+    let base = std::env::temp_dir().join(format!("tidepool-pg-test-{uid}"));
+    std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
+    sweep_stale(&base, &bin, root);
+
+    let dir = base.join(std::process::id().to_string());
+    // A leftover of an earlier process with our pid: it is not running (that pid is us).
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    if root {
+        set_mode(&base, 0o755)?;
+        run(
+            {
+                let mut c = Command::new("chown");
+                c.arg("postgres:postgres").arg(&dir);
+                c
+            },
+            "chown of the test cluster directory to postgres",
+        )?;
+    }
+    let data = dir.join("data");
+    let mut initdb = as_owner(root, &bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+        .arg("--no-sync");
+    run(initdb, "initdb")?;
+
+    // The watchdog starts before the server, so even a failure below cannot leave a
+    // running cluster behind.
+    let watchdog = spawn_watchdog(&dir, &bin, root)?;
+
+    let log = dir.join("postgres.log");
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_port()?;
+        write_settings(&data, &dir, port)?;
+        let mut start = as_owner(root, &bin.join("pg_ctl"));
+        start
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "start"]);
+        match run(start, "pg_ctl start") {
+            Ok(()) => {
+                let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+                wait_ready(port)?;
+                return Ok(Server {
+                    admin_url,
+                    _watchdog: watchdog,
+                });
+            }
+            // Most likely another process took the port between probing and binding.
+            Err(e) => {
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                last_error = format!("{e}\nserver log:\n{tail}");
+            }
+        }
+    }
+    Err(format!(
+        "could not start the throwaway PostgreSQL in {}: {last_error}",
+        dir.display()
+    ))
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+/// Appends this run's settings; later lines win in postgresql.conf, so a retry on
+/// another port just appends again.
+fn write_settings(data: &Path, dir: &Path, port: u16) -> Result<(), String> {
+    let conf = data.join("postgresql.conf");
+    let settings = format!(
+        "\n# tidepool test cluster\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
+         unix_socket_directories = '{}'\nfsync = off\nsynchronous_commit = off\n\
+         full_page_writes = off\nmax_connections = 200\n",
+        dir.display()
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .map_err(|e| format!("opening {}: {e}", conf.display()))?;
+    f.write_all(settings.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", conf.display()))?;
+    // Appending (as root too) keeps the file's owner, so the server can still read it.
+    Ok(())
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("finding a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("finding a free port: {e}"))
+}
+
+/// `pg_ctl -w` already waits for the server to accept connections; this double-checks
+/// the TCP listener, which is what the tests use.
+fn wait_ready(port: u16) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(format!(
+                    "PostgreSQL never listened on 127.0.0.1:{port}: {e}"
+                ));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// The shell command line that stops the cluster in `dir` and deletes it.
+fn stop_script(dir: &Path, bin: &Path, root: bool) -> String {
+    let pg_ctl = bin.join("pg_ctl");
+    let data = dir.join("data");
+    let owner = if root { "runuser -u postgres -- " } else { "" };
+    format!(
+        "{owner}'{}' -D '{}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{}'",
+        pg_ctl.display(),
+        data.display(),
+        dir.display()
+    )
+}
+
+fn spawn_watchdog(dir: &Path, bin: &Path, root: bool) -> Result<ChildStdin, String> {
+    use std::os::unix::process::CommandExt;
+    // `read` returns at EOF, i.e. once every write end of the pipe is closed: the only
+    // one is held by this process (Rust opens pipes close-on-exec, so no child inherits
+    // it), so that happens exactly when the test process ends.
+    let script = format!("read _ignored; {}", stop_script(dir, bin, root));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting the cleanup watchdog: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| "the cleanup watchdog has no stdin".to_owned())
+}
+
+/// Whether `pid` runs. A zombie counts as gone: a killed test process may wait a while
+/// for its new parent to reap it, and its cluster must still be swept.
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Format: `pid (comm) state ...`; comm may contain ')' so split at the last one.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_none_or(|state| state != 'Z' && state != 'X'),
+        Err(_) => false,
+    }
+}
+
+/// Stops and deletes clusters whose test process is gone (its watchdog was killed too).
+fn sweep_stale(base: &Path, bin: &Path, root: bool) {
+    // Liveness comes from /proc; without it (not Linux) sweep nothing rather than stop
+    // the cluster of a concurrent test process.
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(stop_script(&entry.path(), bin, root))
+            .stdin(Stdio::null())
+            .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn dbname_is_replaced() {
+        assert_eq!(
+            with_dbname("postgres://postgres@127.0.0.1:5432/postgres", "x").unwrap(),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_dbname("postgres://u:p@h/db?sslmode=disable", "x").unwrap(),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_dbname("postgres://u@h:1", "x").unwrap(),
+            "postgres://u@h:1/x"
+        );
+        assert!(with_dbname("host=h", "x").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn names_differ() {
+        assert_ne!(random_u64(), random_u64());
+    }
+}
