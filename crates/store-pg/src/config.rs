@@ -87,6 +87,11 @@ impl PgConfig {
         }
     }
 
+    /// The primary URL with any password replaced by `***`, for logs and messages.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+
     /// Parses the primary URL into a driver config with the timeouts applied.
     pub(crate) fn primary(&self) -> Result<tokio_postgres::Config> {
         let mut cfg = parse_url(&self.url, "url")?;
@@ -143,6 +148,24 @@ impl PgConfig {
     }
 }
 
+/// `scheme://user:secret@host/...` becomes `scheme://user:***@host/...`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 fn parse_url(url: &str, what: &str) -> Result<tokio_postgres::Config> {
     url.parse::<tokio_postgres::Config>()
         // The driver's message never contains the password; the URL itself might.
@@ -163,6 +186,19 @@ mod tests {
         c.validate().unwrap();
         let p = c.primary().unwrap();
         assert_eq!(p.get_options(), Some("-c statement_timeout=5000"));
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        let c = PgConfig::new("postgres://tidepool:s3cret@db.example:5432/tidepool");
+        assert_eq!(
+            c.redacted_url(),
+            "postgres://tidepool:***@db.example:5432/tidepool"
+        );
+        assert_eq!(
+            PgConfig::new("postgres://u@h/db").redacted_url(),
+            "postgres://u@h/db"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod error;
 mod migrate;
 mod pool;
 mod shared;
+mod store;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -33,7 +34,8 @@ pub use config::{PgConfig, StatementMode};
 pub use error::{PgError, Result};
 pub use migrate::LATEST_VERSION;
 pub use pool::{Conn, PgPool, Sql, Tx};
-pub use shared::{acquire_lease, gcra_check};
+pub use shared::{GcraState, acquire_lease, gcra_check, gcra_hit, gcra_prune, gcra_refund};
+pub use store::PgStore;
 
 /// Re-exported so callers name parameter types and read rows without a direct dependency.
 pub use tokio_postgres::{Row, types::ToSql, types::Type};

@@ -9,40 +9,93 @@ use crate::{PgPool, Result, Sql};
 
 /// GCRA in one statement. `$2` emission interval and `$3` tolerance
 /// (`(burst - 1) * interval`) are passed as microseconds: the driver has no `interval`
-/// type, and microseconds are PostgreSQL's interval resolution.
+/// type, and microseconds are PostgreSQL's interval resolution. The row comes back either
+/// way (allowed: the new arrival time; limited: the unchanged one, read from the snapshot
+/// the upsert did not touch) with the database's own `now()`, so callers do their
+/// arithmetic on one clock.
 const GCRA: Sql = Sql::new(
-    "INSERT INTO rate_gcra AS g (bucket, tat)
-     VALUES ($1, now() + $2 * interval '1 microsecond')
-     ON CONFLICT (bucket) DO UPDATE
-        SET tat = greatest(g.tat, now()) + $2 * interval '1 microsecond'
-      WHERE greatest(g.tat, now()) - now() <= $3 * interval '1 microsecond'
-     RETURNING tat",
+    "WITH hit AS (
+        INSERT INTO rate_gcra AS g (bucket, tat)
+        VALUES ($1, now() + $2 * interval '1 microsecond')
+        ON CONFLICT (bucket) DO UPDATE
+           SET tat = greatest(g.tat, now()) + $2 * interval '1 microsecond'
+         WHERE greatest(g.tat, now()) - now() <= $3 * interval '1 microsecond'
+        RETURNING tat)
+     SELECT true, tat, now() FROM hit
+     UNION ALL
+     SELECT false, tat, now() FROM rate_gcra
+      WHERE bucket = $1 AND NOT EXISTS (SELECT 1 FROM hit)",
     &[Type::TEXT, Type::INT8, Type::INT8],
 );
 
+/// What one GCRA check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GcraState {
+    /// The request fits (and was counted).
+    pub allowed: bool,
+    /// The bucket's theoretical arrival time after this check: it is empty again then.
+    pub tat: SystemTime,
+    /// The database's clock at the check.
+    pub now: SystemTime,
+}
+
 /// One request against the shared limiter bucket `bucket`, which allows `burst` requests
-/// at once and then one per `interval` (GCRA).
-///
-/// Returns `Some(tat)` when the request is allowed (`tat` = the bucket's new theoretical
-/// arrival time: the bucket is full again at `tat`, and a refund sets it back by
-/// `interval`), `None` when it is limited (nothing is changed; retry when
-/// `now() >= tat - tolerance`). A `burst` of 0 counts as 1. One round trip; the row lives
-/// in an unlogged table, so a crash only refills buckets.
+/// at once and then one per `interval` (GCRA). A `burst` of 0 counts as 1. One round
+/// trip; the row lives in an unlogged table, so a crash only refills buckets.
+pub async fn gcra_hit(
+    db: &PgPool,
+    bucket: &str,
+    interval: Duration,
+    burst: u32,
+) -> Result<GcraState> {
+    let interval_us = micros(interval);
+    let tolerance_us = interval_us.saturating_mul(i64::from(burst.saturating_sub(1)));
+    let row = db
+        .query_one(&GCRA, &[&bucket, &interval_us, &tolerance_us])
+        .await?;
+    Ok(GcraState {
+        allowed: row.try_get(0)?,
+        tat: row.try_get(1)?,
+        now: row.try_get(2)?,
+    })
+}
+
+/// [`gcra_hit`] reduced to its verdict: `Some(tat)` when the request is allowed (`tat` =
+/// the bucket's new theoretical arrival time; a refund sets it back by `interval`),
+/// `None` when it is limited (nothing is changed).
 pub async fn gcra_check(
     db: &PgPool,
     bucket: &str,
     interval: Duration,
     burst: u32,
 ) -> Result<Option<SystemTime>> {
-    let interval_us = micros(interval);
-    let tolerance_us = interval_us.saturating_mul(i64::from(burst.saturating_sub(1)));
-    let row = db
-        .query_opt(&GCRA, &[&bucket, &interval_us, &tolerance_us])
+    let state = gcra_hit(db, bucket, interval, burst).await?;
+    Ok(state.allowed.then_some(state.tat))
+}
+
+/// Gives one request back: the bucket's arrival time moves back by one interval (never
+/// before now, which is an empty bucket anyway).
+const GCRA_REFUND: Sql = Sql::new(
+    "UPDATE rate_gcra SET tat = greatest(now(), tat - $2 * interval '1 microsecond')
+      WHERE bucket = $1",
+    &[Type::TEXT, Type::INT8],
+);
+
+/// Refunds one request allowed in `bucket` with emission interval `interval` (the
+/// request failed after it was counted, so it costs the caller nothing).
+pub async fn gcra_refund(db: &PgPool, bucket: &str, interval: Duration) -> Result<()> {
+    db.execute(&GCRA_REFUND, &[&bucket, &micros(interval)])
         .await?;
-    Ok(match row {
-        Some(row) => Some(row.try_get(0)?),
-        None => None,
-    })
+    Ok(())
+}
+
+/// Buckets whose arrival time has passed are full again, exactly as if they did not exist.
+const GCRA_PRUNE: Sql = Sql::new("DELETE FROM rate_gcra WHERE tat < now()", &[]);
+
+/// Deletes every full bucket (keeps the table as small as the set of recent callers).
+/// Idempotent: any node may run it at any time.
+pub async fn gcra_prune(db: &PgPool) -> Result<u64> {
+    db.execute(&GCRA_PRUNE, &[]).await
 }
 
 /// Takes or renews the lease `name` for `holder`. The statement of SCALE-OUT.md, as an

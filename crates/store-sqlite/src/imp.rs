@@ -601,6 +601,13 @@ impl Store for SqliteStore {
         self.get(|c| moderation::entries(c, before, limit))
     }
 
+    async fn ready(&self) -> Result<()> {
+        // The schema was brought up to date when the store opened (one process owns the
+        // file); a read proves the pool works, a no-op job that the writer still runs.
+        self.get(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))?;
+        self.put(|_| Ok(())).await
+    }
+
     fn shutdown(&self) {
         SqliteStore::shutdown(self);
     }

@@ -11,6 +11,8 @@
 //! never read-then-write in application code, so they stay exact whatever the number of
 //! server processes writing at once.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 
 use async_trait::async_trait;
@@ -140,7 +142,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn session_owner(&self, token_hash: &[u8], now: i64) -> Result<Option<Owner>>;
     async fn delete_session(&self, token_hash: &[u8]) -> Result<()>;
-    /// The owner's agents (deleted ones excluded), bounded.
+    /// The owner's agents (deleted ones too, with their status), bounded.
     async fn agents_of(&self, owner_id: i64) -> Result<Vec<Agent>>;
     async fn owner_of(&self, agent_id: i64) -> Result<Option<i64>>;
     /// The unclaimed agent a live claim token points at.
@@ -298,6 +300,10 @@ pub trait Store: Send + Sync + 'static {
     async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>>;
 
     // ---- lifecycle ----
+
+    /// Whether the store can serve: the database answers and its schema is the one this
+    /// build knows. `Err` says why not (for `/ready`).
+    async fn ready(&self) -> Result<()>;
 
     /// Finishes every acknowledged write and stops accepting new ones.
     fn shutdown(&self);

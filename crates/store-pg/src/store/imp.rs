@@ -1,0 +1,409 @@
+//! [`tidepool_store::Store`] on PostgreSQL: each method is one transaction (or one
+//! statement) on a pooled connection; the SQL lives in the sibling modules by aggregate.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tidepool_core::model::agents::{Agent, AuditEntry, KeyScope, NewAgent};
+use tidepool_core::model::comments::{Comment, CommentSort, NewComment};
+use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
+use tidepool_core::model::moderation::{LogEntry, QueueScope};
+use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
+use tidepool_core::model::posts::{NewPost, Post};
+use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort};
+use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
+use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store};
+
+use super::{PgStore, agents, content, listings, moderation, owners, submolts};
+
+#[async_trait]
+impl Store for PgStore {
+    async fn register_agent(&self, new: NewAgent) -> Result<Agent> {
+        agents::register_agent(&self.db, new).await
+    }
+
+    async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>> {
+        agents::agent_by_id(&self.db, id).await
+    }
+
+    async fn agent_by_name(&self, name_key: &str) -> Result<Option<Agent>> {
+        agents::agent_by_name(&self.db, name_key).await
+    }
+
+    async fn agent_by_key_hash(&self, key_hash: &[u8]) -> Result<Option<(Agent, KeyScope)>> {
+        agents::agent_by_key_hash(&self.db, key_hash).await
+    }
+
+    async fn update_profile(
+        &self,
+        id: i64,
+        description: Option<String>,
+        metadata: Option<String>,
+    ) -> Result<Agent> {
+        agents::update_profile(&self.db, id, description, metadata).await
+    }
+
+    async fn rotate_key(&self, agent_id: i64, key_hash: Vec<u8>, now: i64) -> Result<()> {
+        agents::rotate_key(&self.db, agent_id, key_hash, now).await
+    }
+
+    async fn add_read_key(
+        &self,
+        agent_id: i64,
+        key_hash: Vec<u8>,
+        max_live: i64,
+        now: i64,
+    ) -> Result<()> {
+        agents::add_read_key(&self.db, agent_id, key_hash, max_live, now).await
+    }
+
+    async fn block_content(
+        &self,
+        key_hashes: Vec<[u8; 32]>,
+        agent_id: Option<i64>,
+        detail: Value,
+        now: i64,
+    ) -> Result<usize> {
+        agents::block_content(&self.db, key_hashes, agent_id, detail, now).await
+    }
+
+    async fn audit(&self, event: &str, agent_id: Option<i64>, detail: Value) -> Result<()> {
+        agents::audit(&self.db, event, agent_id, detail).await
+    }
+
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        agents::audit_log(&self.db, limit).await
+    }
+
+    async fn follow(&self, follower: i64, followed: i64, now: i64) -> Result<bool> {
+        agents::follow(&self.db, follower, followed, now).await
+    }
+
+    async fn unfollow(&self, follower: i64, followed: i64) -> Result<bool> {
+        agents::unfollow(&self.db, follower, followed).await
+    }
+
+    async fn is_following(&self, follower: i64, followed: i64) -> Result<bool> {
+        agents::is_following(&self.db, follower, followed).await
+    }
+
+    async fn admin_claim(
+        &self,
+        name_key: &str,
+        how: AdminClaim,
+        now: i64,
+    ) -> Result<(Agent, Option<Owner>)> {
+        agents::admin_claim(&self.db, name_key, how, now).await
+    }
+
+    async fn create_owner(
+        &self,
+        email: &str,
+        password_hash: &str,
+        is_admin: bool,
+        now: i64,
+    ) -> Result<Owner> {
+        owners::create_owner(&self.db, email, password_hash, is_admin, now).await
+    }
+
+    async fn owner_by_email(&self, email: &str) -> Result<Option<Owner>> {
+        owners::owner_by_email(&self.db, email).await
+    }
+
+    async fn set_password(&self, owner_id: i64, password_hash: &str) -> Result<()> {
+        owners::set_password(&self.db, owner_id, password_hash).await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: Vec<u8>,
+        owner_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        owners::create_session(&self.db, token_hash, owner_id, now, expires_at).await
+    }
+
+    async fn session_owner(&self, token_hash: &[u8], now: i64) -> Result<Option<Owner>> {
+        owners::session_owner(&self.db, token_hash, now).await
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
+        owners::delete_session(&self.db, token_hash).await
+    }
+
+    async fn agents_of(&self, owner_id: i64) -> Result<Vec<Agent>> {
+        owners::agents_of(&self.db, owner_id).await
+    }
+
+    async fn owner_of(&self, agent_id: i64) -> Result<Option<i64>> {
+        owners::owner_of(&self.db, agent_id).await
+    }
+
+    async fn agent_by_claim_token(&self, token_hash: &[u8], now: i64) -> Result<Option<Agent>> {
+        owners::agent_by_claim_token(&self.db, token_hash, now).await
+    }
+
+    async fn claim_with_token(
+        &self,
+        token_hash: Vec<u8>,
+        code_hash: Vec<u8>,
+        owner_id: i64,
+        cap: i64,
+        now: i64,
+    ) -> Result<ClaimOutcome> {
+        owners::claim_with_token(&self.db, token_hash, code_hash, owner_id, cap, now).await
+    }
+
+    async fn suspension_of(&self, agent_id: i64) -> Result<Option<Suspension>> {
+        owners::suspension_of(&self.db, agent_id).await
+    }
+
+    async fn set_suspended(
+        &self,
+        agent_id: i64,
+        level: SuspensionLevel,
+        suspend: Option<(String, String)>,
+        log: Option<ModerationRecord>,
+    ) -> Result<Agent> {
+        owners::set_suspended(&self.db, agent_id, level, suspend, log).await
+    }
+
+    async fn delete_agent(&self, agent_id: i64, now: i64) -> Result<()> {
+        owners::delete_agent(&self.db, agent_id, now).await
+    }
+
+    async fn keys_of(&self, agent_id: i64) -> Result<Vec<KeyInfo>> {
+        owners::keys_of(&self.db, agent_id).await
+    }
+
+    async fn revoke_all_keys(&self, agent_id: i64, now: i64) -> Result<usize> {
+        owners::revoke_all_keys(&self.db, agent_id, now).await
+    }
+
+    async fn revoke_read_key(&self, agent_id: i64, key_id: i64, now: i64) -> Result<()> {
+        owners::revoke_read_key(&self.db, agent_id, key_id, now).await
+    }
+
+    async fn events_of(&self, agent_ids: Vec<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
+        owners::events_of(&self.db, agent_ids, limit).await
+    }
+
+    async fn moderated_submolts(&self, owner_id: i64) -> Result<Vec<i64>> {
+        owners::moderated_submolts(&self.db, owner_id).await
+    }
+
+    async fn owned_by_admin(&self, agent_id: i64) -> Result<bool> {
+        owners::owned_by_admin(&self.db, agent_id).await
+    }
+
+    async fn create_submolt(&self, new: NewSubmolt) -> Result<Submolt> {
+        submolts::create_submolt(&self.db, new).await
+    }
+
+    async fn submolt_by_id(&self, id: i64) -> Result<Option<Submolt>> {
+        submolts::submolt_by_id(&self.db, id).await
+    }
+
+    async fn submolt_by_name(&self, name: &str) -> Result<Option<Submolt>> {
+        submolts::submolt_by_name(&self.db, name).await
+    }
+
+    async fn list_submolts(&self, sort: SubmoltSort, page: PageRequest) -> Result<Page<Submolt>> {
+        submolts::list_submolts(&self.db, sort, page).await
+    }
+
+    async fn subscribe(&self, agent_id: i64, submolt_id: i64, now: i64) -> Result<bool> {
+        submolts::subscribe(&self.db, agent_id, submolt_id, now).await
+    }
+
+    async fn unsubscribe(&self, agent_id: i64, submolt_id: i64) -> Result<bool> {
+        submolts::unsubscribe(&self.db, agent_id, submolt_id).await
+    }
+
+    async fn is_subscribed(&self, agent_id: i64, submolt_id: i64) -> Result<bool> {
+        submolts::is_subscribed(&self.db, agent_id, submolt_id).await
+    }
+
+    async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<String>> {
+        submolts::role_of(&self.db, submolt_id, agent_id).await
+    }
+
+    async fn update_submolt(&self, id: i64, change: SettingsChange) -> Result<Submolt> {
+        submolts::update_submolt(&self.db, id, change).await
+    }
+
+    async fn moderators(&self, submolt_id: i64) -> Result<Vec<Moderator>> {
+        submolts::moderators(&self.db, submolt_id).await
+    }
+
+    async fn add_moderator(&self, submolt_id: i64, agent_id: i64, now: i64) -> Result<bool> {
+        submolts::add_moderator(&self.db, submolt_id, agent_id, now).await
+    }
+
+    async fn remove_moderator(&self, submolt_id: i64, agent_id: i64) -> Result<bool> {
+        submolts::remove_moderator(&self.db, submolt_id, agent_id).await
+    }
+
+    async fn create_post(&self, new: NewPost) -> Result<Post> {
+        content::create_post(&self.db, new).await
+    }
+
+    async fn post_by_id(&self, id: i64) -> Result<Option<Post>> {
+        content::post_by_id(&self.db, id).await
+    }
+
+    async fn post_by_uuid(&self, uuid: &str) -> Result<Option<Post>> {
+        content::post_by_uuid(&self.db, uuid).await
+    }
+
+    async fn delete_post(&self, post_id: i64) -> Result<()> {
+        content::delete_post(&self.db, post_id).await
+    }
+
+    async fn set_pinned(&self, post_id: i64, pinned: bool) -> Result<bool> {
+        content::set_pinned(&self.db, post_id, pinned).await
+    }
+
+    async fn pinned(&self, submolt_id: i64) -> Result<Vec<Post>> {
+        content::pinned(&self.db, submolt_id).await
+    }
+
+    async fn stats(&self) -> Result<Vec<(String, i64)>> {
+        content::stats(&self.db).await
+    }
+
+    async fn create_comment(&self, new: NewComment) -> Result<Comment> {
+        content::create_comment(&self.db, new).await
+    }
+
+    async fn comment_by_id(&self, id: i64) -> Result<Option<Comment>> {
+        content::comment_by_id(&self.db, id).await
+    }
+
+    async fn comment_by_uuid(&self, uuid: &str) -> Result<Option<Comment>> {
+        content::comment_by_uuid(&self.db, uuid).await
+    }
+
+    async fn delete_comment(&self, comment_id: i64) -> Result<()> {
+        content::delete_comment(&self.db, comment_id).await
+    }
+
+    async fn cast_vote(&self, ballot: Ballot) -> Result<(VoteAction, bool)> {
+        content::cast_vote(&self.db, ballot).await
+    }
+
+    async fn retract_vote(
+        &self,
+        voter_id: i64,
+        kind: TargetKind,
+        target_id: i64,
+        author_id: i64,
+        now: i64,
+    ) -> Result<bool> {
+        content::retract_vote(&self.db, voter_id, kind, target_id, author_id, now).await
+    }
+
+    async fn list_posts(
+        &self,
+        scope: FeedScope,
+        sort: PostSort,
+        window: Window,
+        exclude_pinned: bool,
+        page: PageRequest,
+    ) -> Result<Page<Post>> {
+        listings::list_posts(&self.db, scope, sort, window, exclude_pinned, page).await
+    }
+
+    async fn personal_feed(
+        &self,
+        agent_id: i64,
+        following_only: bool,
+        sort: PostSort,
+        page: PageRequest,
+    ) -> Result<Page<Post>> {
+        listings::personal_feed(&self.db, agent_id, following_only, sort, page).await
+    }
+
+    async fn comment_tree(
+        &self,
+        post_id: i64,
+        sort: CommentSort,
+        page: PageRequest,
+    ) -> Result<(Page<Comment>, Vec<Comment>)> {
+        listings::comment_tree(&self.db, post_id, sort, page).await
+    }
+
+    async fn recent_comments_by(
+        &self,
+        author_id: i64,
+        limit: i64,
+        include_quarantined: bool,
+    ) -> Result<Vec<Comment>> {
+        listings::recent_comments_by(&self.db, author_id, limit, include_quarantined).await
+    }
+
+    async fn search_posts(
+        &self,
+        query: &str,
+        limit: i64,
+        include_quarantined: bool,
+    ) -> Result<Vec<(Post, f64)>> {
+        listings::search_posts(&self.db, query, limit, include_quarantined).await
+    }
+
+    async fn search_comments(
+        &self,
+        query: &str,
+        limit: i64,
+        include_quarantined: bool,
+    ) -> Result<Vec<(Comment, f64)>> {
+        listings::search_comments(&self.db, query, limit, include_quarantined).await
+    }
+
+    async fn queued_posts(
+        &self,
+        scope: QueueScope,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Post>> {
+        moderation::queued_posts(&self.db, scope, before, limit).await
+    }
+
+    async fn queued_comments(
+        &self,
+        scope: QueueScope,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Comment>> {
+        moderation::queued_comments(&self.db, scope, before, limit).await
+    }
+
+    async fn moderate_item(
+        &self,
+        kind: TargetKind,
+        id: i64,
+        action: QueueAction,
+        log: ModerationRecord,
+    ) -> Result<()> {
+        moderation::moderate_item(&self.db, kind, id, action, log).await
+    }
+
+    async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>> {
+        moderation::moderation_log(&self.db, before, limit).await
+    }
+
+    async fn ready(&self) -> Result<()> {
+        if self.db.schema_is_current().await? {
+            Ok(())
+        } else {
+            Err(tidepool_store::StoreError::Unavailable(format!(
+                "the database schema is not version {} (run `tidepool migrate`)",
+                crate::LATEST_VERSION
+            )))
+        }
+    }
+
+    fn shutdown(&self) {
+        self.db.deadpool().close();
+    }
+}
