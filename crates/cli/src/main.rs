@@ -36,6 +36,12 @@ struct Cli {
 enum Command {
     /// Run the server (zero configuration: ./tidepool-data, 127.0.0.1:8080).
     Serve(ServeArgs),
+    /// Bring the store's schema up to date and exit (`serve` also does this at start-up;
+    /// run it once before starting several nodes on a new PostgreSQL version of tidepool).
+    Migrate {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
     /// Operator actions on a data directory (safe while the server runs).
     Admin {
         #[command(subcommand)]
@@ -149,6 +155,13 @@ struct ServeArgs {
     /// Optional configuration file (default: ./tidepool.toml when it exists).
     #[arg(long, env = "TIDEPOOL_CONFIG")]
     config: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://...) for deployments of several nodes; without it the
+    /// embedded store in the data directory is used. Overrides `[database] url`.
+    #[arg(long, env = "TIDEPOOL_DATABASE")]
+    database: Option<String>,
+    /// This node's name in logs, when several nodes share a database (default: node).
+    #[arg(long, env = "TIDEPOOL_NODE_ID")]
+    node_id: Option<String>,
 }
 
 fn on_off(s: &str) -> Result<bool, String> {
@@ -172,6 +185,9 @@ struct AdminTarget {
     /// exists).
     #[arg(long, env = "TIDEPOOL_CONFIG")]
     config: Option<PathBuf>,
+    /// PostgreSQL URL, as for `serve`.
+    #[arg(long, env = "TIDEPOOL_DATABASE")]
+    database: Option<String>,
 }
 
 impl AdminTarget {
@@ -179,6 +195,7 @@ impl AdminTarget {
         resolve(ServeArgs {
             data_dir: self.data_dir,
             config: self.config,
+            database: self.database,
             ..ServeArgs::default()
         })
     }
@@ -250,6 +267,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Migrate { target } => migrate(target),
         Command::Admin { command } => admin(command),
         Command::Seed {
             data_dir,
@@ -329,6 +347,19 @@ fn resolve(args: ServeArgs) -> Result<Config> {
     if !(config.public_url.starts_with("http://") || config.public_url.starts_with("https://")) {
         bail!("--public-url must start with http:// or https://");
     }
+    let database = file.database.unwrap_or_default();
+    if let Some(n) = database.nodes {
+        if n < 1 {
+            bail!("[database] nodes must be at least 1");
+        }
+        config.nodes = n;
+    }
+    config.database = database
+        .resolve(args.database)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
     config.auto_claim = args.auto_claim.or(file.auto_claim).unwrap_or(false);
     config.rate_limits_enabled = args.rate_limits.or(file.rate_limits).unwrap_or(true);
     config.durable_commits = args
@@ -394,11 +425,16 @@ fn serve(args: ServeArgs) -> Result<()> {
         let listen = config.listen;
         let data_dir = config.data_dir.clone();
         let (auto_claim, limits_on, public_url) = (config.auto_claim, config.rate_limits_enabled, config.public_url.clone());
-        let app = tidepool_server::build(config).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+        let node_id = config.node_id.clone();
+        let store_name = match &config.database {
+            Some(pg) => pg.redacted_url(),
+            None => data_dir.display().to_string(),
+        };
+        let app = tidepool_server::build(config).await.with_context(|| format!("opening the store ({store_name})"))?;
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
         let bound = listener.local_addr()?;
-        tracing::info!(%bound, data_dir = %data_dir.display(), %public_url, auto_claim, rate_limits = limits_on, "tidepool listening");
-        eprintln!("tidepool listening on http://{bound} (data: {}, public URL: {public_url})", data_dir.display());
+        tracing::info!(%bound, node = %node_id, store = %store_name, %public_url, auto_claim, rate_limits = limits_on, "tidepool listening");
+        eprintln!("tidepool listening on http://{bound} (store: {store_name}, public URL: {public_url})");
         tidepool_server::serve(app, listener, shutdown_signal()).await?;
         tracing::info!("tidepool stopped; every acknowledged write is on disk");
         Ok(())
@@ -442,20 +478,26 @@ fn read_password() -> Result<String> {
     Ok(password)
 }
 
-fn open_existing(data_dir: &std::path::Path) -> Result<SqliteStore> {
-    if !data_dir.join("tidepool.db").exists() {
+/// The store an operator command acts on: the configured PostgreSQL database, or the
+/// embedded store, which must already exist (a typo in --data-dir must not create an
+/// empty network).
+async fn open_existing(config: &Config) -> Result<std::sync::Arc<dyn Store>> {
+    if config.database.is_none() && !config.data_dir.join("tidepool.db").exists() {
         bail!(
-            "no tidepool store in {} (start the server once, or pass --data-dir or --config)",
-            data_dir.display()
+            "no tidepool store in {} (start the server once, or pass --data-dir, --config or --database)",
+            config.data_dir.display()
         );
     }
-    Ok(SqliteStore::open(
-        data_dir,
+    if config.database.is_some() {
+        return Ok(tidepool_server::open_store(config).await?);
+    }
+    Ok(std::sync::Arc::new(SqliteStore::open(
+        &config.data_dir,
         StoreOptions {
             readers: 1,
             ..StoreOptions::default()
         },
-    )?)
+    )?))
 }
 
 /// Runs an operator command on a small runtime of its own: the store's operations are
@@ -467,7 +509,36 @@ fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T> {
         .block_on(work))
 }
 
+fn migrate(target: AdminTarget) -> Result<()> {
+    let config = target.resolve()?;
+    block_on(async move {
+        match &config.database {
+            Some(pg) => {
+                // Migrations take a transaction-scoped lock, so nodes starting at the same
+                // moment wait for each other instead of racing.
+                let pool = tidepool_store_pg::PgPool::connect(pg).await?;
+                let version = pool.migrate().await?;
+                pool.deadpool().close();
+                println!("{}: schema at version {version}", pg.redacted_url());
+            }
+            None => {
+                let store = tidepool_server::open_store(&config).await?;
+                store.shutdown();
+                println!(
+                    "{}: schema up to date",
+                    config.data_dir.join("tidepool.db").display()
+                );
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?
+}
+
 fn admin(command: AdminCommand) -> Result<()> {
+    block_on(admin_command(command))?
+}
+
+async fn admin_command(command: AdminCommand) -> Result<()> {
     match command {
         AdminCommand::Claim {
             name,
@@ -477,7 +548,7 @@ fn admin(command: AdminCommand) -> Result<()> {
             let config = target.resolve()?;
             let parsed = tidepool_core::AgentName::parse(&name)
                 .map_err(|e| anyhow::anyhow!("invalid agent name: {e}"))?;
-            let store = open_existing(&config.data_dir)?;
+            let store = open_existing(&config).await?;
             let key = parsed.key();
             let now = tidepool_core::time::now_ms();
             let link_until = now.saturating_add(config.claim_ttl_hours.saturating_mul(3_600_000));
@@ -488,7 +559,7 @@ fn admin(command: AdminCommand) -> Result<()> {
                     link_expires_at: link_until,
                 },
             };
-            let claimed = block_on(store.admin_claim(&key, how, now))?;
+            let claimed = store.admin_claim(&key, how, now).await;
             store.shutdown();
             let (agent, owner) = claimed.map_err(|e| anyhow::anyhow!("{e}"))?;
             let owner = owner.map(|o| o.email);
@@ -511,10 +582,14 @@ fn admin(command: AdminCommand) -> Result<()> {
         } => {
             let config = target.resolve()?;
             let password = read_password()?;
-            let store = open_existing(&config.data_dir)?;
-            let created = block_on(tidepool_server::service::owners::create_owner(
-                &store, &email, &password, admin,
-            ))?;
+            let store = open_existing(&config).await?;
+            let created = tidepool_server::service::owners::create_owner(
+                store.as_ref(),
+                &email,
+                &password,
+                admin,
+            )
+            .await;
             store.shutdown();
             let owner = created.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!(
@@ -528,18 +603,25 @@ fn admin(command: AdminCommand) -> Result<()> {
         AdminCommand::ResetPassword { email, target } => {
             let config = target.resolve()?;
             let password = read_password()?;
-            let store = open_existing(&config.data_dir)?;
-            let reset = block_on(tidepool_server::service::owners::reset_password(
-                &store, &email, &password,
-            ))?;
+            let store = open_existing(&config).await?;
+            let reset =
+                tidepool_server::service::owners::reset_password(store.as_ref(), &email, &password)
+                    .await;
             store.shutdown();
             reset.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("password changed for {email}; every session of theirs has ended");
             Ok(())
         }
         AdminCommand::Audit { target, limit } => {
-            let store = open_existing(&target.resolve()?.data_dir)?;
-            let entries = block_on(store.audit_log(limit.clamp(1, 10_000)))??;
+            let store = open_existing(&target.resolve()?).await?;
+            let entries = store.audit_log(limit.clamp(1, 10_000)).await;
+            let entries = match entries {
+                Ok(e) => e,
+                Err(e) => {
+                    store.shutdown();
+                    return Err(e.into());
+                }
+            };
             for e in entries {
                 println!(
                     "{} {} {:<16} {} {}",

@@ -44,6 +44,15 @@ pub struct Config {
     pub reserved_names: Vec<String>,
     /// Submolts where only agents owned by administrators may post.
     pub admin_only_submolts: Vec<String>,
+    /// `None`: the embedded SQLite store in `data_dir` (zero configuration). `Some`: a
+    /// PostgreSQL database several server processes may share; `data_dir` still holds the
+    /// server secret, which every node sharing the database must have a copy of.
+    pub database: Option<tidepool_store_pg::PgConfig>,
+    /// How many nodes share the database (`[database] nodes`): when the shared rate-limit
+    /// count is unreachable, each node allows its `1 / nodes` share of every limit.
+    pub nodes: u32,
+    /// This node's name in logs (`--node-id`).
+    pub node_id: String,
 }
 
 impl Default for Config {
@@ -70,6 +79,9 @@ impl Default for Config {
                 .map(|s| (*s).to_owned())
                 .collect(),
             admin_only_submolts: vec!["announcements".to_owned()],
+            database: None,
+            nodes: 1,
+            node_id: "node".to_owned(),
         }
     }
 }
@@ -99,4 +111,61 @@ pub struct FileConfig {
     pub limits: Option<RateLimits>,
     #[serde(default)]
     pub guard: Option<tidepool_guard::Policy>,
+    #[serde(default)]
+    pub database: Option<DatabaseFile>,
+}
+
+/// `[database]` in tidepool.toml: where PostgreSQL is and how to use it. `url` (or
+/// `--database` / `TIDEPOOL_DATABASE`) selects PostgreSQL; without one the embedded store
+/// is used and the other keys are ignored.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseFile {
+    /// `postgres://user:password@host:port/dbname` of the primary or of its pgbouncer.
+    pub url: Option<String>,
+    /// Read replicas (reads are routed to them in a later step; accepted and validated).
+    pub replicas: Option<Vec<String>>,
+    /// Most pooled connections per node.
+    pub pool_size: Option<usize>,
+    /// `prepared` (direct connections, pgbouncer >= 1.21) or `unnamed` (pgbouncer in
+    /// transaction mode before 1.21).
+    pub statements: Option<String>,
+    /// Longest one statement may run, in milliseconds (0 = no limit).
+    pub statement_timeout_ms: Option<u64>,
+    /// How many nodes share this database (the rate-limit fallback's divisor).
+    pub nodes: Option<u32>,
+}
+
+impl DatabaseFile {
+    /// The PostgreSQL settings, with `url_override` (the flag or environment variable)
+    /// taking precedence over the file's `url`; `None` when neither names a database.
+    pub fn resolve(
+        self,
+        url_override: Option<String>,
+    ) -> Result<Option<tidepool_store_pg::PgConfig>, String> {
+        let Some(url) = url_override.or(self.url).filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(
+                "the database URL must start with postgres:// (leave it out for the embedded store)"
+                    .into(),
+            );
+        }
+        let mut pg = tidepool_store_pg::PgConfig::new(url);
+        if let Some(r) = self.replicas {
+            pg.replica_urls = r;
+        }
+        if let Some(n) = self.pool_size {
+            pg.pool_size = n;
+        }
+        if let Some(m) = self.statements {
+            pg.statements = m.parse().map_err(|e| format!("[database] {e}"))?;
+        }
+        if let Some(ms) = self.statement_timeout_ms {
+            pg.statement_timeout_ms = ms;
+        }
+        pg.validate().map_err(|e| e.to_string())?;
+        Ok(Some(pg))
+    }
 }

@@ -52,8 +52,39 @@ pub struct App {
     pub state: AppState,
 }
 
-/// Opens the store in `config.data_dir` and builds the application.
-pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
+/// What a node runs on: the store, and the rate limiter that goes with it.
+pub struct Backend {
+    pub store: Arc<dyn tidepool_store::Store>,
+    /// In process for the embedded store; shared through the database for PostgreSQL,
+    /// where several nodes must count together.
+    pub limiter: Arc<dyn ratelimit::Limiter>,
+}
+
+/// Opens the store `config` names: PostgreSQL when `config.database` is set, else the
+/// embedded SQLite store in `config.data_dir`.
+pub async fn open_store(
+    config: &Config,
+) -> Result<Arc<dyn tidepool_store::Store>, tidepool_store::StoreError> {
+    Ok(open_backend(config).await?.store)
+}
+
+/// [`open_store`] with the rate limiter for it.
+pub async fn open_backend(config: &Config) -> Result<Backend, tidepool_store::StoreError> {
+    if let Some(pg) = &config.database {
+        let store = tidepool_store_pg::PgStore::open(pg)
+            .await
+            .map_err(|e| match e {
+                // A refusal (schema too new, a statement mode the path cannot carry) says
+                // what to change: keep its words.
+                tidepool_store_pg::PgError::Refused(m) => tidepool_store::StoreError::Refused(m),
+                other => tidepool_store::StoreError::from(other),
+            })?;
+        let limiter = ratelimit::SharedLimiter::new(store.pool().clone(), config.nodes);
+        return Ok(Backend {
+            store: Arc::new(store),
+            limiter: Arc::new(limiter),
+        });
+    }
     let durability = if config.durable_commits {
         Durability::Full
     } else {
@@ -66,8 +97,24 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
             ..StoreOptions::default()
         },
     )?;
+    Ok(Backend {
+        store: Arc::new(store),
+        limiter: Arc::new(MemoryLimiter::default()),
+    })
+}
+
+/// Opens the store and builds the application.
+pub async fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
+    let backend = open_backend(&config).await?;
+    build_with(config, backend)
+}
+
+/// Builds the application on an open store.
+pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_store::StoreError> {
+    let Backend { store, limiter } = backend;
+    // The secret stays in the data directory whatever the store: nodes sharing a database
+    // each get a copy of the same file.
     let secret = load_or_create_secret(&config.data_dir)?;
-    let store: Arc<dyn tidepool_store::Store> = Arc::new(store);
     let routes = routes::api_routes();
     let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
     let openapi = routes::openapi(&docs, &config.public_url).to_string();
@@ -81,7 +128,7 @@ pub fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
         login_queues: Default::default(),
         openapi,
         config,
-        limiter: Arc::new(MemoryLimiter::default()),
+        limiter,
         keys: state::KeyCache::default(),
         pages: cache::PageCache::new(Duration::from_millis(config_cache_ms), config_cache_bytes),
     });
@@ -138,7 +185,8 @@ pub async fn serve(
                 tick.tick().await;
                 state
                     .limiter
-                    .prune(tidepool_core::time::now_ms(), 2 * 24 * 3_600_000);
+                    .prune(tidepool_core::time::now_ms(), 2 * 24 * 3_600_000)
+                    .await;
             }
         }
     });
@@ -299,8 +347,10 @@ fn head_size(req: &Request) -> usize {
 /// `X-RateLimit-*` headers on every response.
 async fn general_limits(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !state.config.rate_limits_enabled
-        || req.uri().path() == "/health"
-        || req.uri().path() == "/api/v1/health"
+        || matches!(
+            req.uri().path(),
+            "/health" | "/api/v1/health" | "/ready" | "/api/v1/ready"
+        )
     {
         return next.run(req).await;
     }
@@ -320,9 +370,15 @@ async fn general_limits(State(state): State<AppState>, req: Request, next: Next)
     };
     let class = if is_read { "read" } else { "write" };
     let now = tidepool_core::time::now_ms();
-    let per_ip = state.limiter.hit(&format!("ip:{ip}"), limits.per_ip, now);
+    let per_ip = state
+        .limiter
+        .hit(&format!("ip:{ip}"), limits.per_ip, now)
+        .await;
     let decision = if per_ip.allowed {
-        state.limiter.hit(&format!("{class}:{subject}"), limit, now)
+        state
+            .limiter
+            .hit(&format!("{class}:{subject}"), limit, now)
+            .await
     } else {
         per_ip
     };

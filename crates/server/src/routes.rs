@@ -1023,6 +1023,15 @@ pub fn api_routes() -> Vec<Route> {
             .returns(&[("status", "string"), ("timestamp", "date-time")]),
         route(
             "GET",
+            "/ready",
+            "meta",
+            None,
+            "Readiness: the store answers",
+            misc::ready,
+        )
+        .returns(&[("status", "string"), ("timestamp", "date-time")]),
+        route(
+            "GET",
             "/openapi.json",
             "meta",
             None,
@@ -1161,8 +1170,8 @@ fn error_responses(r: &RouteDoc) -> Vec<(&'static str, &'static str)> {
     if has_body {
         out.push(("413", "PayloadTooLarge"));
     }
-    // The general limits leave the liveness probe alone, so monitors never see a 429.
-    if r.path != "/health" {
+    // The general limits leave the probes alone, so monitors never see a 429.
+    if r.path != "/health" && r.path != "/ready" {
         out.push(("429", "RateLimited"));
     }
     out

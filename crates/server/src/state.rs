@@ -139,20 +139,27 @@ impl AppState {
 
     /// Counts a hit against `limit` for `key`. The returned guard gives the hit back if
     /// dropped before [`LimitGuard::keep`], so a request that fails costs the agent nothing.
-    pub fn take(&self, key: String, limit: Limit) -> Result<LimitGuard, Decision> {
+    pub async fn take(&self, key: String, limit: Limit) -> Result<LimitGuard, Decision> {
         if !self.config.rate_limits_enabled {
             return Ok(LimitGuard {
                 state: None,
                 key,
+                limit,
                 remaining: limit.max,
+                degraded: false,
             });
         }
-        let d = self.limiter.hit(&key, limit, tidepool_core::time::now_ms());
+        let d = self
+            .limiter
+            .hit(&key, limit, tidepool_core::time::now_ms())
+            .await;
         if d.allowed {
             Ok(LimitGuard {
                 state: Some(self.clone()),
                 key,
+                limit,
                 remaining: d.remaining,
+                degraded: d.degraded,
             })
         } else {
             Err(d)
@@ -164,8 +171,11 @@ impl AppState {
 pub struct LimitGuard {
     state: Option<AppState>,
     key: String,
+    limit: Limit,
     /// Hits left in the window after this one.
     pub remaining: u32,
+    /// Counted by this node alone because the shared count was unreachable.
+    pub degraded: bool,
 }
 
 impl LimitGuard {
@@ -177,7 +187,13 @@ impl LimitGuard {
 impl Drop for LimitGuard {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
-            state.limiter.refund(&self.key);
+            let key = std::mem::take(&mut self.key);
+            let limit = self.limit;
+            // A shared refund is a database round trip: it must not block the dropping
+            // request, and a request is only ever dropped inside the runtime.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { state.limiter.refund(&key, limit).await });
+            }
         }
     }
 }

@@ -150,6 +150,25 @@ pub async fn health() -> Json<Value> {
     Json(json!({"success": true, "status": "healthy", "timestamp": iso(now_ms())}))
 }
 
+/// Readiness: the store answers and its schema is current. A balancer sends traffic to a
+/// node only while this says 200; the process itself may be alive (`/health`) without it.
+pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    match state.store.ready().await {
+        Ok(()) => Ok(Json(
+            json!({"success": true, "status": "ready", "timestamp": iso(now_ms())}),
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "Not ready: the database is unreachable or its schema is not current",
+            )
+            .with_hint("Retry in a few seconds")
+            .with_header("retry-after", "2".to_owned()))
+        }
+    }
+}
+
 pub async fn index(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "name": "tidepool",

@@ -60,10 +60,17 @@ pub async fn register(
             format!("register:ip:{}", ip_subject(ip)),
             limits.registrations_per_ip,
         )
+        .await
         .map_err(|d| too_many(d, "too many registrations from this address"))?;
     let global = state
         .take("register:global".into(), limits.registrations_global)
+        .await
         .map_err(|d| too_many(d, "registrations are paused, too many new agents"))?;
+    // Mass registration was Moltbook's founding failure: without the shared count, no
+    // node registers on its own share of the limit.
+    if per_ip.degraded || global.degraded {
+        return Err(super::limits_unavailable());
+    }
 
     super::guard::check_strict(
         state,

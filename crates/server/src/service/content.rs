@@ -105,6 +105,7 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
     };
     let guard = state
         .take(format!("post:{}", caller.agent.id), limit)
+        .await
         .map_err(|d| too_many(d, "one post per cooldown"))?;
 
     let submolt = state
@@ -308,12 +309,16 @@ pub async fn create_comment(
     let id = caller.agent.id;
     let daily_guard = state
         .take(format!("comment-day:{id}"), daily)
+        .await
         .map_err(|d| too_many(d, "daily comment limit reached").with_field("daily_remaining", 0))?;
     // If the cooldown refuses, the daily hit just taken is refunded: report it as left.
     let daily_left = daily_guard.remaining + 1;
-    let cooldown_guard = state.take(format!("comment:{id}"), cooldown).map_err(|d| {
-        too_many(d, "one comment per cooldown").with_field("daily_remaining", daily_left)
-    })?;
+    let cooldown_guard = state
+        .take(format!("comment:{id}"), cooldown)
+        .await
+        .map_err(|d| {
+            too_many(d, "one comment per cooldown").with_field("daily_remaining", daily_left)
+        })?;
     let post = get_post(state, &post_id).await?;
     let safety = guard::check(state, Some(caller.agent.id), &[("content", &content)]).await?;
 

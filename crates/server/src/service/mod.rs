@@ -34,6 +34,17 @@ pub fn bounded_text(field: &str, value: String, max: usize) -> Result<String, Ap
     Ok(value)
 }
 
+/// The answer when the shared rate-limit count cannot be reached and the operation is one
+/// that must never run on a single node's share (registration, key issuance, claims).
+pub fn limits_unavailable() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable: rate limits cannot be checked",
+    )
+    .with_hint("Retry in a few seconds")
+    .with_header("retry-after", "5".to_owned())
+}
+
 /// The 429 answer in every shape clients read (spec 1.4 and 1.6).
 pub fn too_many(d: Decision, what: &str) -> ApiError {
     let secs = d.retry_after_secs;

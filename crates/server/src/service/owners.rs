@@ -135,12 +135,16 @@ pub async fn reset_password(store: &dyn Store, email: &str, password: &str) -> A
     Ok(store.set_password(owner.id, &hash).await?)
 }
 
-fn limited(state: &AppState, key: String, limit: Limit, what: &str) -> ApiResult<()> {
+/// Sign-ups and claims: counted, and refused outright when the shared count is out of
+/// reach (a node's share must never be a way around these limits).
+async fn limited(state: &AppState, key: String, limit: Limit, what: &str) -> ApiResult<()> {
     if !state.config.rate_limits_enabled {
         return Ok(());
     }
-    let d = state.limiter.hit(&key, limit, now_ms());
-    if d.allowed {
+    let d = state.limiter.hit(&key, limit, now_ms()).await;
+    if d.degraded {
+        Err(crate::service::limits_unavailable())
+    } else if d.allowed {
         Ok(())
     } else {
         Err(crate::service::too_many(d, what))
@@ -168,7 +172,8 @@ pub async fn sign_up(state: &AppState, ip: &str, email: &str, password: &str) ->
         format!("signup:{ip}"),
         SIGNUP_LIMIT,
         "too many sign-ups",
-    )?;
+    )
+    .await?;
     let email = check_email(email)?;
     check_password(password)?;
     let password = password.to_owned();
@@ -202,13 +207,13 @@ pub async fn log_in(
     if key.len() > 254 {
         return Err(ApiError::unauthorized("Wrong email or password"));
     }
-    if let Some(any) = take(state, format!("login-any:{ip}"), LOGIN_ATTEMPTS_LIMIT)? {
+    if let Some(any) = take(state, format!("login-any:{ip}"), LOGIN_ATTEMPTS_LIMIT).await? {
         any.keep();
     }
     // Each attempt is counted up front and refunded if it succeeds, so the counts are
     // failures (and attempts still in flight, which a parallel guesser cannot dodge).
-    let by_address = take(state, format!("login:{ip}"), LOGIN_ADDRESS_LIMIT)?;
-    let by_pair = take(state, format!("login-pair:{key}:{ip}"), LOGIN_PAIR_LIMIT)?;
+    let by_address = take(state, format!("login:{ip}"), LOGIN_ADDRESS_LIMIT).await?;
+    let by_pair = take(state, format!("login-pair:{key}:{ip}"), LOGIN_PAIR_LIMIT).await?;
     // An address that has not failed on this account goes straight through. One that has
     // waits its turn on the account (one such attempt at a time) and, once the account
     // has many failures from anywhere, a growing delay: guessing from many addresses is
@@ -221,7 +226,7 @@ pub async fn log_in(
     } else {
         Some(state.login_queues.turn(&key).await)
     };
-    let failures = failures_on_account(state, &key);
+    let failures = failures_on_account(state, &key).await;
     if !clean && failures > LOGIN_ACCOUNT_SLOWDOWN.max {
         let over = failures - LOGIN_ACCOUNT_SLOWDOWN.max;
         let delay = std::time::Duration::from_millis(250 * u64::from(over)).min(LOGIN_MAX_DELAY);
@@ -249,14 +254,14 @@ pub async fn log_in(
             if let Some(g) = by_pair {
                 g.keep();
             }
-            record_account_failure(state, &key);
+            record_account_failure(state, &key).await;
             Err(ApiError::unauthorized("Wrong email or password"))
         }
     }
 }
 
 /// A counted attempt (refunded when dropped, kept with `keep`), or `None` with limits off.
-fn take(
+async fn take(
     state: &AppState,
     key: String,
     limit: Limit,
@@ -266,6 +271,7 @@ fn take(
     }
     state
         .take(key, limit)
+        .await
         .map(Some)
         .map_err(|d| crate::service::too_many(d, "too many login attempts"))
 }
@@ -275,25 +281,33 @@ fn account_key(key: &str) -> String {
 }
 
 /// Failed logins on this account, from anywhere, within the slowdown window.
-fn failures_on_account(state: &AppState, key: &str) -> u32 {
+async fn failures_on_account(state: &AppState, key: &str) -> u32 {
     if !state.config.rate_limits_enabled {
         return 0;
     }
     // Counting is a hit that is given back at once: the limiter reports what is left.
     let d = state
         .limiter
-        .hit(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG, now_ms());
+        .hit(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG, now_ms())
+        .await;
     if d.allowed {
-        state.limiter.refund(&account_key(key));
+        state
+            .limiter
+            .refund(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG)
+            .await;
     }
-    LOGIN_ACCOUNT_SLOWDOWN_LOG.max - d.remaining - u32::from(d.allowed)
+    LOGIN_ACCOUNT_SLOWDOWN_LOG
+        .max
+        .saturating_sub(d.remaining)
+        .saturating_sub(u32::from(d.allowed))
 }
 
-fn record_account_failure(state: &AppState, key: &str) {
+async fn record_account_failure(state: &AppState, key: &str) {
     if state.config.rate_limits_enabled {
         state
             .limiter
-            .hit(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG, now_ms());
+            .hit(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG, now_ms())
+            .await;
     }
 }
 
@@ -326,7 +340,8 @@ pub async fn claim(state: &AppState, owner: &Owner, token: &str, code: &str) -> 
         format!("claim:{}", owner.id),
         CLAIM_LIMIT,
         "too many claim attempts",
-    )?;
+    )
+    .await?;
     let token_hash = state.hasher.hash(domain::CLAIM_TOKEN, token);
     let code_hash = state.hasher.hash(
         domain::VERIFICATION_CODE,

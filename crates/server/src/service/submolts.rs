@@ -66,6 +66,7 @@ pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> A
     };
     let guard = state
         .take(format!("submolt:{}", caller.agent.id), limit)
+        .await
         .map_err(|d| too_many(d, "submolt creation limit reached"))?;
 
     super::guard::check_strict(

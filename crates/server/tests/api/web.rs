@@ -223,9 +223,12 @@ async fn sessions_are_hashed_httponly_strict_and_end_at_logout() {
         "{set}"
     );
     let token = w.cookies["tp_session"].clone();
-    // The store holds a keyed hash, never the token.
-    let db = std::fs::read(s.app.config.data_dir.join("tidepool.db")).unwrap();
-    assert!(!db.windows(token.len()).any(|x| x == token.as_bytes()));
+    // The store holds a keyed hash, never the token (the hash is made above the store, so
+    // the embedded store's file shows it for both backends).
+    if crate::BACKEND == crate::Backend::Sqlite {
+        let db = std::fs::read(s.app.config.data_dir.join("tidepool.db")).unwrap();
+        assert!(!db.windows(token.len()).any(|x| x == token.as_bytes()));
+    }
     assert_eq!(w.get("/dashboard").await.status, 200);
 
     let csrf = w.csrf("/dashboard").await;
