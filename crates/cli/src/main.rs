@@ -360,6 +360,12 @@ fn resolve(args: ServeArgs) -> Result<Config> {
     if let Some(id) = args.node_id {
         config.node_id = id;
     }
+    if let Some(ms) = file.job_interval_ms {
+        if ms < 100 {
+            bail!("job_interval_ms must be at least 100");
+        }
+        config.job_interval_ms = ms;
+    }
     config.auto_claim = args.auto_claim.or(file.auto_claim).unwrap_or(false);
     config.rate_limits_enabled = args.rate_limits.or(file.rate_limits).unwrap_or(true);
     config.durable_commits = args

@@ -115,6 +115,8 @@ pub mod domain {
     pub const VERIFICATION_CODE: &str = "verification-code";
     pub const SESSION: &str = "owner-session";
     pub const CSRF: &str = "csrf";
+    /// The fingerprint nodes sharing a database compare, to know they share the secret.
+    pub const FINGERPRINT: &str = "secret-fingerprint";
 }
 
 /// A new browser session or CSRF token: 43 base62 characters (256 bits).

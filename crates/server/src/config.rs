@@ -51,8 +51,11 @@ pub struct Config {
     /// How many nodes share the database (`[database] nodes`): when the shared rate-limit
     /// count is unreachable, each node allows its `1 / nodes` share of every limit.
     pub nodes: u32,
-    /// This node's name in logs (`--node-id`).
+    /// This node's name in logs and in the scheduler's lease (`--node-id`); unique per
+    /// process by default, since two nodes with one name would both think they lead.
     pub node_id: String,
+    /// How often periodic jobs run (`job_interval_ms`), once per interval across nodes.
+    pub job_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -81,7 +84,8 @@ impl Default for Config {
             admin_only_submolts: vec!["announcements".to_owned()],
             database: None,
             nodes: 1,
-            node_id: "node".to_owned(),
+            node_id: default_node_id(),
+            job_interval_ms: 60_000,
         }
     }
 }
@@ -107,6 +111,7 @@ pub struct FileConfig {
     pub max_read_keys: Option<i64>,
     pub reserved_names: Option<Vec<String>>,
     pub admin_only_submolts: Option<Vec<String>>,
+    pub job_interval_ms: Option<u64>,
     #[serde(default)]
     pub limits: Option<RateLimits>,
     #[serde(default)]
@@ -168,4 +173,17 @@ impl DatabaseFile {
         pg.validate().map_err(|e| e.to_string())?;
         Ok(Some(pg))
     }
+}
+
+/// `node-<pid>-<random>`: unique among the processes sharing a database.
+fn default_node_id() -> String {
+    let mut r = [0u8; 3];
+    let _ = getrandom::fill(&mut r);
+    format!(
+        "node-{}-{:02x}{:02x}{:02x}",
+        std::process::id(),
+        r[0],
+        r[1],
+        r[2]
+    )
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod params;
 pub mod ratelimit;
 pub mod routes;
@@ -58,6 +59,9 @@ pub struct Backend {
     /// In process for the embedded store; shared through the database for PostgreSQL,
     /// where several nodes must count together.
     pub limiter: Arc<dyn ratelimit::Limiter>,
+    /// The database several nodes share, for their lease and job rows (`None`: the
+    /// embedded store, one node).
+    pub shared: Option<tidepool_store_pg::PgPool>,
 }
 
 /// Opens the store `config` names: PostgreSQL when `config.database` is set, else the
@@ -81,6 +85,7 @@ pub async fn open_backend(config: &Config) -> Result<Backend, tidepool_store::St
             })?;
         let limiter = ratelimit::SharedLimiter::new(store.pool().clone(), config.nodes);
         return Ok(Backend {
+            shared: Some(store.pool().clone()),
             store: Arc::new(store),
             limiter: Arc::new(limiter),
         });
@@ -100,18 +105,50 @@ pub async fn open_backend(config: &Config) -> Result<Backend, tidepool_store::St
     Ok(Backend {
         store: Arc::new(store),
         limiter: Arc::new(MemoryLimiter::default()),
+        shared: None,
     })
 }
 
 /// Opens the store and builds the application.
 pub async fn build(config: Config) -> Result<App, tidepool_store::StoreError> {
     let backend = open_backend(&config).await?;
+    if let Some(db) = &backend.shared {
+        check_shared_secret(db, &config).await?;
+    }
     build_with(config, backend)
+}
+
+/// Every node sharing a database must hash keys with the same secret, or a key would work
+/// on one node and not on the next. The first node records a fingerprint of its secret
+/// (an HMAC, not the secret); a node whose secret gives another fingerprint refuses to
+/// start.
+async fn check_shared_secret(
+    db: &tidepool_store_pg::PgPool,
+    config: &Config,
+) -> Result<(), tidepool_store::StoreError> {
+    let secret = load_or_create_secret(&config.data_dir)?;
+    let mine = hex::encode(
+        CredentialHasher::new(secret)
+            .hash(tidepool_core::credentials::domain::FINGERPRINT, "tidepool"),
+    );
+    let recorded = tidepool_store_pg::meta_first(db, "secret_fingerprint", &mine).await?;
+    if recorded != mine {
+        return Err(tidepool_store::StoreError::Refused(format!(
+            "this node's server secret ({}) is not the one the other nodes of this database use: \
+             copy server.secret from another node's data directory",
+            config.data_dir.join("server.secret").display()
+        )));
+    }
+    Ok(())
 }
 
 /// Builds the application on an open store.
 pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_store::StoreError> {
-    let Backend { store, limiter } = backend;
+    let Backend {
+        store,
+        limiter,
+        shared,
+    } = backend;
     // The secret stays in the data directory whatever the store: nodes sharing a database
     // each get a copy of the same file.
     let secret = load_or_create_secret(&config.data_dir)?;
@@ -119,6 +156,11 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
     let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
     let openapi = routes::openapi(&docs, &config.public_url).to_string();
     let (config_cache_ms, config_cache_bytes) = (config.page_cache_ms, config.page_cache_bytes);
+    let key_ttl = if config.database.is_some() {
+        state::KeyCache::SHARED_TTL
+    } else {
+        state::KeyCache::TTL
+    };
     let state = AppState::new(Inner {
         store,
         hasher: CredentialHasher::new(secret),
@@ -129,7 +171,8 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         openapi,
         config,
         limiter,
-        keys: state::KeyCache::default(),
+        shared,
+        keys: state::KeyCache::with_ttl(key_ttl),
         pages: cache::PageCache::new(Duration::from_millis(config_cache_ms), config_cache_bytes),
     });
 
@@ -177,19 +220,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = app.state.clone();
-    let pruner = tokio::spawn({
-        let state = state.clone();
-        async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                state
-                    .limiter
-                    .prune(tidepool_core::time::now_ms(), 2 * 24 * 3_600_000)
-                    .await;
-            }
-        }
-    });
+    let pruner = jobs::spawn(
+        state.clone(),
+        jobs::Schedule {
+            interval: Duration::from_millis(state.config.job_interval_ms.max(1)),
+            shared: state.shared.clone(),
+            node: state.config.node_id.clone(),
+        },
+    );
     let served = conn::serve(
         listener,
         app.router,

@@ -18,6 +18,8 @@ pub struct Inner {
     pub hasher: CredentialHasher,
     pub config: Config,
     pub limiter: Arc<dyn Limiter>,
+    /// The database several nodes share (`None`: the embedded store).
+    pub shared: Option<tidepool_store_pg::PgPool>,
     pub skills: SkillFiles,
     /// Content safety for every text agents submit.
     pub guard: tidepool_guard::Guard,
@@ -68,11 +70,15 @@ impl LoginQueues {
 }
 
 /// A small cache of key lookups, so a busy agent's requests do not each read the key
-/// table. Entries live [`KeyCache::TTL`] at most, and every change to a key or an agent's
-/// standing made by this process ([`KeyCache::invalidate`]: rotation, revocation, claim,
+/// table. Entries live `ttl` at most, and every change to a key or an agent's standing
+/// made by this process ([`KeyCache::invalidate`]: rotation, revocation, claim,
 /// suspension) drops them all at once, so a revoked key stops working on the next
-/// request. Changes made by another process (`tidepool admin`) are seen within the TTL.
+/// request. Changes made by another process (`tidepool admin`, another node sharing the
+/// database) are seen within the TTL: [`KeyCache::TTL`] on one node, [`KeyCache::SHARED_TTL`]
+/// when several nodes share a database, so a key revoked through one node is refused by
+/// every other within a second.
 pub struct KeyCache {
+    ttl: std::time::Duration,
     generation: std::sync::atomic::AtomicU64,
     map: std::sync::Mutex<
         std::collections::HashMap<[u8; 32], (crate::extract::Caller, std::time::Instant, u64)>,
@@ -81,15 +87,25 @@ pub struct KeyCache {
 
 impl Default for KeyCache {
     fn default() -> Self {
-        Self {
-            generation: std::sync::atomic::AtomicU64::new(0),
-            map: std::sync::Mutex::new(std::collections::HashMap::new()),
-        }
+        Self::with_ttl(Self::TTL)
     }
 }
 
 impl KeyCache {
+    /// A cache whose entries live `ttl` at most.
+    pub fn with_ttl(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            generation: std::sync::atomic::AtomicU64::new(0),
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// One node: only `tidepool admin` changes keys behind the server's back.
     pub const TTL: std::time::Duration = std::time::Duration::from_secs(2);
+    /// Several nodes: half the one-second promise for revocations made elsewhere (a key
+    /// lookup is one indexed read, so a busy agent costs two a second at most).
+    pub const SHARED_TTL: std::time::Duration = std::time::Duration::from_millis(500);
     /// Past this many entries the cache starts over (bounded memory under key floods).
     const MAX: usize = 100_000;
 
@@ -97,7 +113,7 @@ impl KeyCache {
         let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let map = self.map.lock().ok()?;
         let (caller, at, g) = map.get(hash)?;
-        (*g == generation && at.elapsed() < Self::TTL).then(|| caller.clone())
+        (*g == generation && at.elapsed() < self.ttl).then(|| caller.clone())
     }
 
     /// Stores a lookup made while the generation was `generation` (read before the lookup,

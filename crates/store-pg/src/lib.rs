@@ -34,7 +34,10 @@ pub use config::{PgConfig, StatementMode};
 pub use error::{PgError, Result};
 pub use migrate::LATEST_VERSION;
 pub use pool::{Conn, PgPool, Sql, Tx};
-pub use shared::{GcraState, acquire_lease, gcra_check, gcra_hit, gcra_prune, gcra_refund};
+pub use shared::{
+    GcraState, acquire_lease, gcra_check, gcra_hit, gcra_prune, gcra_refund, meta_first,
+    record_job_run,
+};
 pub use store::PgStore;
 
 /// Re-exported so callers name parameter types and read rows without a direct dependency.

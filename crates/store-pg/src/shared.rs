@@ -137,3 +137,39 @@ pub async fn acquire_lease(
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
+
+const RECORD_JOB_RUN: Sql = Sql::new(
+    "INSERT INTO job_runs (job, tick, epoch, node) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (job, tick) DO NOTHING",
+    &[Type::TEXT, Type::INT8, Type::INT8, Type::TEXT],
+);
+
+/// Claims tick `tick` of job `job` for `node`, leader under lease epoch `epoch`. True
+/// when this call claimed it (run the job), false when the tick already ran: a leader that
+/// stalled past its lease and a new one can both try, and only one wins.
+pub async fn record_job_run(
+    db: &PgPool,
+    job: &str,
+    tick: i64,
+    epoch: i64,
+    node: &str,
+) -> Result<bool> {
+    Ok(db
+        .execute(&RECORD_JOB_RUN, &[&job, &tick, &epoch, &node])
+        .await?
+        == 1)
+}
+
+const META_INSERT: Sql = Sql::new(
+    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    &[Type::TEXT, Type::TEXT],
+);
+const META_GET: Sql = Sql::new("SELECT value FROM meta WHERE key = $1", &[Type::TEXT]);
+
+/// Records `value` under `key` unless a value is there already, and returns the value that
+/// is (the first writer's, whichever node it was).
+pub async fn meta_first(db: &PgPool, key: &str, value: &str) -> Result<String> {
+    db.execute(&META_INSERT, &[&key, &value]).await?;
+    let row = db.query_one(&META_GET, &[&key]).await?;
+    Ok(row.try_get(0)?)
+}
