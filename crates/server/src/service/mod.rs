@@ -25,6 +25,12 @@ pub fn required_text(field: &str, value: Option<String>, max: usize) -> Result<S
 
 /// An optional text field within `max` characters.
 pub fn bounded_text(field: &str, value: String, max: usize) -> Result<String, ApiError> {
+    // No store keeps a NUL faithfully (PostgreSQL refuses it outright) and no text needs one.
+    if value.contains('\0') {
+        return Err(ApiError::bad_request(format!(
+            "{field} contains a NUL character (\\u0000)"
+        )));
+    }
     let n = char_len(&value);
     if n > max {
         return Err(ApiError::bad_request(format!(

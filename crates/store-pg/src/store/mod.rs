@@ -62,6 +62,13 @@ impl From<PgError> for tidepool_store::StoreError {
                         tracing::warn!(error = %e, "transaction aborted by the database");
                         E::Unavailable("a conflicting transaction was rolled back".into())
                     }
+                    // Text PostgreSQL cannot hold (a NUL): the client's input, not our fault.
+                    Some(c)
+                        if *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+                            || *c == SqlState::UNTRANSLATABLE_CHARACTER =>
+                    {
+                        E::Refused("Text must not contain NUL characters".into())
+                    }
                     Some(c)
                         if *c == SqlState::ADMIN_SHUTDOWN
                             || *c == SqlState::CANNOT_CONNECT_NOW
