@@ -9,22 +9,20 @@ use crate::{PgPool, Result, Sql};
 
 /// GCRA in one statement. `$2` emission interval and `$3` tolerance
 /// (`(burst - 1) * interval`) are passed as microseconds: the driver has no `interval`
-/// type, and microseconds are PostgreSQL's interval resolution. The row comes back either
-/// way (allowed: the new arrival time; limited: the unchanged one, read from the snapshot
-/// the upsert did not touch) with the database's own `now()`, so callers do their
-/// arithmetic on one clock.
+/// type, and microseconds are PostgreSQL's interval resolution. The row is always
+/// written (`ok` records the verdict, and `tat` moves only when allowed), so the statement
+/// always returns the latest version of it, even when another node created the bucket
+/// after this statement's snapshot was taken. The database's own `now()` comes back with
+/// it, so callers do their arithmetic on one clock.
 const GCRA: Sql = Sql::new(
-    "WITH hit AS (
-        INSERT INTO rate_gcra AS g (bucket, tat)
-        VALUES ($1, now() + $2 * interval '1 microsecond')
-        ON CONFLICT (bucket) DO UPDATE
-           SET tat = greatest(g.tat, now()) + $2 * interval '1 microsecond'
-         WHERE greatest(g.tat, now()) - now() <= $3 * interval '1 microsecond'
-        RETURNING tat)
-     SELECT true, tat, now() FROM hit
-     UNION ALL
-     SELECT false, tat, now() FROM rate_gcra
-      WHERE bucket = $1 AND NOT EXISTS (SELECT 1 FROM hit)",
+    "INSERT INTO rate_gcra AS g (bucket, tat, ok)
+     VALUES ($1, now() + $2 * interval '1 microsecond', true)
+     ON CONFLICT (bucket) DO UPDATE
+        SET ok = greatest(g.tat, now()) - now() <= $3 * interval '1 microsecond',
+            tat = CASE WHEN greatest(g.tat, now()) - now() <= $3 * interval '1 microsecond'
+                       THEN greatest(g.tat, now()) + $2 * interval '1 microsecond'
+                       ELSE g.tat END
+     RETURNING ok, tat, now()",
     &[Type::TEXT, Type::INT8, Type::INT8],
 );
 
@@ -138,8 +136,12 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+// Fenced by the epoch: a leader that stalled past its lease (and so holds an older epoch
+// than a run already recorded) can no longer claim a tick.
 const RECORD_JOB_RUN: Sql = Sql::new(
-    "INSERT INTO job_runs (job, tick, epoch, node) VALUES ($1, $2, $3, $4)
+    "INSERT INTO job_runs (job, tick, epoch, node)
+     SELECT $1, $2, $3, $4
+      WHERE $3 >= coalesce((SELECT max(epoch) FROM job_runs WHERE job = $1), 0)
      ON CONFLICT (job, tick) DO NOTHING",
     &[Type::TEXT, Type::INT8, Type::INT8, Type::TEXT],
 );

@@ -58,7 +58,7 @@ async fn migrations_apply_to_an_empty_database_and_reapply_as_a_no_op() {
     assert_eq!(after, before);
     // The seed rows of the first migration were not inserted twice.
     let counters: i64 = pool.query_one(&COUNTERS, &[]).await.unwrap().get(0);
-    assert_eq!(counters, 4);
+    assert_eq!(counters, 4 * 16, "four counters in sixteen shards");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,7 +228,7 @@ const SQLITE_TABLES: &[(&str, &[&str])] = &[
             "is_quarantined",
         ],
     ),
-    ("counters", &["name", "value"]),
+    ("counters", &["name", "shard", "value"]),
     ("follows", &["follower_id", "followed_id", "created_at"]),
     (
         "mod_log",
@@ -419,52 +419,6 @@ async fn schema_has_every_sqlite_table_column_and_index() {
         .unwrap()
         .get(0);
     assert_eq!(p, "u", "rate_gcra must be UNLOGGED");
-}
-
-#[tokio::test]
-async fn full_text_search_finds_posts_and_comments() {
-    let (_db, pool) = migrated(StatementMode::Unnamed).await;
-    pool.get()
-        .await
-        .unwrap()
-        .batch_execute(
-            "INSERT INTO agents (uuid, name, name_key, created_at, last_active)
-                  VALUES ('a1', 'Crab', 'crab', 0, 0);
-             INSERT INTO submolts (uuid, name, display_name, created_at, last_activity_at)
-                  VALUES ('s1', 'general', 'General', 0, 0);
-             INSERT INTO posts (uuid, author_id, submolt_id, title, content, post_type, hot_rank,
-                                created_at, updated_at)
-                  VALUES ('p1', 1, 1, 'Hello Tidepool', 'tides and crabs', 'text', 0, 0, 0),
-                         ('p2', 1, 1, 'Link only', NULL, 'link', 0, 0, 0);
-             INSERT INTO comments (uuid, post_id, author_id, depth, content, created_at, updated_at)
-                  VALUES ('c1', 1, 1, 0, 'Molting season', 0, 0);",
-        )
-        .await
-        .unwrap();
-    const POSTS: Sql = Sql::new(
-        "SELECT uuid FROM posts WHERE search_vector @@ plainto_tsquery('simple', $1) ORDER BY id",
-        &[Type::TEXT],
-    );
-    const COMMENTS: Sql = Sql::new(
-        "SELECT uuid FROM comments WHERE search_vector @@ plainto_tsquery('simple', $1)",
-        &[Type::TEXT],
-    );
-    let uuids = |rows: Vec<crate::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<String>>();
-    assert_eq!(
-        uuids(pool.query(&POSTS, &[&"TIDEPOOL"]).await.unwrap()),
-        ["p1"]
-    );
-    assert_eq!(
-        uuids(pool.query(&POSTS, &[&"crabs"]).await.unwrap()),
-        ["p1"]
-    );
-    assert_eq!(uuids(pool.query(&POSTS, &[&"link"]).await.unwrap()), ["p2"]);
-    // 'simple' does not stem: "crab" is not "crabs" (as with SQLite's unicode61).
-    assert!(pool.query(&POSTS, &[&"crab"]).await.unwrap().is_empty());
-    assert_eq!(
-        uuids(pool.query(&COMMENTS, &[&"molting"]).await.unwrap()),
-        ["c1"]
-    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -51,7 +51,10 @@ fn new_agent(name: &str, auto_claim: bool) -> NewAgent {
 }
 
 async fn counter(store: &PgStore, name: &str) -> i64 {
-    const COUNTER: Sql = Sql::new("SELECT value FROM counters WHERE name = $1", &[Type::TEXT]);
+    const COUNTER: Sql = Sql::new(
+        "SELECT sum(value)::bigint FROM counters WHERE name = $1",
+        &[Type::TEXT],
+    );
     store
         .pool()
         .query_one(&COUNTER, &[&name])

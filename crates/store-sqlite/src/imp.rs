@@ -576,15 +576,23 @@ impl Store for SqliteStore {
                 (TargetKind::Comment, QueueAction::Release(to)) => {
                     moderation::release_comment(c, id, to)?
                 }
+                // Only what is still held back: a release that won the race stands.
                 (TargetKind::Post, QueueAction::Remove) => {
                     let post = posts::by_id(c, id)?.ok_or(DbError::NotFound("Post"))?;
-                    posts::delete(c, &post)?;
-                    true
+                    let held = post.safety.quarantined || post.safety.submolt_only;
+                    if held {
+                        posts::delete(c, &post)?;
+                    }
+                    held
                 }
                 (TargetKind::Comment, QueueAction::Remove) => {
                     let comment = comments::by_id(c, id)?.ok_or(DbError::NotFound("Comment"))?;
-                    comments::delete(c, &comment)?;
-                    true
+                    let held = !comment.is_deleted
+                        && (comment.safety.quarantined || comment.safety.submolt_only);
+                    if held {
+                        comments::delete(c, &comment)?;
+                    }
+                    held
                 }
             };
             if !changed {

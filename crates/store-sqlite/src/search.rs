@@ -83,7 +83,7 @@ pub fn comments(
         "WITH hits AS (SELECT rowid AS id, bm25(comments_fts) AS r FROM comments_fts
                        WHERE comments_fts MATCH ?1 AND rowid >= ?4 ORDER BY r LIMIT ?2 OFFSET ?3)
          SELECT {COMMENT_COLUMNS}, h.r FROM hits h CROSS JOIN {COMMENT_JOINS}
-         WHERE c.id = h.id AND c.is_deleted = 0 AND p.is_deleted = 0 AND (?5 OR c.is_quarantined = 0) ORDER BY h.r"
+         WHERE c.id = h.id AND c.is_deleted = 0 AND p.is_deleted = 0 AND (?5 OR (c.is_quarantined = 0 AND p.is_quarantined = 0)) ORDER BY h.r"
     ))?;
     let floor = candidate_floor(conn, "comments_fts", query)?;
     let (limit, offset) = window(limit, offset);

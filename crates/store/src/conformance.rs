@@ -881,6 +881,61 @@ pub async fn quarantine_visibility_and_release(store: &dyn Store) {
     assert!(visible(&in_submolt.items));
     let released = store.post_by_id(q.id).await.unwrap().unwrap();
     assert!(released.safety.submolt_only && !released.safety.quarantined);
+    // A clean comment under it does not carry the post's title into search.
+    store
+        .create_comment(NewComment {
+            post_id: q.id,
+            author_id: a.id,
+            parent_uuid: None,
+            content: "seaweed remark".into(),
+            safety: Safety::allow(),
+            now: NOW,
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .search_comments("seaweed", 10, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .search_comments("seaweed", 10, true)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Removing what was released in the meantime is refused: the release stands.
+    let mut clean = text_post(&a, g, "Fine after all", NOW);
+    clean.safety = quarantined();
+    let clean = store.create_post(clean).await.unwrap();
+    let release_all = ModerationRecord {
+        actor: "adm… (#1)".into(),
+        action: "release".into(),
+        target_kind: "post".into(),
+        target: clean.uuid.clone(),
+        reason: "fine".into(),
+        now: NOW,
+    };
+    store
+        .moderate_item(
+            TargetKind::Post,
+            clean.id,
+            QueueAction::Release(Release::Global),
+            release_all.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .moderate_item(TargetKind::Post, clean.id, QueueAction::Remove, release_all)
+            .await,
+        Err(StoreError::Refused(_))
+    ));
+    assert!(store.post_by_id(clean.id).await.unwrap().is_some());
     let log = store.moderation_log(None, 10).await.unwrap();
     assert!(log.iter().any(|e| e.target == q.uuid));
 }

@@ -1,7 +1,7 @@
 //! Agents, their API keys, follows, the audit log and the operator's claim, on
 //! PostgreSQL (the SQLite reference: crates/store-sqlite/src/agents.rs).
 //!
-//! Lock order: an agent's row is locked (`FOR UPDATE`) before any of its `api_keys` rows
+//! Lock order: an agent's row is locked (`FOR NO KEY UPDATE`) before any of its `api_keys` rows
 //! are changed, so rotations, mints and revocations of one agent's keys queue behind each
 //! other and a cap counted under that lock stays exact. When two agent rows are changed
 //! (a follow), the lower id goes first.
@@ -58,7 +58,7 @@ pub(crate) const LOCK_AGENT_BY_ID: Sql = Sql::new(
     concat!(
         "SELECT ",
         agent_columns!(),
-        " FROM agents a WHERE a.id = $1 FOR UPDATE"
+        " FROM agents a WHERE a.id = $1 FOR NO KEY UPDATE"
     ),
     &[Type::INT8],
 );
@@ -76,7 +76,7 @@ const LOCK_AGENT_BY_NAME: Sql = Sql::new(
     concat!(
         "SELECT ",
         agent_columns!(),
-        " FROM agents a WHERE a.name_key = $1 FOR UPDATE"
+        " FROM agents a WHERE a.name_key = $1 FOR NO KEY UPDATE"
     ),
     &[Type::TEXT],
 );
@@ -117,7 +117,7 @@ const LOCK_KEY_OWNERS: Sql = Sql::new(
     "SELECT a.id FROM agents a
      WHERE a.id IN (SELECT k.agent_id FROM api_keys k
                     WHERE k.key_hash = ANY($1) AND k.revoked_at IS NULL)
-     ORDER BY a.id FOR UPDATE",
+     ORDER BY a.id FOR NO KEY UPDATE",
     &[Type::BYTEA_ARRAY],
 );
 

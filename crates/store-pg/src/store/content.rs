@@ -9,6 +9,7 @@
 use serde_json::{Value, json};
 use tidepool_core::model::comments::{Comment, NewComment};
 use tidepool_core::model::posts::{MAX_PINNED, NewPost, Post, Safety};
+use tidepool_core::model::search::search_words;
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_core::text::COMMENT_DEPTH_MAX;
 use tidepool_store::{Result, StoreError};
@@ -22,7 +23,7 @@ use crate::{PgPool, Sql, ToSql, Tx, Type};
 // ---- shared pieces ----
 
 const BUMP_COUNTER: Sql = Sql::new(
-    "UPDATE counters SET value = value + $2 WHERE name = $1",
+    "UPDATE counters SET value = value + $2 WHERE name = $1 AND shard = pg_backend_pid() % 16",
     &[Type::TEXT, Type::INT8],
 );
 
@@ -66,8 +67,10 @@ fn visibility(safety: &Safety) -> i16 {
 
 const INSERT_POST: Sql = Sql::new(
     "INSERT INTO posts(uuid, author_id, submolt_id, title, content, url, post_type, hot_rank,
-         created_at, updated_at, safety_verdict, safety_labels, injection_score, is_quarantined)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, tp_hot(0, $8), $8, $8, $9, $10, $11, $12)
+         created_at, updated_at, safety_verdict, safety_labels, injection_score, is_quarantined,
+         search_vector)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, tp_hot(0, $8), $8, $8, $9, $10, $11, $12,
+         setweight(to_tsvector('simple', $13), 'A') || setweight(to_tsvector('simple', $14), 'B'))
      RETURNING id",
     &[
         Type::TEXT,
@@ -82,6 +85,8 @@ const INSERT_POST: Sql = Sql::new(
         Type::TEXT,
         Type::FLOAT8,
         Type::INT2,
+        Type::TEXT,
+        Type::TEXT,
     ],
 );
 
@@ -117,6 +122,12 @@ pub(crate) async fn create_post(db: &PgPool, new: NewPost) -> Result<Post> {
                 &new.safety.labels,
                 &new.safety.injection_score,
                 &visibility(&new.safety),
+                &search_words(&new.title),
+                &search_words(&format!(
+                    "{} {}",
+                    new.content.as_deref().unwrap_or(""),
+                    new.url.as_deref().unwrap_or("")
+                )),
             ],
         )
         .await?;
@@ -208,7 +219,7 @@ pub(crate) async fn delete_post(db: &PgPool, post_id: i64) -> Result<()> {
 
 /// The live post, locked: pins of one post are serialised on it.
 const LOCK_POST_PIN: Sql = Sql::new(
-    "SELECT submolt_id, is_pinned FROM posts WHERE id = $1 AND is_deleted = 0 FOR UPDATE",
+    "SELECT submolt_id, is_pinned FROM posts WHERE id = $1 AND is_deleted = 0 FOR NO KEY UPDATE",
     &[Type::INT8],
 );
 
@@ -276,7 +287,10 @@ pub(crate) async fn pinned(db: &PgPool, submolt_id: i64) -> Result<Vec<Post>> {
 }
 
 /// In the order SQLite's counters table (keyed by name) returns them.
-const STATS: Sql = Sql::new("SELECT name, value FROM counters ORDER BY name", &[]);
+const STATS: Sql = Sql::new(
+    "SELECT name, sum(value)::bigint FROM counters GROUP BY name ORDER BY name",
+    &[],
+);
 
 pub(crate) async fn stats(db: &PgPool) -> Result<Vec<(String, i64)>> {
     db.query(&STATS, &[])
@@ -295,8 +309,9 @@ const PARENT: Sql = Sql::new(
 
 const INSERT_COMMENT: Sql = Sql::new(
     "INSERT INTO comments(uuid, post_id, author_id, parent_id, depth, content, created_at,
-         updated_at, safety_verdict, safety_labels, injection_score, is_quarantined)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)
+         updated_at, safety_verdict, safety_labels, injection_score, is_quarantined,
+         search_vector)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, to_tsvector('simple', $12))
      RETURNING id",
     &[
         Type::TEXT,
@@ -310,6 +325,7 @@ const INSERT_COMMENT: Sql = Sql::new(
         Type::TEXT,
         Type::FLOAT8,
         Type::INT2,
+        Type::TEXT,
     ],
 );
 
@@ -357,6 +373,7 @@ pub(crate) async fn create_comment(db: &PgPool, new: NewComment) -> Result<Comme
                 &new.safety.labels,
                 &new.safety.injection_score,
                 &visibility(&new.safety),
+                &search_words(&new.content),
             ],
         )
         .await?;

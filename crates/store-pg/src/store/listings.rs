@@ -10,7 +10,7 @@ use tidepool_core::model::feed::{
     FEED_MAX_SOURCES, FeedScope, Page, PageRequest, PostSort, RISING_WINDOW_MS, Window,
 };
 use tidepool_core::model::posts::Post;
-use tidepool_core::model::search::{MAX_CANDIDATES, has_terms};
+use tidepool_core::model::search::{MAX_CANDIDATES, search_words};
 use tidepool_store::Result;
 
 use super::post_rows::{
@@ -261,9 +261,9 @@ pub(crate) async fn recent_comments_by(
 
 // ---- search ----
 //
-// The query's words (split like SQLite's fts_query: runs of letters and digits, at most
-// 32) are handed to plainto_tsquery('simple', ...), which treats them literally and
-// requires all of them. Candidates are the newest MAX_CANDIDATES live matches (as FTS5
+// The query's words (folded by `search_words` exactly as the documents were, at most 32)
+// are handed to plainto_tsquery('simple', ...), which treats them literally and requires
+// all of them. Candidates are the newest MAX_CANDIDATES live matches (as FTS5
 // walks rowids newest first); only those are ranked, so a query for common words costs a
 // bounded amount of ranking. As in SQLite, the best `limit` candidates are picked before
 // the visibility filter.
@@ -299,19 +299,18 @@ const SEARCH_COMMENTS: Sql = Sql::new(
         comment_columns!(),
         ", h.r FROM hits h CROSS JOIN ",
         comment_joins!(),
-        " WHERE c.id = h.id AND p.is_deleted = 0 AND ($3 OR c.is_quarantined = 0)
+        " WHERE c.id = h.id AND p.is_deleted = 0 AND ($3 OR (c.is_quarantined = 0 AND p.is_quarantined = 0))
          ORDER BY h.r DESC, h.id DESC"
     ),
     &[Type::TEXT, Type::INT8, Type::BOOL, Type::INT8],
 );
 
-/// The words searched for, space-separated; `None` when there is none.
+/// The words searched for, folded as documents are (`search_words`), at most 32;
+/// `None` when there is none.
 fn search_terms(input: &str) -> Option<String> {
-    if !has_terms(input) {
-        return None;
-    }
-    let terms: Vec<&str> = input
-        .split(|c: char| !c.is_alphanumeric())
+    let words = search_words(input);
+    let terms: Vec<&str> = words
+        .split(' ')
         .filter(|w| !w.is_empty())
         .take(32)
         .collect();
@@ -383,7 +382,7 @@ mod tests {
         );
         assert_eq!(
             search_terms("a\" OR NEAR(x*").as_deref(),
-            Some("a OR NEAR x")
+            Some("a or near x")
         );
         assert_eq!(search_terms("  !!! "), None);
         assert_eq!(similarity(0.0), 0.5);

@@ -126,6 +126,17 @@ fn visibility(to: Release) -> i16 {
     }
 }
 
+/// The item's visibility, locked (the row lock comes first, as in every delete): only
+/// what is still held back (quarantined, or released to its submolt only) is removed.
+const POST_HELD: Sql = Sql::new(
+    "SELECT is_quarantined FROM posts WHERE id = $1 AND is_deleted = 0 FOR UPDATE",
+    &[Type::INT8],
+);
+const COMMENT_HELD: Sql = Sql::new(
+    "SELECT is_quarantined, is_deleted FROM comments WHERE id = $1 FOR UPDATE",
+    &[Type::INT8],
+);
+
 pub(crate) async fn moderate_item(
     db: &PgPool,
     kind: TargetKind,
@@ -144,13 +155,30 @@ pub(crate) async fn moderate_item(
                 .await?
                 == 1
         }
+        // Only what is still held back: a release that won the race stands.
         (TargetKind::Post, QueueAction::Remove) => {
-            delete_post_in(&tx, id).await?;
-            true
+            let row = tx
+                .query_opt(&POST_HELD, &[&id])
+                .await?
+                .ok_or(StoreError::NotFound("Post"))?;
+            let held = row.try_get::<_, i16>(0).map_err(StoreError::internal)? != 0;
+            if held {
+                delete_post_in(&tx, id).await?;
+            }
+            held
         }
         (TargetKind::Comment, QueueAction::Remove) => {
-            delete_comment_in(&tx, id).await?;
-            true
+            let row = tx
+                .query_opt(&COMMENT_HELD, &[&id])
+                .await?
+                .ok_or(StoreError::NotFound("Comment"))?;
+            let visibility: i16 = row.try_get(0).map_err(StoreError::internal)?;
+            let deleted: i16 = row.try_get(1).map_err(StoreError::internal)?;
+            let held = deleted == 0 && visibility != 0;
+            if held {
+                delete_comment_in(&tx, id).await?;
+            }
+            held
         }
     };
     if !changed {

@@ -49,7 +49,7 @@ const DELETE_OWNER_SESSIONS: Sql =
     Sql::new("DELETE FROM sessions WHERE owner_id = $1", &[Type::INT8]);
 
 const LOCK_OWNER: Sql = Sql::new(
-    "SELECT 1 FROM owners WHERE id = $1 FOR UPDATE",
+    "SELECT 1 FROM owners WHERE id = $1 FOR NO KEY UPDATE",
     &[Type::INT8],
 );
 
@@ -113,7 +113,7 @@ const LOCK_AGENT_BY_CLAIM_TOKEN: Sql = Sql::new(
         ", a.verification_code_hash FROM agents a
          WHERE a.claim_token_hash = $1 AND a.claim_expires_at > $2 AND a.owner_id IS NULL
            AND a.status IN ('pending_claim', 'claimed')
-         FOR UPDATE"
+         FOR NO KEY UPDATE"
     ),
     &[Type::BYTEA, Type::INT8],
 );
@@ -140,7 +140,7 @@ const LOCK_AGENT_SUSPENSION: Sql = Sql::new(
         "SELECT ",
         agent_columns!(),
         ", a.suspended_by, a.suspended_actor, a.suspended_reason
-         FROM agents a WHERE a.id = $1 FOR UPDATE"
+         FROM agents a WHERE a.id = $1 FOR NO KEY UPDATE"
     ),
     &[Type::INT8],
 );

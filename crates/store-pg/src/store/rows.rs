@@ -167,7 +167,7 @@ pub(crate) async fn audit(
 }
 
 const BUMP_COUNTER: Sql = Sql::new(
-    "UPDATE counters SET value = value + $2 WHERE name = $1",
+    "UPDATE counters SET value = value + $2 WHERE name = $1 AND shard = pg_backend_pid() % 16",
     &[Type::TEXT, Type::INT8],
 );
 

@@ -178,7 +178,7 @@ const MODERATORS: Sql = Sql::new(
 );
 
 const LOCK_SUBMOLT: Sql = Sql::new(
-    "SELECT 1 FROM submolts WHERE id = $1 FOR UPDATE",
+    "SELECT 1 FROM submolts WHERE id = $1 FOR NO KEY UPDATE",
     &[Type::INT8],
 );
 
