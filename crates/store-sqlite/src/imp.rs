@@ -14,12 +14,13 @@ use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, Sus
 use tidepool_core::model::posts::{NewPost, Post, Safety};
 use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
+use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store, StoreError};
 
 use crate::schema::audit;
 use crate::{
     DbError, SqliteStore, agents, comments, feed, moderation, owners, posts, search, submolts,
-    votes,
+    transfer, votes,
 };
 
 impl SqliteStore {
@@ -607,6 +608,29 @@ impl Store for SqliteStore {
 
     async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>> {
         self.get(|c| moderation::entries(c, before, limit))
+    }
+
+    async fn export_rows(
+        &self,
+        table: &'static TableSpec,
+        after: Option<TransferRow>,
+        limit: i64,
+    ) -> Result<Vec<TransferRow>> {
+        self.get_heavy(move |c| transfer::export_rows(c, table, after.as_ref(), limit))
+            .await
+    }
+
+    async fn import_begin(&self) -> Result<()> {
+        self.put(transfer::import_begin).await
+    }
+
+    async fn import_rows(&self, table: &'static TableSpec, rows: Vec<TransferRow>) -> Result<()> {
+        self.put(move |c| transfer::import_rows(c, table, &rows))
+            .await
+    }
+
+    async fn import_finish(&self) -> Result<()> {
+        self.put(transfer::import_finish).await
     }
 
     async fn ready(&self) -> Result<()> {

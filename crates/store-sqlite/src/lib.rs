@@ -25,6 +25,7 @@ pub mod schema;
 pub mod search;
 pub mod seed;
 pub mod submolts;
+mod transfer;
 pub mod votes;
 
 pub use db::{Durability, SqliteStore, StoreOptions, connect_read_only, load_or_create_secret};

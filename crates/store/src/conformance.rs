@@ -133,6 +133,25 @@ pub async fn agents_register_and_find(store: &dyn Store) {
     assert_eq!(stat(store, "agents").await, 1);
 }
 
+/// A store that already holds agents registers more: ids continue after the existing ones
+/// (after an import, too).
+pub async fn agents_register_and_find_more(store: &dyn Store) {
+    let a = store
+        .register_agent(new_agent("LateComer", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.agent_by_name("latecomer").await.unwrap().unwrap().id,
+        a.id
+    );
+    let g = general(store).await;
+    let p = store
+        .create_post(text_post(&a, g, "After the move", NOW))
+        .await
+        .unwrap();
+    assert_eq!(store.post_by_uuid(&p.uuid).await.unwrap().unwrap().id, p.id);
+}
+
 /// A rotated key stops working at once; read keys are capped and revocable.
 pub async fn agents_keys(store: &dyn Store) {
     let a = store.register_agent(new_agent("Keys", true)).await.unwrap();

@@ -14,6 +14,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+pub mod transfer;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -298,6 +299,29 @@ pub trait Store: Send + Sync + 'static {
         log: ModerationRecord,
     ) -> Result<()>;
     async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>>;
+
+    // ---- moving a whole network (`tidepool export` / `tidepool import`) ----
+
+    /// Up to `limit` rows of `table` after the key `after` (`None`: from the start), in
+    /// key order, as [`transfer::Cell`]s.
+    async fn export_rows(
+        &self,
+        table: &'static transfer::TableSpec,
+        after: Option<transfer::Row>,
+        limit: i64,
+    ) -> Result<Vec<transfer::Row>>;
+    /// Readies an empty store (no owners, agents or posts; `Refused` otherwise) to receive
+    /// an import: the default submolts a new store creates make way for the imported ones.
+    async fn import_begin(&self) -> Result<()>;
+    /// Inserts rows exactly as given (ids included), in one transaction.
+    async fn import_rows(
+        &self,
+        table: &'static transfer::TableSpec,
+        rows: Vec<transfer::Row>,
+    ) -> Result<()>;
+    /// Rebuilds what the store derives from the rows (search index, id sequences, planner
+    /// statistics) once every table is in.
+    async fn import_finish(&self) -> Result<()>;
 
     // ---- lifecycle ----
 

@@ -13,7 +13,8 @@ use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Subm
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store};
 
-use super::{PgStore, agents, content, listings, moderation, owners, submolts};
+use super::{PgStore, agents, content, listings, moderation, owners, submolts, transfer};
+use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 
 #[async_trait]
 impl Store for PgStore {
@@ -390,6 +391,27 @@ impl Store for PgStore {
 
     async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>> {
         moderation::moderation_log(&self.db, before, limit).await
+    }
+
+    async fn export_rows(
+        &self,
+        table: &'static TableSpec,
+        after: Option<TransferRow>,
+        limit: i64,
+    ) -> Result<Vec<TransferRow>> {
+        transfer::export_rows(&self.db, table, after, limit).await
+    }
+
+    async fn import_begin(&self) -> Result<()> {
+        transfer::import_begin(&self.db).await
+    }
+
+    async fn import_rows(&self, table: &'static TableSpec, rows: Vec<TransferRow>) -> Result<()> {
+        transfer::import_rows(&self.db, table, rows).await
+    }
+
+    async fn import_finish(&self) -> Result<()> {
+        transfer::import_finish(&self.db).await
     }
 
     async fn ready(&self) -> Result<()> {

@@ -9,6 +9,7 @@ mod owners;
 mod post_rows;
 mod rows;
 mod submolts;
+mod transfer;
 
 use crate::{PgConfig, PgError, PgPool};
 

@@ -1,0 +1,409 @@
+//! Export and import of whole tables in the portable form (`tidepool_store::transfer`).
+//!
+//! The statements depend on the table, so they are built from its column list; each text
+//! is made once and kept for the life of the process (a few dozen, whatever the traffic).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use tidepool_core::model::search::search_words;
+use tidepool_store::transfer::{Cell, ColumnKind, Row as TransferRow, TableSpec};
+use tidepool_store::{Result, StoreError};
+
+use crate::{PgPool, Row, Sql, ToSql, Type};
+
+/// The statement with this text and these parameter types, built once.
+fn statement(text: String, types: Vec<Type>) -> Result<Sql> {
+    static MADE: OnceLock<Mutex<HashMap<String, Sql>>> = OnceLock::new();
+    let mut made = MADE
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(StoreError::internal)?;
+    if let Some(sql) = made.get(&text) {
+        return Ok(*sql);
+    }
+    // Bounded: one text per table and statement kind.
+    let sql = Sql::new(
+        Box::leak(text.clone().into_boxed_str()),
+        Box::leak(types.into_boxed_slice()),
+    );
+    made.insert(text, sql);
+    Ok(sql)
+}
+
+fn column_list(table: &TableSpec) -> String {
+    table
+        .columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn scalar_type(kind: ColumnKind) -> Type {
+    match kind {
+        ColumnKind::Int => Type::INT8,
+        ColumnKind::Float => Type::FLOAT8,
+        ColumnKind::Text => Type::TEXT,
+        ColumnKind::Bytes => Type::BYTEA,
+    }
+}
+
+fn array_type(kind: ColumnKind) -> (Type, &'static str) {
+    match kind {
+        ColumnKind::Int => (Type::INT8_ARRAY, "bigint[]"),
+        ColumnKind::Float => (Type::FLOAT8_ARRAY, "float8[]"),
+        ColumnKind::Text => (Type::TEXT_ARRAY, "text[]"),
+        ColumnKind::Bytes => (Type::BYTEA_ARRAY, "bytea[]"),
+    }
+}
+
+/// A stored value as a cell, whatever integer width the column has.
+fn cell(row: &Row, i: usize, kind: ColumnKind) -> Result<Cell> {
+    let bad = |e: tokio_postgres::Error| StoreError::internal(e);
+    let ty = row.columns().get(i).map(|c| c.type_().clone());
+    Ok(match (ty, kind) {
+        (Some(Type::INT2), ColumnKind::Int) => row
+            .try_get::<_, Option<i16>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, |v| Cell::Int(v.into())),
+        (Some(Type::INT4), ColumnKind::Int) => row
+            .try_get::<_, Option<i32>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, |v| Cell::Int(v.into())),
+        (Some(Type::INT8), ColumnKind::Int) => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Int),
+        (Some(Type::FLOAT8), ColumnKind::Float) => row
+            .try_get::<_, Option<f64>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Float),
+        (Some(Type::TEXT | Type::VARCHAR), ColumnKind::Text) => row
+            .try_get::<_, Option<String>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Text),
+        (Some(Type::BYTEA), ColumnKind::Bytes) => row
+            .try_get::<_, Option<Vec<u8>>>(i)
+            .map_err(bad)?
+            .map_or(Cell::Null, Cell::Bytes),
+        (ty, kind) => {
+            return Err(StoreError::Internal(format!(
+                "column {i}: a stored {ty:?} where the portable form has {kind:?}"
+            )));
+        }
+    })
+}
+
+fn param(cell: &Cell, kind: ColumnKind) -> Result<Box<dyn ToSql + Sync + Send>> {
+    Ok(match (cell, kind) {
+        (Cell::Null, ColumnKind::Int) => Box::new(None::<i64>),
+        (Cell::Null, ColumnKind::Float) => Box::new(None::<f64>),
+        (Cell::Null, ColumnKind::Text) => Box::new(None::<String>),
+        (Cell::Null, ColumnKind::Bytes) => Box::new(None::<Vec<u8>>),
+        (Cell::Int(i), ColumnKind::Int) => Box::new(*i),
+        (Cell::Float(f), ColumnKind::Float) => Box::new(*f),
+        (Cell::Text(s), ColumnKind::Text) => Box::new(s.clone()),
+        (Cell::Bytes(b), ColumnKind::Bytes) => Box::new(b.clone()),
+        (cell, kind) => {
+            return Err(StoreError::Refused(format!(
+                "a {cell:?} where a {kind:?} belongs"
+            )));
+        }
+    })
+}
+
+pub(crate) async fn export_rows(
+    db: &PgPool,
+    table: &'static TableSpec,
+    after: Option<TransferRow>,
+    limit: i64,
+) -> Result<Vec<TransferRow>> {
+    let cols = column_list(table);
+    let keys = table.key.join(", ");
+    let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let sql = if table.name == "counters" {
+        // Shards summed: the portable form has one count per name.
+        params.push(param(
+            after
+                .as_ref()
+                .and_then(|r| r.first())
+                .unwrap_or(&Cell::Null),
+            ColumnKind::Text,
+        )?);
+        params.push(Box::new(limit.max(0)));
+        statement(
+            "SELECT name, sum(value)::bigint FROM counters WHERE ($1::text IS NULL OR name > $1)
+             GROUP BY name ORDER BY name LIMIT $2"
+                .to_owned(),
+            vec![Type::TEXT, Type::INT8],
+        )?
+    } else {
+        let positions = table.key_positions();
+        match &after {
+            None => {
+                params.push(Box::new(limit.max(0)));
+                statement(
+                    format!("SELECT {cols} FROM {} ORDER BY {keys} LIMIT $1", table.name),
+                    vec![Type::INT8],
+                )?
+            }
+            Some(key) => {
+                let mut types = Vec::new();
+                let mut marks = Vec::new();
+                for (n, (cell, pos)) in key.iter().zip(&positions).enumerate() {
+                    let kind = table.columns[*pos].1;
+                    params.push(param(cell, kind)?);
+                    types.push(scalar_type(kind));
+                    marks.push(format!("${}", n + 1));
+                }
+                params.push(Box::new(limit.max(0)));
+                types.push(Type::INT8);
+                statement(
+                    format!(
+                        "SELECT {cols} FROM {} WHERE ({keys}) > ({}) ORDER BY {keys} LIMIT ${}",
+                        table.name,
+                        marks.join(", "),
+                        key.len() + 1
+                    ),
+                    types,
+                )?
+            }
+        }
+    };
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let rows = db.query(&sql, &refs).await?;
+    rows.iter()
+        .map(|r| {
+            table
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, kind))| cell(r, i, *kind))
+                .collect()
+        })
+        .collect()
+}
+
+const HELD: Sql = Sql::new(
+    "SELECT (SELECT count(*) FROM owners) + (SELECT count(*) FROM agents)
+          + (SELECT count(*) FROM posts)",
+    &[],
+);
+
+pub(crate) async fn import_begin(db: &PgPool) -> Result<()> {
+    let held: i64 = db
+        .query_one(&HELD, &[])
+        .await?
+        .try_get(0)
+        .map_err(StoreError::internal)?;
+    if held > 0 {
+        return Err(StoreError::Refused(
+            "this store already holds a network: import into an empty one".into(),
+        ));
+    }
+    let mut conn = db.get().await?;
+    let tx = conn.transaction().await?;
+    tx.execute(&Sql::new("DELETE FROM submolts", &[]), &[])
+        .await?;
+    tx.execute(&Sql::new("UPDATE counters SET value = 0", &[]), &[])
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+const COUNTER_CLEAR: Sql = Sql::new(
+    "UPDATE counters SET value = 0 WHERE name = $1",
+    &[Type::TEXT],
+);
+const COUNTER_SET: Sql = Sql::new(
+    "INSERT INTO counters(name, shard, value) VALUES ($1, 0, $2)
+     ON CONFLICT (name, shard) DO UPDATE SET value = excluded.value",
+    &[Type::TEXT, Type::INT8],
+);
+
+pub(crate) async fn import_rows(
+    db: &PgPool,
+    table: &'static TableSpec,
+    rows: Vec<TransferRow>,
+) -> Result<()> {
+    let mut conn = db.get().await?;
+    let tx = conn.transaction().await?;
+    if table.name == "counters" {
+        for row in &rows {
+            let name = param(row.first().unwrap_or(&Cell::Null), ColumnKind::Text)?;
+            let value = param(row.get(1).unwrap_or(&Cell::Null), ColumnKind::Int)?;
+            let (name, value): (&(dyn ToSql + Sync), &(dyn ToSql + Sync)) =
+                (name.as_ref(), value.as_ref());
+            tx.execute(&COUNTER_CLEAR, &[name]).await?;
+            tx.execute(&COUNTER_SET, &[name, value]).await?;
+        }
+        tx.commit().await?;
+        return Ok(());
+    }
+    // One array per column, then rows come out of unnest in one statement.
+    let mut arrays: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
+    let mut types = Vec::new();
+    let mut casts = Vec::new();
+    for (i, (_, kind)) in table.columns.iter().enumerate() {
+        let column = rows.iter().map(|r| r.get(i).unwrap_or(&Cell::Null));
+        arrays.push(match kind {
+            ColumnKind::Int => Box::new(
+                column
+                    .map(|c| match c {
+                        Cell::Int(v) => Ok(Some(*v)),
+                        Cell::Null => Ok(None),
+                        other => Err(StoreError::Refused(format!(
+                            "{other:?} in an integer column"
+                        ))),
+                    })
+                    .collect::<Result<Vec<Option<i64>>>>()?,
+            ),
+            ColumnKind::Float => Box::new(
+                column
+                    .map(|c| match c {
+                        Cell::Float(v) => Ok(Some(*v)),
+                        Cell::Null => Ok(None),
+                        other => Err(StoreError::Refused(format!("{other:?} in a float column"))),
+                    })
+                    .collect::<Result<Vec<Option<f64>>>>()?,
+            ),
+            ColumnKind::Text => Box::new(
+                column
+                    .map(|c| match c {
+                        Cell::Text(v) => Ok(Some(v.clone())),
+                        Cell::Null => Ok(None),
+                        other => Err(StoreError::Refused(format!("{other:?} in a text column"))),
+                    })
+                    .collect::<Result<Vec<Option<String>>>>()?,
+            ),
+            ColumnKind::Bytes => Box::new(
+                column
+                    .map(|c| match c {
+                        Cell::Bytes(v) => Ok(Some(v.clone())),
+                        Cell::Null => Ok(None),
+                        other => Err(StoreError::Refused(format!("{other:?} in a bytes column"))),
+                    })
+                    .collect::<Result<Vec<Option<Vec<u8>>>>>()?,
+            ),
+        });
+        let (ty, cast) = array_type(*kind);
+        types.push(ty);
+        casts.push(format!("${}::{cast}", i + 1));
+    }
+    let cols = column_list(table);
+    let n = table.columns.len();
+    let text = text_of(table, &rows);
+    let (extra_cols, extra_select) = match table.name {
+        // The search words, made in Rust as for every post and comment written.
+        "posts" => {
+            arrays.push(Box::new(text.0));
+            arrays.push(Box::new(text.1));
+            types.extend([Type::TEXT_ARRAY, Type::TEXT_ARRAY]);
+            casts.push(format!("${}::text[]", n + 1));
+            casts.push(format!("${}::text[]", n + 2));
+            (
+                ", search_vector",
+                ", setweight(to_tsvector('simple', u.search_title), 'A')
+                   || setweight(to_tsvector('simple', u.search_body), 'B')",
+            )
+        }
+        "comments" => {
+            arrays.push(Box::new(text.0));
+            types.push(Type::TEXT_ARRAY);
+            casts.push(format!("${}::text[]", n + 1));
+            (", search_vector", ", to_tsvector('simple', u.search_title)")
+        }
+        _ => ("", ""),
+    };
+    let mut aliases: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
+    match table.name {
+        "posts" => aliases.extend(["search_title", "search_body"]),
+        "comments" => aliases.push("search_title"),
+        _ => {}
+    }
+    let select: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(c, _)| format!("u.{c}"))
+        .collect();
+    let sql = statement(
+        format!(
+            "INSERT INTO {} ({cols}{extra_cols}) SELECT {}{extra_select}
+             FROM unnest({}) AS u({})",
+            table.name,
+            select.join(", "),
+            casts.join(", "),
+            aliases.join(", ")
+        ),
+        types,
+    )?;
+    let refs: Vec<&(dyn ToSql + Sync)> = arrays
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    tx.execute(&sql, &refs).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The search words of imported posts (title; content and url) or comments (content).
+fn text_of(table: &TableSpec, rows: &[TransferRow]) -> (Vec<String>, Vec<String>) {
+    let col = |name: &str| table.columns.iter().position(|(c, _)| *c == name);
+    let text = |row: &TransferRow, i: Option<usize>| match i.and_then(|i| row.get(i)) {
+        Some(Cell::Text(s)) => s.clone(),
+        _ => String::new(),
+    };
+    match table.name {
+        "posts" => {
+            let (t, c, u) = (col("title"), col("content"), col("url"));
+            rows.iter()
+                .map(|r| {
+                    (
+                        search_words(&text(r, t)),
+                        search_words(&format!("{} {}", text(r, c), text(r, u))),
+                    )
+                })
+                .unzip()
+        }
+        "comments" => {
+            let c = col("content");
+            (
+                rows.iter().map(|r| search_words(&text(r, c))).collect(),
+                Vec::new(),
+            )
+        }
+        _ => (Vec::new(), Vec::new()),
+    }
+}
+
+/// Tables whose ids come from an identity sequence, which must continue after the
+/// imported ids.
+const IDENTITY_TABLES: &[&str] = &[
+    "owners",
+    "agents",
+    "api_keys",
+    "submolts",
+    "posts",
+    "comments",
+    "audit_log",
+    "mod_log",
+];
+
+pub(crate) async fn import_finish(db: &PgPool) -> Result<()> {
+    for t in IDENTITY_TABLES {
+        let sql = statement(
+            format!(
+                "SELECT setval(pg_get_serial_sequence('{t}', 'id'), coalesce(max(id), 0) + 1, false)
+                 FROM {t}"
+            ),
+            vec![],
+        )?;
+        db.query_one(&sql, &[]).await?;
+    }
+    db.get().await?.batch_execute("ANALYZE").await?;
+    Ok(())
+}

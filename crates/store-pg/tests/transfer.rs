@@ -1,0 +1,140 @@
+//! A whole network moves between the stores and back, unchanged: export from SQLite,
+//! import into PostgreSQL, export again: byte for byte the same; and back into SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tidepool_store::Store;
+use tidepool_store::conformance;
+use tidepool_store::transfer::{TABLES, export_table, import_table};
+use tidepool_store_pg::PgStore;
+use tidepool_store_pg::testing::TestDb;
+use tidepool_store_sqlite::{SqliteStore, StoreOptions};
+
+async fn export_all(store: &dyn Store) -> Vec<(&'static str, Vec<String>)> {
+    let mut out = Vec::new();
+    for t in TABLES {
+        let mut lines = Vec::new();
+        export_table(store, t, |l| {
+            lines.push(l);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        out.push((t.name, lines));
+    }
+    out
+}
+
+async fn import_all(store: &dyn Store, export: &[(&'static str, Vec<String>)]) {
+    store.import_begin().await.unwrap();
+    for (t, (name, lines)) in TABLES.iter().zip(export) {
+        assert_eq!(t.name, *name);
+        import_table(store, t, lines.iter().cloned().map(Ok), |_| {})
+            .await
+            .unwrap();
+    }
+    store.import_finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_moves_between_stores_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("a"), StoreOptions::default()).unwrap());
+    // A network with every kind of row: owners and sessions, claims, keys, submolts and
+    // moderators, posts, comments, votes, quarantine and its release, the logs.
+    conformance::owners_accounts_sessions_and_claims(sqlite.as_ref()).await;
+    conformance::agents_keys(sqlite.as_ref()).await;
+    conformance::submolts_lifecycle(sqlite.as_ref()).await;
+    conformance::votes_move_counters_and_karma(sqlite.as_ref()).await;
+    conformance::comments_tree_and_counts(sqlite.as_ref()).await;
+    conformance::quarantine_visibility_and_release(sqlite.as_ref()).await;
+    conformance::owners_suspension_levels(sqlite.as_ref()).await;
+    // Votes that stay (the scenarios above take theirs back).
+    let fan = sqlite
+        .register_agent(conformance::new_agent("Fan", true))
+        .await
+        .unwrap();
+    let post = sqlite
+        .list_posts(
+            tidepool_core::model::feed::FeedScope::All,
+            tidepool_core::model::feed::PostSort::New,
+            tidepool_core::model::feed::Window::All,
+            false,
+            tidepool_core::model::feed::PageRequest {
+                limit: 1,
+                after: None,
+                offset: 0,
+                now: conformance::NOW,
+                include_quarantined: false,
+            },
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    sqlite
+        .cast_vote(tidepool_core::model::votes::Ballot {
+            voter_id: fan.id,
+            weight: 0.75,
+            kind: tidepool_core::model::votes::TargetKind::Post,
+            target_id: post.id,
+            author_id: post.author.id,
+            value: 1,
+            now: conformance::NOW,
+        })
+        .await
+        .unwrap();
+    let owner = sqlite
+        .owner_by_email("human@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    sqlite
+        .create_session(vec![1, 2, 3, 255], owner.id, conformance::NOW, i64::MAX / 2)
+        .await
+        .unwrap();
+    let first = export_all(sqlite.as_ref()).await;
+    let rows: usize = first.iter().map(|(_, l)| l.len()).sum();
+    assert!(rows > 50, "{rows} rows");
+    for name in [
+        "owners", "agents", "posts", "comments", "votes", "sessions", "mod_log",
+    ] {
+        let (_, lines) = first.iter().find(|(n, _)| *n == name).unwrap();
+        assert!(!lines.is_empty(), "no {name} exported");
+    }
+
+    let db = TestDb::new().await;
+    let pg: Arc<dyn Store> = Arc::new(PgStore::open(&db.config()).await.unwrap());
+    import_all(pg.as_ref(), &first).await;
+    let second = export_all(pg.as_ref()).await;
+    for ((name, a), (_, b)) in first.iter().zip(&second) {
+        assert_eq!(a, b, "{name} differs after SQLite -> PostgreSQL");
+    }
+    // The imported network works: search finds imported text, new rows get new ids.
+    assert_eq!(
+        pg.search_posts("discuss", 10, false).await.unwrap().len(),
+        1
+    );
+    let stats_pg = pg.stats().await.unwrap();
+    assert_eq!(stats_pg, sqlite.stats().await.unwrap());
+    conformance::agents_register_and_find_more(pg.as_ref()).await;
+
+    // And back into a fresh SQLite store.
+    let back: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("b"), StoreOptions::default()).unwrap());
+    import_all(back.as_ref(), &second).await;
+    let third = export_all(back.as_ref()).await;
+    for ((name, a), (_, b)) in first.iter().zip(&third) {
+        assert_eq!(a, b, "{name} differs after PostgreSQL -> SQLite");
+    }
+    assert_eq!(
+        back.search_posts("discuss", 10, false).await.unwrap().len(),
+        1
+    );
+    // Importing into a store that holds a network is refused.
+    assert!(back.import_begin().await.is_err());
+    sqlite.shutdown();
+    back.shutdown();
+}
