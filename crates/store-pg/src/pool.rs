@@ -46,6 +46,8 @@ pub struct PgPool {
     pool: Pool,
     mode: StatementMode,
     statement_timeout_ms: u64,
+    /// The primary's driver config: the probe opens a second connection outside the pool.
+    primary: Arc<tokio_postgres::Config>,
     /// Parsed replica configs, kept for the replica router of a later step.
     #[allow(dead_code)]
     replicas: Arc<Vec<tokio_postgres::Config>>,
@@ -65,8 +67,9 @@ impl PgPool {
     /// an unusable configuration.
     pub fn new(config: &PgConfig) -> Result<Self> {
         config.validate()?;
+        let primary = config.primary()?;
         let manager = Manager::from_config(
-            config.primary()?,
+            primary.clone(),
             NoTls,
             ManagerConfig {
                 // `Fast` skips a round trip per checkout; a broken connection is still
@@ -86,6 +89,7 @@ impl PgPool {
             pool,
             mode: config.statements,
             statement_timeout_ms: config.statement_timeout_ms,
+            primary: Arc::new(primary),
             replicas: Arc::new(config.replicas()?),
         })
     }
@@ -142,62 +146,124 @@ impl PgPool {
 
     /// Start-up check that the statement mode works on this connection path.
     ///
-    /// In `prepared` mode one statement is prepared, then run in two separate
-    /// transactions. Behind pgbouncer < 1.21 in transaction mode the second (or even the
-    /// first) run lands on another server connection where the statement does not exist,
-    /// and this returns [`PgError::Refused`] naming the setting `statements = "unnamed"`.
+    /// In `prepared` mode a statement is prepared on one pooled connection and then run
+    /// in two separate transactions on it while a second client connection holds a
+    /// transaction open. Directly on PostgreSQL (or through a pooler that carries
+    /// prepared statements: pgbouncer >= 1.21 with `max_prepared_statements`, or session
+    /// mode) the statement is still there. Behind pgbouncer < 1.21 in transaction mode it
+    /// is not: the second client's transaction takes the server connection the statement
+    /// was prepared on (pgbouncer hands out the most recently released one), so ours must
+    /// run on another server connection where the statement does not exist. Without that
+    /// second client, a lone prober gets the same server connection back every time and
+    /// the check would pass (measured with pgbouncer 1.18). Either failure, or pgbouncer
+    /// refusing the `options` startup parameter that carries the statement timeout in
+    /// this mode, returns [`PgError::Refused`] naming the setting `statements = "unnamed"`.
     /// In `unnamed` mode one query checks that the server answers.
     pub async fn probe(&self) -> Result<()> {
-        let mut conn = self.get().await?;
+        self.probe_prepared("").await
+    }
+
+    /// [`PgPool::probe`]; `between` runs on the probing connection after its first
+    /// transaction. Only tests pass anything (`DEALLOCATE ALL` imitates a pooler handing
+    /// the second transaction to a server connection that never saw the statement).
+    async fn probe_prepared(&self, between: &str) -> Result<()> {
+        let mut conn = match self.get().await {
+            Ok(conn) => conn,
+            Err(e) if self.mode == StatementMode::Prepared => {
+                return Err(refuse_startup_parameter(e));
+            }
+            Err(e) => return Err(e),
+        };
         if self.mode == StatementMode::Unnamed {
             conn.query_one(&PROBE, &[&41i64]).await?;
             return Ok(());
         }
-        probe_prepared(&mut conn, "").await
+        // The second client: its own connection, outside the pool (whose size may be 1).
+        let (holder, connection) = self.primary.connect(NoTls).await?;
+        let connection = tokio::spawn(connection);
+        let result = run_prepared_probe(&mut conn, &holder, between).await;
+        drop(holder);
+        let _ = connection.await;
+        result
     }
 }
 
 const PROBE: Sql = Sql::new("SELECT $1::int8 + 1", &[Type::INT8]);
 
-/// The `prepared` probe on `conn`. `between` runs after the first transaction; only tests
-/// pass anything (`DEALLOCATE ALL` imitates pgbouncer handing the second transaction to
-/// a server connection that never saw the statement).
-async fn probe_prepared(conn: &mut Conn, between: &str) -> Result<()> {
-    let refuse = |step: &str, e: &dyn std::fmt::Display| {
-        PgError::Refused(format!(
-            "statements = \"prepared\" does not work on this connection: {step} failed \
-             ({e}). This happens behind pgbouncer before 1.21 (or without \
-             max_prepared_statements) in transaction mode. Set statements = \"unnamed\", \
-             or connect directly to PostgreSQL"
-        ))
-    };
+fn refusal(step: &str, e: &dyn std::fmt::Display) -> PgError {
+    PgError::Refused(format!(
+        "statements = \"prepared\" does not work on this connection: {step} failed \
+         ({e}). This happens behind pgbouncer before 1.21 (or without \
+         max_prepared_statements) in transaction mode. Set statements = \"unnamed\", \
+         or connect directly to PostgreSQL"
+    ))
+}
+
+/// A failed connect in `prepared` mode: pgbouncer (without `ignore_startup_parameters =
+/// options`) rejects the `options` startup parameter that carries the statement timeout
+/// in this mode; say which setting fixes it. Other errors pass unchanged.
+fn refuse_startup_parameter(e: PgError) -> PgError {
+    const MARK: &str = "unsupported startup parameter";
+    // The driver's messages nest ("pool: ...: db error"); the server's own text is the
+    // innermost source.
+    let mut innermost = e.to_string();
+    let mut found = innermost.contains(MARK);
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        innermost = s.to_string();
+        found |= innermost.contains(MARK);
+        source = s.source();
+    }
+    if found {
+        refusal(
+            "connecting with the startup parameter `options`",
+            &innermost,
+        )
+    } else {
+        e
+    }
+}
+
+/// The `prepared` probe: `statement` is prepared on `conn`, then run in two transactions
+/// of `conn` while `holder` keeps a transaction open; `between` runs after the first one.
+async fn run_prepared_probe(
+    conn: &mut Conn,
+    holder: &tokio_postgres::Client,
+    between: &str,
+) -> Result<()> {
+    // Uncached, so the check really prepares (a pooled connection may have the cached
+    // statement from an earlier probe); dropped (closed on the server) at the end.
     let statement = conn
         .client
-        .prepare_typed_cached(PROBE.text, PROBE.types)
+        .prepare_typed(PROBE.text, PROBE.types)
         .await
-        .map_err(|e| refuse("preparing the probe statement", &e))?;
+        .map_err(|e| refusal("preparing the probe statement", &e))?;
+    // Behind a transaction-mode pooler this takes the server connection just released
+    // by the prepare above, and keeps it until the runs are done.
+    holder.batch_execute("BEGIN; SELECT 1").await?;
     for run in ["first", "second"] {
         let tx = conn.client.transaction().await?;
         let step = format!("the {run} run of a prepared statement in its own transaction");
         let row = tx
             .query_one(&statement, &[&41i64])
             .await
-            .map_err(|e| refuse(&step, &e))?;
-        let got: i64 = row.try_get(0).map_err(|e| refuse(&step, &e))?;
+            .map_err(|e| refusal(&step, &e))?;
+        let got: i64 = row.try_get(0).map_err(|e| refusal(&step, &e))?;
         if got != 42 {
-            return Err(refuse(&step, &format!("it returned {got}, not 42")));
+            return Err(refusal(&step, &format!("it returned {got}, not 42")));
         }
         tx.commit().await?;
         if !between.is_empty() {
             conn.client.batch_execute(between).await?;
         }
     }
+    holder.batch_execute("COMMIT").await?;
     Ok(())
 }
 
 #[cfg(test)]
 pub(crate) async fn probe_prepared_with(pool: &PgPool, between: &str) -> Result<()> {
-    probe_prepared(&mut pool.get().await?, between).await
+    pool.probe_prepared(between).await
 }
 
 /// A connection taken from a [`PgPool`].

@@ -31,6 +31,17 @@
 //!
 //! If no server can be had, [`TestDb::new`] panics with the reason: a test never passes
 //! by silently skipping.
+//!
+//! Through pgbouncer: [`TestDb::through_pgbouncer`] creates the database the same way and
+//! hands out a URL of one pgbouncer per test process (transaction mode, listening on
+//! 127.0.0.1 on a free port, `* = host=... port=...` so every test database of the
+//! server above is reachable through it, `auth_type = trust`) together with
+//! `statements = "unnamed"`. pgbouncer is Debian's (1.18 on bookworm, which cannot carry
+//! prepared statements), installed by `scripts/install-pgbouncer.sh` when missing; it
+//! runs from `$TMPDIR/tidepool-pgbouncer-test-<uid>/<pid>/` with its own ini, as
+//! `postgres` via `runuser` when we are root (pgbouncer refuses root), and is stopped at
+//! process exit by a watchdog exactly like the throwaway cluster (stale ones are swept
+//! the same way). Without pgbouncer it panics with the reason, never skips.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -52,6 +63,8 @@ pub struct TestDb {
     url: String,
     admin_url: String,
     name: String,
+    /// `url` leads through this process's pgbouncer (transaction mode).
+    via_pgbouncer: bool,
 }
 
 impl TestDb {
@@ -92,7 +105,52 @@ impl TestDb {
             url,
             admin_url,
             name,
+            via_pgbouncer: false,
         })
+    }
+
+    /// A fresh empty database reached through pgbouncer in transaction mode: its
+    /// [`TestDb::url`] points at this process's pgbouncer and [`TestDb::config`] uses
+    /// `statements = "unnamed"`. Panics, with the reason, if no PostgreSQL server or no
+    /// pgbouncer can be had: a test that needs one must fail, never skip.
+    pub async fn through_pgbouncer() -> Self {
+        match Self::try_through_pgbouncer().await {
+            Ok(db) => db,
+            Err(e) => panic!("no pgbouncer for tests: {e}"),
+        }
+    }
+
+    /// [`TestDb::through_pgbouncer`] returning the reason instead of panicking.
+    pub async fn try_through_pgbouncer() -> Result<Self, String> {
+        let mut db = Self::try_new().await?;
+        let port = match BOUNCER.get() {
+            Some(started) => started.as_ref().map_err(Clone::clone)?.port,
+            None => {
+                let target = BouncerTarget::of(&db.admin_url).await?;
+                tokio::task::spawn_blocking(move || pgbouncer(target).map(|b| b.port))
+                    .await
+                    .map_err(|e| format!("starting pgbouncer panicked: {e}"))??
+            }
+        };
+        let user = db
+            .admin_url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| format!("{DATABASE_URL_ENV}: {e}"))?
+            .get_user()
+            .unwrap_or("postgres")
+            .to_owned();
+        db.url = format!(
+            "postgres://{}@127.0.0.1:{port}/{}",
+            url_escape(&user),
+            db.name
+        );
+        db.via_pgbouncer = true;
+        Ok(db)
+    }
+
+    /// Whether [`TestDb::url`] leads through pgbouncer (see [`TestDb::through_pgbouncer`]).
+    pub fn via_pgbouncer(&self) -> bool {
+        self.via_pgbouncer
     }
 
     /// Connection URL of this database.
@@ -105,10 +163,14 @@ impl TestDb {
         &self.name
     }
 
-    /// A [`PgConfig`] for this database with default settings and a small pool.
+    /// A [`PgConfig`] for this database with default settings and a small pool; through
+    /// pgbouncer with `statements = "unnamed"`, the only mode pgbouncer 1.18 carries.
     pub fn config(&self) -> PgConfig {
         let mut config = PgConfig::new(self.url.clone());
         config.pool_size = 4;
+        if self.via_pgbouncer {
+            config.statements = crate::StatementMode::Unnamed;
+        }
         config
     }
 }
@@ -482,6 +544,341 @@ fn sweep_stale(base: &Path, bin: &Path, root: bool) {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// pgbouncer
+
+/// Where this process's pgbouncer sends its server connections: the server of
+/// `TIDEPOOL_TEST_DATABASE_URL` or the throwaway cluster.
+struct BouncerTarget {
+    /// A host name / address, or the directory of a unix socket.
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<String>,
+    /// The server's `max_connections`, to keep pgbouncer well below it.
+    max_connections: u32,
+}
+
+impl BouncerTarget {
+    async fn of(admin_url: &str) -> Result<Self, String> {
+        use tokio_postgres::config::Host;
+        let cfg = admin_url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| format!("parsing {}: {e}", redact(admin_url)))?;
+        let host = match cfg.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(dir)) => dir.display().to_string(),
+            None => "127.0.0.1".to_owned(),
+        };
+        let port = cfg.get_ports().first().copied().unwrap_or(5432);
+        let user = cfg.get_user().unwrap_or("postgres").to_owned();
+        let password = cfg
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", redact(admin_url)))?;
+        let conn_task = tokio::spawn(connection);
+        let max_connections = client
+            .query_one("SELECT current_setting('max_connections')::int4", &[])
+            .await
+            .map_err(|e| format!("reading max_connections: {e}"))?
+            .try_get::<_, i32>(0)
+            .map_err(|e| format!("reading max_connections: {e}"))?;
+        drop(client);
+        let _ = conn_task.await;
+        Ok(Self {
+            host,
+            port,
+            user,
+            password,
+            max_connections: u32::try_from(max_connections).unwrap_or(100),
+        })
+    }
+}
+
+/// This process's pgbouncer.
+struct Bouncer {
+    port: u16,
+    /// Write end of the watchdog's pipe; never written, only held until process exit.
+    _watchdog: ChildStdin,
+}
+
+/// This process's pgbouncer, or why it could not be started.
+static BOUNCER: OnceLock<Result<Bouncer, String>> = OnceLock::new();
+
+fn pgbouncer(target: BouncerTarget) -> Result<&'static Bouncer, String> {
+    // The target is the same for every test of a process (one admin server per process),
+    // so only the first call's matters.
+    BOUNCER
+        .get_or_init(|| start_pgbouncer(&target))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// The pgbouncer binary: Debian's `/usr/sbin/pgbouncer`, else `PATH`.
+fn find_pgbouncer() -> Option<PathBuf> {
+    let fixed = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    fixed.or_else(|| {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("pgbouncer"))
+                .find(|p| p.is_file())
+        })
+    })
+}
+
+fn pgbouncer_install_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-pgbouncer.sh")
+}
+
+/// `s` with every byte outside the URL-safe set percent-encoded (a user name in a URL).
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A value for pgbouncer's ini / auth file: double quotes doubled.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn start_pgbouncer(target: &BouncerTarget) -> Result<Bouncer, String> {
+    let bin = match find_pgbouncer() {
+        Some(bin) => bin,
+        None => {
+            let script = pgbouncer_install_script();
+            run(
+                {
+                    let mut c = Command::new("sh");
+                    c.arg(&script);
+                    c
+                },
+                &format!("pgbouncer is not installed; {}", script.display()),
+            )?;
+            find_pgbouncer().ok_or_else(|| {
+                format!(
+                    "{} ran but pgbouncer is still not in /usr/sbin, /usr/bin or on PATH",
+                    script.display()
+                )
+            })?
+        }
+    };
+    let uid = uid()?;
+    let root = uid == "0";
+    let base = std::env::temp_dir().join(format!("tidepool-pgbouncer-test-{uid}"));
+    std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
+    sweep_stale_bouncers(&base);
+
+    let dir = base.join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    set_mode(&dir, 0o700)?;
+    if root {
+        set_mode(&base, 0o755)?;
+    }
+    // trust: pgbouncer asks clients for no password, but the user must be listed; the
+    // password (if the URL has one) is what pgbouncer logs in to the server with.
+    let auth_file = dir.join("userlist.txt");
+    std::fs::write(
+        &auth_file,
+        format!(
+            "{} {}\n",
+            quoted(&target.user),
+            quoted(target.password.as_deref().unwrap_or(""))
+        ),
+    )
+    .map_err(|e| format!("writing {}: {e}", auth_file.display()))?;
+    set_mode(&auth_file, 0o600)?;
+
+    let watchdog = spawn_bouncer_watchdog(&dir)?;
+
+    let ini = dir.join("pgbouncer.ini");
+    let log = dir.join("pgbouncer.log");
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_port()?;
+        write_bouncer_ini(&ini, &dir, target, port)?;
+        if root {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.arg("-R").arg("postgres:postgres").arg(&dir);
+                    c
+                },
+                "chown of the pgbouncer directory to postgres",
+            )?;
+        }
+        // -d: pgbouncer daemonizes (its own session, so Ctrl-C on the test run does not
+        // reach it) and writes its pid file, which the watchdog uses to stop it.
+        let mut start = as_owner(root, &bin);
+        start.arg("-d").arg(&ini);
+        let started = run(start, "starting pgbouncer").and_then(|()| wait_bouncer(port, &log));
+        match started {
+            Ok(()) => {
+                return Ok(Bouncer {
+                    port,
+                    _watchdog: watchdog,
+                });
+            }
+            // Most likely another process took the port between probing and binding.
+            Err(e) => {
+                stop_bouncer(&dir);
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                last_error = format!("{e}\npgbouncer log:\n{tail}");
+            }
+        }
+    }
+    Err(format!(
+        "could not start pgbouncer ({}) in {}: {last_error}",
+        bin.display(),
+        dir.display()
+    ))
+}
+
+fn write_bouncer_ini(
+    ini: &Path,
+    dir: &Path,
+    target: &BouncerTarget,
+    port: u16,
+) -> Result<(), String> {
+    // Leave the server half its connections (other test processes, the admin
+    // connections of CREATE/DROP DATABASE); when pgbouncer is at the limit, clients wait
+    // for a server connection instead of failing.
+    let max_user = (target.max_connections / 2).max(10);
+    let settings = format!(
+        "; tidepool test pgbouncer (crates/store-pg/src/testing.rs)\n\
+         [databases]\n\
+         * = host={host} port={server_port}\n\
+         \n\
+         [pgbouncer]\n\
+         listen_addr = 127.0.0.1\n\
+         listen_port = {port}\n\
+         unix_socket_dir =\n\
+         auth_type = trust\n\
+         auth_file = {auth}\n\
+         pool_mode = transaction\n\
+         max_client_conn = 1000\n\
+         default_pool_size = 20\n\
+         max_user_connections = {max_user}\n\
+         server_idle_timeout = 10\n\
+         server_login_retry = 1\n\
+         ignore_startup_parameters = extra_float_digits,options\n\
+         logfile = {log}\n\
+         pidfile = {pid}\n",
+        host = target.host,
+        server_port = target.port,
+        auth = dir.join("userlist.txt").display(),
+        log = dir.join("pgbouncer.log").display(),
+        pid = dir.join("pgbouncer.pid").display(),
+    );
+    std::fs::write(ini, settings).map_err(|e| format!("writing {}: {e}", ini.display()))
+}
+
+/// Waits until pgbouncer accepts TCP connections on `port`.
+fn wait_bouncer(port: u16, log: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(format!(
+                    "pgbouncer never listened on 127.0.0.1:{port} (log: {}): {e}",
+                    log.display()
+                ));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// The shell command line that stops the pgbouncer of `dir` (by its pid file, and only
+/// if that pid still is a pgbouncer) and deletes the directory.
+fn bouncer_stop_script(dir: &Path) -> String {
+    let pidfile = dir.join("pgbouncer.pid");
+    format!(
+        "pid=$(cat '{pidfile}' 2>/dev/null); \
+         if [ -n \"$pid\" ] && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = pgbouncer ]; then \
+         kill -TERM \"$pid\" 2>/dev/null; \
+         for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 \"$pid\" 2>/dev/null || break; sleep 0.1; done; \
+         fi; rm -rf '{dir}'",
+        pidfile = pidfile.display(),
+        dir = dir.display()
+    )
+}
+
+/// Stops the pgbouncer of `dir` (after a failed start) but keeps the directory.
+fn stop_bouncer(dir: &Path) {
+    let pidfile = dir.join("pgbouncer.pid");
+    let script = format!(
+        "pid=$(cat '{}' 2>/dev/null); \
+         if [ -n \"$pid\" ] && [ \"$(cat /proc/$pid/comm 2>/dev/null)\" = pgbouncer ]; then \
+         kill -TERM \"$pid\"; fi",
+        pidfile.display()
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .status();
+}
+
+fn spawn_bouncer_watchdog(dir: &Path) -> Result<ChildStdin, String> {
+    use std::os::unix::process::CommandExt;
+    // As for the cluster (see `spawn_watchdog`): `read` returns once this process is gone.
+    let script = format!("read _ignored; {}", bouncer_stop_script(dir));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting the pgbouncer cleanup watchdog: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| "the pgbouncer cleanup watchdog has no stdin".to_owned())
+}
+
+/// Stops and deletes pgbouncers whose test process is gone (its watchdog was killed too).
+fn sweep_stale_bouncers(base: &Path) {
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(bouncer_stop_script(&entry.path()))
+            .stdin(Stdio::null())
+            .status();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -508,6 +905,13 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn pgbouncer_values_are_escaped() {
+        assert_eq!(url_escape("postgres"), "postgres");
+        assert_eq!(url_escape("a b@c"), "a%20b%40c");
+        assert_eq!(quoted(r#"pa"ss"#), r#""pa""ss""#);
     }
 
     #[test]

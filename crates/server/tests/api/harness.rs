@@ -23,6 +23,8 @@ pub struct TestServer {
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// PostgreSQL through pgbouncer in transaction mode, `statements = "unnamed"`.
+    PgBouncer,
 }
 
 /// A registered agent and its key.
@@ -79,6 +81,9 @@ impl TestServer {
         let database = match crate::BACKEND {
             Backend::Sqlite => None,
             Backend::Postgres => Some(tidepool_store_pg::testing::TestDb::new().await),
+            Backend::PgBouncer => {
+                Some(tidepool_store_pg::testing::TestDb::through_pgbouncer().await)
+            }
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();

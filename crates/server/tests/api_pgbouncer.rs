@@ -1,0 +1,51 @@
+//! The black-box API suite of `api/` a third time, every test on PostgreSQL through
+//! pgbouncer 1.18 in transaction mode with `statements = "unnamed"` (the deployment
+//! SCALE-OUT.md plans): each server gets a fresh database (on TIDEPOOL_TEST_DATABASE_URL's
+//! server when set, otherwise on a throwaway PostgreSQL the harness starts), reached
+//! through one pgbouncer per test process that the harness installs and starts
+//! (`TestDb::through_pgbouncer`). No behaviour a client sees may differ.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "api/agents.rs"]
+mod agents;
+#[path = "api/authz.rs"]
+mod authz;
+#[path = "api/bad_input.rs"]
+mod bad_input;
+#[path = "api/browser.rs"]
+mod browser;
+#[path = "api/cache.rs"]
+mod cache;
+#[path = "api/compat.rs"]
+mod compat;
+#[path = "api/connections.rs"]
+mod connections;
+#[path = "api/content.rs"]
+mod content;
+#[path = "api/feeds.rs"]
+mod feeds;
+#[path = "api/harness.rs"]
+mod harness;
+#[path = "api/meta.rs"]
+mod meta;
+#[path = "api/openapi.rs"]
+mod openapi;
+#[path = "api/paging.rs"]
+mod paging;
+#[path = "api/proxy.rs"]
+mod proxy;
+#[path = "api/ratelimits.rs"]
+mod ratelimits;
+#[path = "api/safety.rs"]
+mod safety;
+#[path = "api/security.rs"]
+mod security;
+#[path = "api/submolts.rs"]
+mod submolts;
+#[path = "api/web.rs"]
+mod web;
+
+pub use harness::*;
+
+/// The store this binary's servers use.
+pub const BACKEND: Backend = Backend::PgBouncer;
