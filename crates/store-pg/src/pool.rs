@@ -307,7 +307,15 @@ impl Conn {
     /// `SET LOCAL statement_timeout`, since that mode sends no startup options (see
     /// [`PgConfig::statement_timeout_ms`]).
     pub async fn transaction(&mut self) -> Result<Tx<'_>> {
-        let tx = self.client.transaction().await?;
+        // READ COMMITTED said out loud: every write is written for it (relative updates,
+        // row locks in a fixed order), and a server whose default is stricter would fail
+        // them with serialization errors instead.
+        let tx = self
+            .client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+            .start()
+            .await?;
         if self.mode == StatementMode::Unnamed && self.statement_timeout_ms > 0 {
             tx.batch_execute(&format!(
                 "SET LOCAL statement_timeout = {}",
