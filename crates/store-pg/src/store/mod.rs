@@ -25,6 +25,9 @@ impl PgStore {
     /// schema up to date and creates the default submolts.
     pub async fn open(config: &PgConfig) -> crate::Result<Self> {
         let db = PgPool::connect(config).await?;
+        if config.statements == crate::StatementMode::Unnamed && config.statement_timeout_ms > 0 {
+            warn_without_role_timeout(&db).await?;
+        }
         db.migrate().await?;
         let store = Self { db };
         store.ensure_defaults().await?;
@@ -39,6 +42,22 @@ impl PgStore {
     async fn ensure_defaults(&self) -> crate::Result<()> {
         submolts::ensure_defaults(&self.db, tidepool_core::time::now_ms()).await
     }
+}
+
+const ROLE_TIMEOUT: crate::Sql =
+    crate::Sql::new("SELECT current_setting('statement_timeout')", &[]);
+
+/// Behind a pooler (`unnamed`), the statement timeout can only be set per transaction;
+/// single statements run under the role's own setting, so say when there is none.
+async fn warn_without_role_timeout(db: &PgPool) -> crate::Result<()> {
+    let setting: String = db.query_one(&ROLE_TIMEOUT, &[]).await?.try_get(0)?;
+    if setting == "0" {
+        tracing::warn!(
+            "statements = \"unnamed\": single statements have no time limit; set one for the \
+             role, e.g. ALTER ROLE tidepool SET statement_timeout = '5s'"
+        );
+    }
+    Ok(())
 }
 
 impl From<PgError> for tidepool_store::StoreError {
