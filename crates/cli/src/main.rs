@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use tidepool_app::ops::admin as admin_ops;
 use tidepool_server::{Config, FileConfig};
-use tidepool_store::{AdminClaim, Store};
+use tidepool_store::Store;
 use tidepool_store_sqlite::{SqliteStore, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
@@ -354,8 +355,7 @@ fn resolve(args: ServeArgs) -> Result<Config> {
         }
         config.nodes = n;
     }
-    config.database = database
-        .resolve(args.database)
+    config.database = tidepool_server::config::resolve_database(database, args.database)
         .map_err(|e| anyhow::anyhow!(e))?;
     if let Some(id) = args.node_id {
         config.node_id = id;
@@ -555,19 +555,20 @@ async fn admin_command(command: AdminCommand) -> Result<()> {
             let parsed = tidepool_core::AgentName::parse(&name)
                 .map_err(|e| anyhow::anyhow!("invalid agent name: {e}"))?;
             let store = open_existing(&config).await?;
-            let key = parsed.key();
-            let now = tidepool_core::time::now_ms();
-            let link_until = now.saturating_add(config.claim_ttl_hours.saturating_mul(3_600_000));
-            let cap = config.max_agents_per_owner;
-            let how = match owner {
-                Some(email) => AdminClaim::ForOwner { email, cap },
-                None => AdminClaim::WithoutOwner {
-                    link_expires_at: link_until,
-                },
-            };
-            let claimed = store.admin_claim(&key, how, now).await;
+            let claimed = admin_ops::claim(
+                store.as_ref(),
+                &parsed,
+                owner,
+                config.claim_ttl_hours,
+                config.max_agents_per_owner,
+            )
+            .await;
             store.shutdown();
-            let (agent, owner) = claimed.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let admin_ops::AdminClaimed {
+                agent,
+                owner,
+                link_until,
+            } = claimed.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             let owner = owner.map(|o| o.email);
             match owner {
                 Some(email) => println!("claimed {} ({}) for {email}", agent.name, agent.uuid),
@@ -589,13 +590,9 @@ async fn admin_command(command: AdminCommand) -> Result<()> {
             let config = target.resolve()?;
             let password = read_password()?;
             let store = open_existing(&config).await?;
-            let created = tidepool_server::service::owners::create_owner(
-                store.as_ref(),
-                &email,
-                &password,
-                admin,
-            )
-            .await;
+            let created =
+                tidepool_app::ops::owners::create_owner(store.as_ref(), &email, &password, admin)
+                    .await;
             store.shutdown();
             let owner = created.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!(
@@ -611,8 +608,7 @@ async fn admin_command(command: AdminCommand) -> Result<()> {
             let password = read_password()?;
             let store = open_existing(&config).await?;
             let reset =
-                tidepool_server::service::owners::reset_password(store.as_ref(), &email, &password)
-                    .await;
+                tidepool_app::ops::owners::reset_password(store.as_ref(), &email, &password).await;
             store.shutdown();
             reset.map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!("password changed for {email}; every session of theirs has ended");
@@ -620,12 +616,11 @@ async fn admin_command(command: AdminCommand) -> Result<()> {
         }
         AdminCommand::Audit { target, limit } => {
             let store = open_existing(&target.resolve()?).await?;
-            let entries = store.audit_log(limit.clamp(1, 10_000)).await;
-            let entries = match entries {
+            let entries = match admin_ops::audit_log(store.as_ref(), limit).await {
                 Ok(e) => e,
                 Err(e) => {
                     store.shutdown();
-                    return Err(e.into());
+                    bail!("{}", e.message);
                 }
             };
             for e in entries {

@@ -590,11 +590,9 @@ fn who(state: &AppState, req: &Request) -> Who {
     let Some(token) = bearer_token(headers) else {
         return Who::Unchecked;
     };
-    match state.keys.get(&state.hasher.hash(domain::API_KEY, token)) {
-        Some(c) if c.agent.status != tidepool_core::model::agents::AgentStatus::Suspended => {
-            Who::Agent(c.agent.id)
-        }
-        _ => Who::Unchecked,
+    match state.cached_caller(token) {
+        Some(c) => Who::Agent(c.agent.id),
+        None => Who::Unchecked,
     }
 }
 

@@ -35,7 +35,6 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
-use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -44,42 +43,24 @@ use tower::ServiceExt;
 
 use crate::ratelimit::ip_subject;
 
-/// Connection limits, `[connections]` in `tidepool.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConnectionLimits {
-    /// Seconds a request head (request line and headers) may take to arrive, counted
-    /// from its first byte, or from the connection opening for the first request.
-    pub header_read_timeout_secs: u64,
-    /// Seconds a keep-alive connection may sit between requests.
-    pub idle_timeout_secs: u64,
-    /// Seconds a request body may take to arrive once the server starts reading it.
-    pub body_read_timeout_secs: u64,
-    /// Open connections one address (IPv6: one /64) may hold; trusted proxies are exempt.
-    pub max_per_address: usize,
-    /// Open connections in all.
-    pub max_total: usize,
-    /// Most bytes in a request line and its headers together.
-    pub max_header_bytes: usize,
-    /// Most header fields in one request.
-    pub max_headers: usize,
+pub use tidepool_app::config::ConnectionLimits;
+
+/// The limits as the accept loop uses them (the struct itself is plain configuration data
+/// in the app crate, so its helpers live here as an extension).
+pub trait ConnectionLimitsExt {
+    /// How long a request head may take.
+    fn header_read_timeout(&self) -> Duration;
+    /// How long a keep-alive connection may idle.
+    fn idle_timeout(&self) -> Duration;
+    /// How long a request body may take once read.
+    fn body_read_timeout(&self) -> Duration;
+    /// hyper's own head size limit.
+    fn hyper_max_header_size(&self) -> usize;
+    /// hyper's own header count limit.
+    fn hyper_max_headers(&self) -> usize;
 }
 
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            header_read_timeout_secs: 10,
-            idle_timeout_secs: 75,
-            body_read_timeout_secs: 30,
-            max_per_address: 128,
-            max_total: 4096,
-            max_header_bytes: 16 * 1024,
-            max_headers: 100,
-        }
-    }
-}
-
-impl ConnectionLimits {
+impl ConnectionLimitsExt for ConnectionLimits {
     fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.header_read_timeout_secs.max(1))
     }
@@ -95,11 +76,11 @@ impl ConnectionLimits {
     /// hyper's own head limits, set well above ours so the edge middleware sees oversized
     /// heads and answers them in the JSON envelope; only heads past these get hyper's bare
     /// 431.
-    pub fn hyper_max_header_size(&self) -> usize {
+    fn hyper_max_header_size(&self) -> usize {
         self.max_header_bytes.saturating_mul(4).max(64 * 1024)
     }
 
-    pub fn hyper_max_headers(&self) -> usize {
+    fn hyper_max_headers(&self) -> usize {
         self.max_headers.saturating_mul(4).max(128)
     }
 }

@@ -1,4 +1,5 @@
-//! The one error type of the HTTP API.
+//! The one error type of the HTTP API: the app's errors ([`AppError`]) mapped to status
+//! codes, plus the failures only HTTP has (bad bodies, unknown routes, oversized heads).
 //!
 //! Every failure renders the superset envelope of spec 1.4 so clients of every era can
 //! read it: `success:false`, `error` and `message` (both strings), `hint`, `statusCode`
@@ -7,9 +8,9 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use tidepool_store::StoreError;
+use tidepool_app::{AppError, ErrorKind};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
@@ -122,29 +123,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            StoreError::Conflict(m) => ApiError::conflict(m),
-            StoreError::Refused(m) => ApiError::bad_request(m),
-            StoreError::Forbidden(m) => ApiError::forbidden(m),
-            StoreError::Closed => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The server is shutting down",
-            )
-            .with_hint("Retry in a few seconds"),
-            StoreError::Unavailable(m) => {
-                tracing::warn!(error = %m, "database unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The database is unavailable",
-                )
-                .with_hint("Retry in a few seconds")
-                .with_header("retry-after", "2".to_owned())
-            }
-            other => ApiError::internal(other),
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        let status = match e.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut api = ApiError::new(status, e.message);
+        api.hint = e.hint;
+        api.extra = e.details;
+        if let Some(secs) = e.retry_after_secs {
+            api = api.with_header("retry-after", secs.to_string());
         }
+        api
     }
 }
 

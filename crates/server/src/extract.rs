@@ -6,8 +6,6 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use tidepool_core::credentials::domain;
-use tidepool_core::model::agents::{Agent, AgentStatus, KeyScope};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,32 +29,20 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// An authenticated agent.
+/// The authenticated agent of a request: the app's [`tidepool_app::Caller`], extracted
+/// from the request's key.
 #[derive(Debug, Clone)]
-pub struct Caller {
-    pub agent: Agent,
-    pub scope: KeyScope,
-}
+pub struct Caller(pub tidepool_app::Caller);
 
-impl Caller {
-    /// Refuses read-only keys and unclaimed agents: what every content-creating or
-    /// state-changing request requires.
-    pub fn require_writer(&self) -> Result<(), ApiError> {
-        if self.scope == KeyScope::Read {
-            return Err(ApiError::forbidden("This API key is read-only").with_hint(
-                "Use the agent's full key for posting, commenting, voting and following",
-            ));
-        }
-        if self.agent.status != AgentStatus::Claimed {
-            return Err(ApiError::forbidden("Agent not yet claimed").with_hint(
-                "Your human must claim you first: send them the claim_url you got at registration. \
-                 Poll GET /api/v1/agents/status to see when it is done.",
-            ));
-        }
-        Ok(())
+impl std::ops::Deref for Caller {
+    type Target = tidepool_app::Caller;
+    fn deref(&self) -> &tidepool_app::Caller {
+        &self.0
     }
 }
 
+/// The caller a request's credential names: `None` without one; refused when the header
+/// is malformed or the key is unknown, revoked or suspended.
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
     let has_auth_header =
         headers.contains_key("authorization") || headers.contains_key("x-api-key");
@@ -67,31 +53,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Ca
         }
         return Ok(None);
     };
-    let hash = state.hasher.hash(domain::API_KEY, token);
-    if let Some(caller) = state.keys.get(&hash) {
-        return check_standing(caller).map(Some);
-    }
-    let generation = state.keys.generation();
-    let found = state.store.agent_by_key_hash(&hash).await?;
-    let Some((agent, scope)) = found else {
-        return Err(ApiError::unauthorized("Invalid API key")
-            .with_hint("The key is unknown, revoked or rotated. Keys are shown once, at registration or rotation."));
-    };
-    let caller = Caller { agent, scope };
-    // Only claimed agents are cached: an unclaimed agent polls for its claim and must see
-    // it (made by the claim page or `tidepool admin claim`) on the very next request.
-    if caller.agent.status == AgentStatus::Claimed {
-        state.keys.put(hash, caller.clone(), generation);
-    }
-    check_standing(caller).map(Some)
-}
-
-fn check_standing(caller: Caller) -> Result<Caller, ApiError> {
-    if caller.agent.status == AgentStatus::Suspended {
-        return Err(ApiError::forbidden("Account suspended")
-            .with_hint("Ask the agent's owner or the operator."));
-    }
-    Ok(caller)
+    Ok(Some(Caller(state.authenticate(token).await?)))
 }
 
 impl FromRequestParts<AppState> for Caller {

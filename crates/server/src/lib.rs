@@ -1,8 +1,9 @@
 //! tidepool-server: the HTTP face of tidepool.
 //!
-//! A request's path: route -> auth -> rate limit -> parse into core types -> store ->
-//! envelope -> JSON. Handlers (`api`) stay thin; the rules live in `service`, which the
-//! CLI and the web pages call too.
+//! A request's path: route -> extract the caller -> an operation of the app
+//! (`tidepool_app::ops`: limits, parsing, guard, store) -> view -> JSON or HTML. The
+//! server maps the app's errors to HTTP and shapes JSON and HTML, nothing more; the
+//! rules live in the app, which the CLI calls too.
 
 pub mod api;
 pub mod cache;
@@ -15,7 +16,6 @@ pub mod jobs;
 pub mod params;
 pub mod ratelimit;
 pub mod routes;
-pub mod service;
 pub mod skill;
 pub mod spotlight;
 pub mod state;
@@ -33,12 +33,12 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tidepool_core::credentials::{CredentialHasher, domain};
+use tidepool_core::credentials::CredentialHasher;
 use tidepool_store_sqlite::{Durability, SqliteStore, StoreOptions, load_or_create_secret};
 use tower_http::trace::TraceLayer;
 
 pub use client::ClientAddr;
-pub use config::{Config, FileConfig};
+pub use config::{Config, DatabaseFile, FileConfig};
 pub use conn::ConnectionLimits;
 use error::ApiError;
 use ratelimit::MemoryLimiter;
@@ -155,25 +155,26 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
     let routes = routes::api_routes();
     let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
     let openapi = routes::openapi(&docs, &config.public_url).to_string();
-    let (config_cache_ms, config_cache_bytes) = (config.page_cache_ms, config.page_cache_bytes);
-    let key_ttl = if config.database.is_some() {
-        state::KeyCache::SHARED_TTL
-    } else {
-        state::KeyCache::TTL
-    };
-    let state = AppState::new(Inner {
-        store,
-        hasher: CredentialHasher::new(secret),
-        skills: skill::SkillFiles::render(&config.public_url),
-        guard: tidepool_guard::Guard::new(config.guard.clone()),
-        guard_scans: Default::default(),
-        login_queues: Default::default(),
-        openapi,
+    let pages = Arc::new(cache::PageCache::new(
+        Duration::from_millis(config.page_cache_ms),
+        config.page_cache_bytes,
+    ));
+    let skills = skill::SkillFiles::render(&config.public_url);
+    // The app keeps whether there is a shared database, not how to reach it.
+    let (config, _database) = config.without_database();
+    let app = tidepool_app::App::new(
         config,
+        store,
+        CredentialHasher::new(secret),
         limiter,
+        pages.clone(),
+    );
+    let state = AppState::new(Inner {
+        app,
         shared,
-        keys: state::KeyCache::with_ttl(key_ttl),
-        pages: cache::PageCache::new(Duration::from_millis(config_cache_ms), config_cache_bytes),
+        skills,
+        openapi,
+        pages,
     });
 
     let api = routes::router(routes);
@@ -237,8 +238,7 @@ pub async fn serve(
     )
     .await;
     pruner.abort();
-    let store = state.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+    state.shutdown().await;
     served
 }
 
@@ -396,30 +396,9 @@ async fn general_limits(State(state): State<AppState>, req: Request, next: Next)
         .map(|c| c.subject())
         .unwrap_or_else(|| "unknown".into());
     let is_read = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let limits = &state.config.limits;
-    let limit = if is_read { limits.reads } else { limits.writes };
-    let subject = match extract::bearer_token(req.headers()) {
-        // A prefix of the keyed hash: identifies the key without holding it.
-        Some(token) => format!(
-            "key:{}",
-            hex::encode(&state.hasher.hash(domain::API_KEY, token)[..12])
-        ),
-        None => format!("anon:{ip}"),
-    };
-    let class = if is_read { "read" } else { "write" };
-    let now = tidepool_core::time::now_ms();
-    let per_ip = state
-        .limiter
-        .hit(&format!("ip:{ip}"), limits.per_ip, now)
+    let decision = state
+        .limit_request(extract::bearer_token(req.headers()), &ip, is_read)
         .await;
-    let decision = if per_ip.allowed {
-        state
-            .limiter
-            .hit(&format!("{class}:{subject}"), limit, now)
-            .await
-    } else {
-        per_ip
-    };
     let headers = [
         ("x-ratelimit-limit", decision.limit.to_string()),
         ("x-ratelimit-remaining", decision.remaining.to_string()),
@@ -431,7 +410,7 @@ async fn general_limits(State(state): State<AppState>, req: Request, next: Next)
     let mut response = if decision.allowed {
         next.run(req).await
     } else {
-        service::too_many(decision, "too many requests").into_response()
+        ApiError::from(tidepool_app::too_many(decision, "too many requests")).into_response()
     };
     for (k, v) in headers {
         if let Ok(v) = HeaderValue::from_str(&v) {

@@ -12,9 +12,9 @@ use crate::client::ClientAddr;
 use crate::error::ApiResult;
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
 use crate::params::ListParams;
-use crate::service::agents as svc;
 use crate::state::AppState;
 use crate::views::{self, ok, with};
+use tidepool_app::ops::agents as svc;
 
 #[derive(Deserialize)]
 pub struct RegisterBody {
@@ -183,13 +183,12 @@ pub async fn profile(
     })?;
     let agent = svc::find(&state, &name).await?;
     let posts =
-        crate::service::content::recent_posts(&state, agent.id, 5, include_quarantined).await?;
-    let recent_comments = state
-        .store
-        .recent_comments_by(agent.id, 5, include_quarantined)
-        .await?;
+        tidepool_app::ops::content::recent_posts(&state, agent.id, 5, include_quarantined).await?;
+    let recent_comments =
+        tidepool_app::ops::content::recent_comments(&state, agent.id, 5, include_quarantined)
+            .await?;
     let following = match &viewer.0 {
-        Some(v) => state.store.is_following(v.agent.id, agent.id).await?,
+        Some(v) => svc::is_following(&state, v, agent.id).await?,
         None => false,
     };
     let recent_posts: Vec<Value> = posts.iter().map(views::post).collect();

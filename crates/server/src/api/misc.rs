@@ -57,7 +57,7 @@ pub async fn search(
     let mut post_items: Vec<Value> = Vec::new();
     {
         let want = page.offset.saturating_add(page.limit).saturating_add(1);
-        let (posts, comments) = crate::service::content::search(
+        let (posts, comments) = tidepool_app::ops::content::search(
             &state,
             &text,
             kind != SearchType::Comments,
@@ -136,7 +136,7 @@ pub async fn search(
 }
 
 pub async fn stats(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let stats = state.store.stats().await?;
+    let stats = tidepool_app::ops::site::stats(&state).await?;
     let mut body = ok(json!({}));
     if let Value::Object(m) = &mut body {
         for (k, v) in stats {
@@ -153,20 +153,10 @@ pub async fn health() -> Json<Value> {
 /// Readiness: the store answers and its schema is current. A balancer sends traffic to a
 /// node only while this says 200; the process itself may be alive (`/health`) without it.
 pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    match state.store.ready().await {
-        Ok(()) => Ok(Json(
-            json!({"success": true, "status": "ready", "timestamp": iso(now_ms())}),
-        )),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready");
-            Err(ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "Not ready: the database is unreachable or its schema is not current",
-            )
-            .with_hint("Retry in a few seconds")
-            .with_header("retry-after", "2".to_owned()))
-        }
-    }
+    tidepool_app::ops::site::ready(&state).await?;
+    Ok(Json(
+        json!({"success": true, "status": "ready", "timestamp": iso(now_ms())}),
+    ))
 }
 
 pub async fn index(State(state): State<AppState>) -> Json<Value> {

@@ -1,5 +1,5 @@
-//! HTTP handlers, grouped by resource. Each parses its request, calls the service layer
-//! (or a store read) and renders the production shape.
+//! HTTP handlers, grouped by resource. Each parses its request, calls an operation of the
+//! app (`tidepool_app::ops`, reads included) and renders the production shape.
 
 pub mod agents;
 pub mod misc;

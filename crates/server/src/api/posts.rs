@@ -14,10 +14,10 @@ use tidepool_core::model::votes::{TargetKind, VoteAction};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
 use crate::params::ListParams;
-use crate::service::content::{self as svc, PostInput, Unvoted, Voted};
-use crate::service::{agents::find, submolts::find_submolt};
 use crate::state::AppState;
 use crate::views::{self, ok, page_fields};
+use tidepool_app::ops::content::{self as svc, PostInput, Unvoted, Voted};
+use tidepool_app::ops::{agents::find, submolts::find_submolt};
 
 /// `{"success": true, "posts": [...], ...extra}`, serialised in one pass.
 pub(crate) fn posts_body(
@@ -44,10 +44,7 @@ pub async fn list(
     } else {
         FeedScope::All
     };
-    let result = state
-        .store
-        .list_posts(scope, sort, window, false, page.clone())
-        .await?;
+    let result = svc::list_posts(&state, scope, sort, window, page.clone()).await?;
     posts_body(&result.items, &page_fields(&result, page.limit))
 }
 
@@ -67,10 +64,7 @@ pub async fn personal(
         }
     };
     let page = q.page_for(sort.cursor_listing(), 25, 100)?;
-    let result = state
-        .store
-        .personal_feed(caller.agent.id, following_only, sort, page.clone())
-        .await?;
+    let result = svc::personal_feed(&state, &caller, following_only, sort, page.clone()).await?;
     let mut extra = page_fields(&result, page.limit);
     extra.insert(
         "feed_type".into(),
@@ -129,10 +123,7 @@ impl Thread {
 async fn tree(state: &AppState, post: &Post, q: &ListParams) -> ApiResult<Thread> {
     let sort = q.comment_sort();
     let page = q.page_for(sort.cursor_listing(), 35, 100)?;
-    let (roots, replies) = state
-        .store
-        .comment_tree(post.id, sort, page.clone())
-        .await?;
+    let (roots, replies) = svc::comment_tree(state, post.id, sort, page.clone()).await?;
     let mut extra = page_fields(&roots, page.limit);
     extra.insert(
         "total_returned".into(),

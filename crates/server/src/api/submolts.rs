@@ -10,9 +10,9 @@ use tidepool_core::model::feed::PostSort;
 use crate::error::ApiResult;
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
 use crate::params::ListParams;
-use crate::service::submolts::{self as svc, SettingsInput, SubmoltInput, find_submolt};
 use crate::state::AppState;
 use crate::views::{self, ok, page_fields, with};
+use tidepool_app::ops::submolts::{self as svc, SettingsInput, SubmoltInput, find_submolt};
 
 pub async fn list(
     State(state): State<AppState>,
@@ -21,8 +21,8 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let sort = q.submolt_sort();
     let page = q.page_for(sort.cursor_listing(), 50, 100)?;
-    let result = state.store.list_submolts(sort, page.clone()).await?;
-    let stats = state.store.stats().await?;
+    let result = svc::list(&state, sort, page.clone()).await?;
+    let stats = tidepool_app::ops::site::stats(&state).await?;
     let list: Vec<Value> = result
         .items
         .iter()
@@ -71,13 +71,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let s = find_submolt(&state, &name).await?;
     let (role, subscribed) = match &viewer.0 {
-        Some(c) => {
-            let me = c.agent.id;
-            (
-                state.store.role_of(s.id, me).await?,
-                state.store.is_subscribed(me, s.id).await?,
-            )
-        }
+        Some(c) => svc::membership(&state, c, s.id).await?,
         None => (None, false),
     };
     let mut submolt = views::submolt(&s, role.as_deref());
@@ -102,7 +96,7 @@ pub async fn feed(
     let window = q.window()?;
     let page = q.page_for(sort.cursor_listing(), 25, 100)?;
     let (pinned, result) =
-        crate::service::content::submolt_feed(&state, s.id, sort, window, page.clone()).await?;
+        tidepool_app::ops::content::submolt_feed(&state, s.id, sort, window, page.clone()).await?;
     let list: Vec<views::PostView<'_>> = pinned
         .iter()
         .chain(result.items.iter())
@@ -174,7 +168,7 @@ pub async fn moderators(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let s = find_submolt(&state, &name).await?;
-    let mods = state.store.moderators(s.id).await?;
+    let mods = svc::moderators(&state, s.id).await?;
     let list: Vec<Value> = mods
         .iter()
         .map(|m| json!({"agent_id": m.agent_uuid, "agent_name": m.name, "name": m.name, "display_name": m.name, "role": m.role, "created_at": tidepool_core::time::iso(m.created_at)}))

@@ -14,8 +14,8 @@ use super::{
     SESSION_COOKIE, Viewer, ago, check_csrf, cookie, cookie_header, error_page, page, page_error,
 };
 use crate::error::ApiError;
-use crate::service::owners as svc;
 use crate::state::AppState;
+use tidepool_app::ops::owners as svc;
 
 /// Parses a submitted form, checking its CSRF token first.
 fn form<T: DeserializeOwned>(
@@ -224,7 +224,7 @@ async fn submit_credentials(
     } else {
         svc::log_in(state, &viewer.ip, &f.email, &f.password).await
     };
-    match result {
+    match result.map_err(ApiError::from) {
         Ok((_, token)) => logged_in(state, &token, &after_login(next)),
         Err(e) if e.status.is_client_error() => {
             let (title, body) = if new_account {
@@ -340,7 +340,10 @@ pub async fn claim(
             "This claim link is invalid, used or expired.",
         );
     }
-    match svc::claim(&state, &owner, &token, &f.code).await {
+    match svc::claim(&state, &owner, &token, &f.code)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(agent) => Redirect::to(&format!("/dashboard?claimed={}", agent.name)).into_response(),
         Err(e) if e.status.is_client_error() => match svc::claimable(&state, &token).await {
             Ok(Some(agent)) => page(
@@ -459,10 +462,10 @@ pub async fn dashboard(
         Err(r) => return r,
     };
     let run = async {
-        let agents = state.store.agents_of(owner.id).await?;
+        let agents = svc::agents_of(&state, &owner).await?;
         let mut cards = Vec::new();
         for a in &agents {
-            let keys = state.store.keys_of(a.id).await?;
+            let keys = svc::keys_of(&state, a).await?;
             let posts = super::pages::recent_posts(&state, a.id, 5).await?;
             let suspension = svc::suspension(&state, a).await?;
             cards.push(agent_card(&viewer, a, suspension.as_ref(), &keys, &posts));
@@ -475,7 +478,7 @@ pub async fn dashboard(
             .and_then(|n| agents.iter().find(|a| a.name == n))
             .map(|a| a.name.clone());
         let ids = agents.iter().map(|a| a.id).collect();
-        let events = state.store.events_of(ids, 50).await?;
+        let events = svc::events_of(&state, ids, 50).await?;
         Ok::<_, ApiError>(html! {
             h1 { "Your agents" }
             @if let Some(name) = &claimed { p.notice role="status" { "You now own " (name) "." } }
@@ -580,7 +583,7 @@ pub async fn agent_action(
         Ok(a) => a,
         Err(e) => return error_page(&e),
     };
-    let done = |r: Result<(), ApiError>| match r {
+    let done = |r: tidepool_app::AppResult<()>| match r {
         Ok(()) => Redirect::to(&format!("/dashboard#agent-{}", agent.name)).into_response(),
         Err(e) => error_page(&e),
     };

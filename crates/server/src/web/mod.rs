@@ -316,7 +316,7 @@ impl Viewer {
         client: Option<ClientAddr>,
     ) -> Result<Viewer, Response> {
         let owner = match cookie(headers, SESSION_COOKIE) {
-            Some(token) => crate::service::owners::session(state, token)
+            Some(token) => tidepool_app::ops::owners::session(state, token)
                 .await
                 .map_err(|e| error_page(&e))?,
             None => None,
@@ -445,8 +445,10 @@ pub fn page_error(status: StatusCode, title: &str, message: &str) -> Response {
     )
 }
 
-/// Renders a service error as a page (the message is the same one the API gives).
-pub fn error_page(e: &ApiError) -> Response {
+/// Renders an error (the app's or the server's) as a page (the message is the same one
+/// the API gives).
+pub fn error_page<E: Clone + Into<ApiError>>(e: &E) -> Response {
+    let e: ApiError = e.clone().into();
     let status = e.status;
     let title = status.canonical_reason().unwrap_or("Error");
     let msg = if status.is_server_error() {

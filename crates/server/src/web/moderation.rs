@@ -7,12 +7,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
-use tidepool_core::model::moderation::QueueScope;
 
 use super::{Viewer, ago, check_csrf, error_page, guarded, page, page_error, safety_badges};
 use crate::error::ApiError;
-use crate::service::owners as svc;
 use crate::state::AppState;
+use tidepool_app::ops::owners as svc;
 
 #[derive(Deserialize)]
 pub struct Before {
@@ -25,28 +24,12 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
         Err(r) => return r,
     };
     let run = async {
-        let scope = svc::moderation_scope(&state, &owner).await?;
-        if !scope.any() {
-            return Err(ApiError::forbidden(
-                "Only administrators and owners of submolt moderators moderate",
-            ));
-        }
-        // A moderator sees only the submolts they moderate, filtered by the store (not a
-        // page of everything filtered afterwards, which could come back empty).
-        let queue = if scope.admin {
-            QueueScope::All
-        } else {
-            QueueScope::Submolts(scope.submolts.clone())
-        };
-        let posts = state.store.queued_posts(queue.clone(), None, 50).await?;
-        let comments = state.store.queued_comments(queue, None, 50).await?;
-        let own: Vec<i64> = state
-            .store
-            .agents_of(owner.id)
-            .await?
-            .iter()
-            .map(|a| a.id)
-            .collect();
+        let svc::ModerationQueue {
+            scope,
+            posts,
+            comments,
+            own_agents: own,
+        } = svc::moderation_queue(&state, &owner, 50).await?;
         let form = |kind: &str, id: &str, author: i64| {
             let mine = own.contains(&author);
             html! {
@@ -62,7 +45,7 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
                 }
             }
         };
-        Ok(html! {
+        Ok::<_, tidepool_app::AppError>(html! {
             h1 { "Moderation queue" }
             p { "Quarantined posts and comments, newest first. "
                 @if scope.admin { "Releasing lets an item back into every agent feed " }
@@ -144,7 +127,9 @@ pub async fn act(
                 .await
                 .map(|a| format!("/u/{}", a.name))
         }
-        _ => Err(ApiError::bad_request("Unknown moderation decision")),
+        _ => Err(tidepool_app::AppError::bad_request(
+            "Unknown moderation decision",
+        )),
     };
     match result {
         Ok(to) => Redirect::to(&to).into_response(),
@@ -157,7 +142,7 @@ pub async fn log(
     viewer: Viewer,
     Query(q): Query<Before>,
 ) -> Response {
-    match state.store.moderation_log(q.before, 50).await {
+    match svc::moderation_log(&state, q.before, 50).await {
         Ok(entries) => page(
             StatusCode::OK,
             "Moderation log",

@@ -96,23 +96,21 @@ pub async fn front(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Response
     let run = async {
         let sort = sort_of(q)?;
         let pr = page_request(q, sort.cursor_listing(), PAGE)?;
-        let result = state
-            .store
-            .list_posts(FeedScope::All, sort, Window::All, false, pr)
-            .await?;
-        let popular = state
-            .store
-            .list_submolts(
-                SubmoltSort::Popular,
-                PageRequest {
-                    limit: 10,
-                    after: None,
-                    offset: 0,
-                    now: now_ms(),
-                    include_quarantined: false,
-                },
-            )
-            .await?;
+        let result =
+            tidepool_app::ops::content::list_posts(state, FeedScope::All, sort, Window::All, pr)
+                .await?;
+        let popular = tidepool_app::ops::submolts::list(
+            state,
+            SubmoltSort::Popular,
+            PageRequest {
+                limit: 10,
+                after: None,
+                offset: 0,
+                now: now_ms(),
+                include_quarantined: false,
+            },
+        )
+        .await?;
         let next = result.next_cursor.as_ref().map(Cursor::encode);
         Ok::<_, ApiError>(html! {
             div.columns {
@@ -142,7 +140,7 @@ pub async fn submolts(
 ) -> Response {
     let run = async {
         let pr = page_request(&q, SubmoltSort::Popular.cursor_listing(), 50)?;
-        let list = state.store.list_submolts(SubmoltSort::Popular, pr).await?;
+        let list = tidepool_app::ops::submolts::list(&state, SubmoltSort::Popular, pr).await?;
         let next = list.next_cursor.as_ref().map(Cursor::encode);
         Ok::<_, ApiError>(html! {
             h1 { "Submolts" }
@@ -175,12 +173,12 @@ pub async fn submolt(
     Query(q): Query<ListQuery>,
 ) -> Response {
     let run = async {
-        let s = crate::service::submolts::find_submolt(&state, &name).await?;
+        let s = tidepool_app::ops::submolts::find_submolt(&state, &name).await?;
         let sort = sort_of(&q)?;
         let pr = page_request(&q, sort.cursor_listing(), PAGE)?;
         // The same feed as the API's: pinned posts first on the first page of hot.
         let (pinned, result) =
-            crate::service::content::submolt_feed(&state, s.id, sort, Window::All, pr).await?;
+            tidepool_app::ops::content::submolt_feed(&state, s.id, sort, Window::All, pr).await?;
         let next = result.next_cursor.as_ref().map(Cursor::encode);
         let items: Vec<Post> = pinned.into_iter().chain(result.items).collect();
         let base = format!("/m/{}", s.name);
@@ -232,11 +230,11 @@ pub async fn post(
 ) -> Response {
     let run = async {
         // A malformed id is, for a reader, just a post that does not exist.
-        let p = crate::service::content::get_post(&state, &id)
+        let p = tidepool_app::ops::content::get_post(&state, &id)
             .await
             .map_err(|e| {
-                if e.status == StatusCode::BAD_REQUEST {
-                    ApiError::not_found("Post not found")
+                if e.kind == tidepool_app::ErrorKind::BadRequest {
+                    tidepool_app::AppError::not_found("Post not found")
                 } else {
                     e
                 }
@@ -249,7 +247,8 @@ pub async fn post(
             now: now_ms(),
             include_quarantined: true,
         };
-        let (roots, replies) = state.store.comment_tree(pid, CommentSort::Best, pr).await?;
+        let (roots, replies) =
+            tidepool_app::ops::content::comment_tree(&state, pid, CommentSort::Best, pr).await?;
         Ok::<_, ApiError>((
             p.title.clone(),
             html! {
@@ -291,10 +290,10 @@ pub async fn profile(
     Path(name): Path<String>,
 ) -> Response {
     let run = async {
-        let a = crate::service::agents::find(&state, &name).await?;
+        let a = tidepool_app::ops::agents::find(&state, &name).await?;
         let aid = a.id;
         let posts = recent_posts(&state, aid, 10).await?;
-        let recent = state.store.recent_comments_by(aid, 10, true).await?;
+        let recent = tidepool_app::ops::content::recent_comments(&state, aid, 10, true).await?;
         Ok::<_, ApiError>((
             a.name.clone(),
             html! {
@@ -356,7 +355,7 @@ pub async fn search_page(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Re
             });
         }
         let (posts, found) =
-            crate::service::content::search(state, &text, true, true, 20, true).await?;
+            tidepool_app::ops::content::search(state, &text, true, true, 20, true).await?;
         Ok(html! {
             h1 { "Search: " (text) }
             h2 { "Posts" }
@@ -386,7 +385,7 @@ pub(crate) async fn recent_posts(
     author_id: i64,
     limit: i64,
 ) -> Result<Vec<Post>, ApiError> {
-    crate::service::content::recent_posts(state, author_id, limit, true).await
+    Ok(tidepool_app::ops::content::recent_posts(state, author_id, limit, true).await?)
 }
 
 /// "1 comment", "2 comments".

@@ -335,7 +335,7 @@ async fn browse_sign_up_claim_rotate_moderate_and_stay_safe() {
         q.body
     );
     let qid = q.body["post"]["id"].as_str().unwrap().to_owned();
-    tidepool_server::service::owners::create_owner(
+    tidepool_app::ops::owners::create_owner(
         s.app.store.as_ref(),
         "admin@example.com",
         "an admin password",

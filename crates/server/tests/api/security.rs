@@ -29,7 +29,7 @@ async fn owner(s: &TestServer, email: &str) -> Web {
 }
 
 async fn admin(s: &TestServer, email: &str) -> Web {
-    tidepool_server::service::owners::create_owner(s.app.store.as_ref(), email, PASSWORD, true)
+    tidepool_app::ops::owners::create_owner(s.app.store.as_ref(), email, PASSWORD, true)
         .await
         .unwrap();
     let mut w = Web::new(&s.base);

@@ -627,7 +627,7 @@ async fn moderators_remove_and_suspend_with_public_reasons_and_others_cannot() {
         .await;
     assert_eq!(r.status, 403);
 
-    tidepool_server::service::owners::create_owner(
+    tidepool_app::ops::owners::create_owner(
         s.app.store.as_ref(),
         "mod@example.com",
         "moderator password",

@@ -2,47 +2,54 @@
 
 use serde_json::Value;
 use tidepool_core::SubmoltName;
-use tidepool_core::model::submolts::{NewSubmolt, SettingsChange, Submolt};
+use tidepool_core::model::feed::{Page, PageRequest};
+use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort};
 use tidepool_core::text::{DESCRIPTION_MAX, DISPLAY_NAME_MAX};
 use tidepool_core::time::now_ms;
 
 use super::{bounded_text, too_many};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::Caller;
-use crate::service::agents::find;
-use crate::state::AppState;
+use crate::App;
+use crate::caller::Caller;
+use crate::error::{AppError, AppResult};
+use crate::ops::agents::find;
 
-pub async fn find_submolt(state: &AppState, raw: &str) -> ApiResult<Submolt> {
-    let name = SubmoltName::parse(raw).map_err(|_| ApiError::not_found("Submolt not found"))?;
-    state
-        .store
+/// A submolt by name.
+pub async fn find_submolt(app: &App, raw: &str) -> AppResult<Submolt> {
+    let name = SubmoltName::parse(raw).map_err(|_| AppError::not_found("Submolt not found"))?;
+    app.store
         .submolt_by_name(name.as_str())
         .await?
         .ok_or_else(|| {
-            ApiError::not_found("Submolt not found")
+            AppError::not_found("Submolt not found")
                 .with_hint("List communities with GET /api/v1/submolts")
         })
 }
 
+/// A new submolt as sent by a client.
 pub struct SubmoltInput {
+    /// Required: 2-30 lowercase letters, digits, '-' or '_'.
     pub name: Option<String>,
+    /// Shown instead of the name (the name by default).
     pub display_name: Option<String>,
+    /// What the community is about.
     pub description: Option<String>,
+    /// Whether crypto content is welcome (no by default).
     pub allow_crypto: Option<bool>,
 }
 
-pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> ApiResult<Submolt> {
+/// Creates a submolt owned by the caller: name checks, the limit, the guard, the store.
+pub async fn create(app: &App, caller: &Caller, input: SubmoltInput) -> AppResult<Submolt> {
     caller.require_writer()?;
     let raw = input
         .name
-        .ok_or_else(|| ApiError::bad_request("name is required"))?;
+        .ok_or_else(|| AppError::bad_request("name is required"))?;
     let name = SubmoltName::parse_new(&raw).map_err(|e| {
-        ApiError::bad_request(format!("Invalid submolt name: {e}"))
+        AppError::bad_request(format!("Invalid submolt name: {e}"))
             .with_hint("2-30 lowercase letters, digits, '-' or '_'")
     })?;
-    if super::names::is_reserved(&state.config.reserved_names, name.as_str()) {
+    if super::names::is_reserved(&app.config.reserved_names, name.as_str()) {
         return Err(
-            ApiError::conflict(format!("The name {} is reserved", name.as_str()))
+            AppError::conflict(format!("The name {} is reserved", name.as_str()))
                 .with_hint("Platform and role names (and look-alikes) are kept for the platform; choose another name"),
         );
     }
@@ -57,20 +64,20 @@ pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> A
     )?;
 
     // The limit first: a throttled agent costs no scan (refunded if the request fails).
-    let limits = &state.config.limits;
+    let limits = &app.config.limits;
     let is_new = now_ms() - caller.agent.created_at < limits.probation_hours * 3_600_000;
     let limit = if is_new {
         limits.submolts_new_agent
     } else {
         limits.submolts
     };
-    let guard = state
+    let guard = app
         .take(format!("submolt:{}", caller.agent.id), limit)
         .await
         .map_err(|d| too_many(d, "submolt creation limit reached"))?;
 
     super::guard::check_strict(
-        state,
+        app,
         Some(caller.agent.id),
         &[
             ("name", name.as_str()),
@@ -87,33 +94,34 @@ pub async fn create(state: &AppState, caller: &Caller, input: SubmoltInput) -> A
         creator_id: caller.agent.id,
         now: now_ms(),
     };
-    let submolt = state.store.create_submolt(new).await?;
+    let submolt = app.store.create_submolt(new).await?;
     guard.keep();
     Ok(submolt)
 }
 
 /// The caller's role in a submolt, if any.
-pub async fn role(state: &AppState, submolt_id: i64, agent_id: i64) -> ApiResult<Option<String>> {
-    Ok(state.store.role_of(submolt_id, agent_id).await?)
+pub async fn role(app: &App, submolt_id: i64, agent_id: i64) -> AppResult<Option<String>> {
+    Ok(app.store.role_of(submolt_id, agent_id).await?)
 }
 
+/// Subscribes (`true`) or unsubscribes; returns whether anything changed.
 pub async fn set_subscribed(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     raw: &str,
     subscribe: bool,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     caller.require_writer()?;
-    let s = find_submolt(state, raw).await?;
+    let s = find_submolt(app, raw).await?;
     let me = caller.agent.id;
     Ok(if subscribe {
-        state.store.subscribe(me, s.id, now_ms()).await?
+        app.store.subscribe(me, s.id, now_ms()).await?
     } else {
-        state.store.unsubscribe(me, s.id).await?
+        app.store.unsubscribe(me, s.id).await?
     })
 }
 
-fn color(field: &str, v: Option<String>) -> ApiResult<Option<String>> {
+fn color(field: &str, v: Option<String>) -> AppResult<Option<String>> {
     match v {
         None => Ok(None),
         Some(c)
@@ -123,30 +131,37 @@ fn color(field: &str, v: Option<String>) -> ApiResult<Option<String>> {
         {
             Ok(Some(c))
         }
-        Some(_) => Err(ApiError::bad_request(format!(
+        Some(_) => Err(AppError::bad_request(format!(
             "{field} must be a colour like #1a2b3c"
         ))),
     }
 }
 
+/// A change to a submolt's settings as sent by a client (absent fields are kept).
 pub struct SettingsInput {
+    /// A new display name (not blank).
     pub display_name: Option<String>,
+    /// A new description.
     pub description: Option<String>,
+    /// `#rrggbb`.
     pub banner_color: Option<String>,
+    /// `#rrggbb`.
     pub theme_color: Option<String>,
+    /// Whether crypto content is welcome.
     pub allow_crypto: Option<bool>,
 }
 
+/// Changes a submolt's settings: its moderators only.
 pub async fn update_settings(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     raw: &str,
     input: SettingsInput,
-) -> ApiResult<Submolt> {
+) -> AppResult<Submolt> {
     caller.require_writer()?;
-    let s = find_submolt(state, raw).await?;
-    if role(state, s.id, caller.agent.id).await?.is_none() {
-        return Err(ApiError::forbidden(
+    let s = find_submolt(app, raw).await?;
+    if role(app, s.id, caller.agent.id).await?.is_none() {
+        return Err(AppError::forbidden(
             "Only moderators of this submolt can change its settings",
         ));
     }
@@ -155,7 +170,7 @@ pub async fn update_settings(
             .display_name
             .map(|d| {
                 if d.trim().is_empty() {
-                    Err(ApiError::bad_request("display_name cannot be empty"))
+                    Err(AppError::bad_request("display_name cannot be empty"))
                 } else {
                     bounded_text("display_name", d, DISPLAY_NAME_MAX)
                 }
@@ -176,13 +191,13 @@ pub async fn update_settings(
         && change.allow_crypto.is_none()
     {
         return Err(
-            ApiError::bad_request("No valid fields to update").with_hint(
+            AppError::bad_request("No valid fields to update").with_hint(
                 "Send any of: display_name, description, banner_color, theme_color, allow_crypto",
             ),
         );
     }
     super::guard::check_strict(
-        state,
+        app,
         Some(caller.agent.id),
         &[
             ("display_name", change.display_name.as_deref().unwrap_or("")),
@@ -190,22 +205,22 @@ pub async fn update_settings(
         ],
     )
     .await?;
-    Ok(state.store.update_submolt(s.id, change).await?)
+    Ok(app.store.update_submolt(s.id, change).await?)
 }
 
 /// Adds or removes a moderator: the submolt's owner only.
 pub async fn set_moderator(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     raw: &str,
     agent_name: Option<String>,
     role_wanted: Option<Value>,
     add: bool,
-) -> ApiResult<(bool, String)> {
+) -> AppResult<(bool, String)> {
     caller.require_writer()?;
-    let s = find_submolt(state, raw).await?;
-    if role(state, s.id, caller.agent.id).await?.as_deref() != Some("owner") {
-        return Err(ApiError::forbidden(
+    let s = find_submolt(app, raw).await?;
+    if role(app, s.id, caller.agent.id).await?.as_deref() != Some("owner") {
+        return Err(AppError::forbidden(
             "Only the owner of this submolt can manage moderators",
         ));
     }
@@ -213,17 +228,41 @@ pub async fn set_moderator(
         && r != Value::Null
         && r.as_str() != Some("moderator")
     {
-        return Err(ApiError::bad_request("role must be \"moderator\""));
+        return Err(AppError::bad_request("role must be \"moderator\""));
     }
     let name = agent_name
         .filter(|n| !n.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("agent_name is required"))?;
-    let target = find(state, &name).await?;
+        .ok_or_else(|| AppError::bad_request("agent_name is required"))?;
+    let target = find(app, &name).await?;
     let (sid, tid) = (s.id, target.id);
     let changed = if add {
-        state.store.add_moderator(sid, tid, now_ms()).await?
+        app.store.add_moderator(sid, tid, now_ms()).await?
     } else {
-        state.store.remove_moderator(sid, tid).await?
+        app.store.remove_moderator(sid, tid).await?
     };
     Ok((changed, target.name))
+}
+
+/// A page of submolts.
+pub async fn list(app: &App, sort: SubmoltSort, page: PageRequest) -> AppResult<Page<Submolt>> {
+    Ok(app.store.list_submolts(sort, page).await?)
+}
+
+/// The caller's standing in a submolt: its role (if it moderates) and whether it is
+/// subscribed.
+pub async fn membership(
+    app: &App,
+    caller: &Caller,
+    submolt_id: i64,
+) -> AppResult<(Option<String>, bool)> {
+    let me = caller.agent.id;
+    Ok((
+        app.store.role_of(submolt_id, me).await?,
+        app.store.is_subscribed(me, submolt_id).await?,
+    ))
+}
+
+/// A submolt's owner and moderators.
+pub async fn moderators(app: &App, submolt_id: i64) -> AppResult<Vec<Moderator>> {
+    Ok(app.store.moderators(submolt_id).await?)
 }

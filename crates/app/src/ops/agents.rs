@@ -10,40 +10,46 @@ use tidepool_core::text::{DESCRIPTION_MAX, METADATA_MAX_BYTES};
 use tidepool_core::time::now_ms;
 
 use super::{bounded_text, too_many};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::Caller;
+use crate::App;
+use crate::caller::Caller;
+use crate::error::{AppError, AppResult};
 use crate::ratelimit::ip_subject;
-use crate::state::AppState;
 
 /// What registration hands back, once: the only time the key and claim token exist in
 /// clear anywhere.
 pub struct Registered {
+    /// The new agent.
     pub agent: Agent,
+    /// Its full API key.
     pub api_key: String,
+    /// Where its human claims it.
     pub claim_url: String,
+    /// The code the human types on the claim page.
     pub verification_code: String,
 }
 
-fn random(e: credentials::RandomError) -> ApiError {
-    ApiError::internal(e)
+fn random(e: credentials::RandomError) -> AppError {
+    AppError::internal(e)
 }
 
+/// Registers an agent: name checks (reserved names and look-alikes), limits per address
+/// and overall (refused outright without the shared count), the guard, then the store.
 pub async fn register(
-    state: &AppState,
+    app: &App,
     ip: IpAddr,
     name: Option<String>,
     description: Option<String>,
-) -> ApiResult<Registered> {
+) -> AppResult<Registered> {
     let raw_name = name.ok_or_else(|| {
-        ApiError::bad_request("name is required").with_hint("Send {\"name\": \"YourAgentName\"}")
+        AppError::bad_request("name is required").with_hint("Send {\"name\": \"YourAgentName\"}")
     })?;
     let name = AgentName::parse(&raw_name).map_err(|e| {
-        ApiError::bad_request(format!("Invalid name: {e}"))
+        AppError::bad_request(format!("Invalid name: {e}"))
             .with_hint("2-32 letters, digits, '_' or '-'")
     })?;
-    if super::names::is_reserved(&state.config.reserved_names, name.as_str()) {
+    if super::names::is_reserved(&app.config.reserved_names, name.as_str()) {
         return Err(
-            ApiError::conflict(format!("The name {} is reserved", name.as_str()))
+            AppError::conflict(format!("The name {} is reserved", name.as_str()))
                 .with_hint("Platform and role names (and look-alikes) are kept for the platform; choose another name"),
         );
     }
@@ -54,15 +60,15 @@ pub async fn register(
     )?;
 
     // Limits before the guard: a throttled address costs no scan (refunded on failure).
-    let limits = &state.config.limits;
-    let per_ip = state
+    let limits = &app.config.limits;
+    let per_ip = app
         .take(
             format!("register:ip:{}", ip_subject(ip)),
             limits.registrations_per_ip,
         )
         .await
         .map_err(|d| too_many(d, "too many registrations from this address"))?;
-    let global = state
+    let global = app
         .take("register:global".into(), limits.registrations_global)
         .await
         .map_err(|d| too_many(d, "registrations are paused, too many new agents"))?;
@@ -73,7 +79,7 @@ pub async fn register(
     }
 
     super::guard::check_strict(
-        state,
+        app,
         None,
         &[("name", name.as_str()), ("description", &description)],
     )
@@ -87,25 +93,22 @@ pub async fn register(
         name: name.as_str().to_owned(),
         name_key: name.key(),
         description,
-        key_hash: state.hasher.hash(domain::API_KEY, &api_key).to_vec(),
-        claim_token_hash: state
-            .hasher
-            .hash(domain::CLAIM_TOKEN, &claim_token)
-            .to_vec(),
-        claim_expires_at: now + state.config.claim_ttl_hours * 3_600_000,
-        verification_code_hash: state
+        key_hash: app.hasher.hash(domain::API_KEY, &api_key).to_vec(),
+        claim_token_hash: app.hasher.hash(domain::CLAIM_TOKEN, &claim_token).to_vec(),
+        claim_expires_at: now + app.config.claim_ttl_hours * 3_600_000,
+        verification_code_hash: app
             .hasher
             .hash(domain::VERIFICATION_CODE, &verification_code)
             .to_vec(),
-        auto_claim: state.config.auto_claim,
+        auto_claim: app.config.auto_claim,
         now,
     };
-    let agent = state.store.register_agent(new).await?;
+    let agent = app.store.register_agent(new).await?;
     per_ip.keep();
     global.keep();
     tracing::info!(agent = %agent.name, "agent registered");
     Ok(Registered {
-        claim_url: format!("{}/claim/{claim_token}", state.config.public_url),
+        claim_url: format!("{}/claim/{claim_token}", app.config.public_url),
         agent,
         api_key,
         verification_code,
@@ -114,14 +117,14 @@ pub async fn register(
 
 /// PATCH /agents/me: description and/or metadata (a JSON object).
 pub async fn update_me(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     description: Option<String>,
     metadata: Option<Value>,
-) -> ApiResult<Agent> {
+) -> AppResult<Agent> {
     caller.require_writer()?;
     if description.is_none() && metadata.is_none() {
-        return Err(ApiError::bad_request("No valid fields to update")
+        return Err(AppError::bad_request("No valid fields to update")
             .with_hint("Send description and/or metadata"));
     }
     let description = description
@@ -132,17 +135,17 @@ pub async fn update_me(
         Some(Value::Object(m)) => {
             let text = Value::Object(m).to_string();
             if text.len() > METADATA_MAX_BYTES {
-                return Err(ApiError::bad_request(format!(
+                return Err(AppError::bad_request(format!(
                     "metadata is too large (at most {METADATA_MAX_BYTES} bytes of JSON)"
                 )));
             }
             Some(text)
         }
-        Some(_) => return Err(ApiError::bad_request("metadata must be a JSON object")),
+        Some(_) => return Err(AppError::bad_request("metadata must be a JSON object")),
     };
     let id = caller.agent.id;
     super::guard::check_strict(
-        state,
+        app,
         Some(id),
         &[
             ("description", description.as_deref().unwrap_or("")),
@@ -150,88 +153,84 @@ pub async fn update_me(
         ],
     )
     .await?;
-    Ok(state
-        .store
-        .update_profile(id, description, metadata)
-        .await?)
+    Ok(app.store.update_profile(id, description, metadata).await?)
 }
 
 /// Issues a new full key; every older full key stops working at once.
-pub async fn rotate_key(state: &AppState, caller: &Caller) -> ApiResult<String> {
+pub async fn rotate_key(app: &App, caller: &Caller) -> AppResult<String> {
     if caller.scope == KeyScope::Read {
-        return Err(ApiError::forbidden("A read-only key cannot rotate keys"));
+        return Err(AppError::forbidden("A read-only key cannot rotate keys"));
     }
-    issue_key(state, caller.agent.id, KeyScope::Full).await
+    issue_key(app, caller.agent.id, KeyScope::Full).await
 }
 
 /// A new key for agent `agent_id`, shown to the caller once and stored as a keyed hash. A
 /// full key replaces every older full key (rotation; the key cache is dropped so they stop
 /// working on the next request); a read-only key is added beside the others. Used by the
 /// API (the agent itself) and by the owner's dashboard.
-pub async fn issue_key(state: &AppState, agent_id: i64, scope: KeyScope) -> ApiResult<String> {
+pub async fn issue_key(app: &App, agent_id: i64, scope: KeyScope) -> AppResult<String> {
     let key = credentials::new_api_key().map_err(random)?;
-    let hash = state.hasher.hash(domain::API_KEY, &key);
+    let hash = app.hasher.hash(domain::API_KEY, &key);
     let now = now_ms();
-    let cap = state.config.max_read_keys;
+    let cap = app.config.max_read_keys;
     match scope {
-        KeyScope::Full => state.store.rotate_key(agent_id, hash.to_vec(), now).await?,
+        KeyScope::Full => app.store.rotate_key(agent_id, hash.to_vec(), now).await?,
         KeyScope::Read => {
-            state
-                .store
+            app.store
                 .add_read_key(agent_id, hash.to_vec(), cap, now)
                 .await?
         }
     }
     if scope == KeyScope::Full {
-        state.keys.invalidate();
+        app.keys.invalidate();
     }
     Ok(key)
 }
 
 /// The caller's agent as stored now (the caller itself may be a few seconds old).
-pub async fn fresh(state: &AppState, caller: &Caller) -> ApiResult<Agent> {
-    state
-        .store
+pub async fn fresh(app: &App, caller: &Caller) -> AppResult<Agent> {
+    app.store
         .agent_by_id(caller.agent.id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Agent not found"))
+        .ok_or_else(|| AppError::not_found("Agent not found"))
 }
 
 /// Mints an additional read-only key.
-pub async fn mint_read_key(state: &AppState, caller: &Caller) -> ApiResult<String> {
+pub async fn mint_read_key(app: &App, caller: &Caller) -> AppResult<String> {
     if caller.scope == KeyScope::Read {
-        return Err(ApiError::forbidden("A read-only key cannot mint keys"));
+        return Err(AppError::forbidden("A read-only key cannot mint keys"));
     }
-    issue_key(state, caller.agent.id, KeyScope::Read).await
+    issue_key(app, caller.agent.id, KeyScope::Read).await
 }
 
 /// Looks an agent up by name, case-insensitively.
-pub async fn find(state: &AppState, raw_name: &str) -> ApiResult<Agent> {
-    let name = AgentName::parse(raw_name).map_err(|_| ApiError::not_found("Agent not found"))?;
-    state
-        .store
-        .agent_by_name(&name.key())
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found("Agent not found")
-                .with_hint("Names are case-insensitive; check the spelling")
-        })
+pub async fn find(app: &App, raw_name: &str) -> AppResult<Agent> {
+    let name = AgentName::parse(raw_name).map_err(|_| AppError::not_found("Agent not found"))?;
+    app.store.agent_by_name(&name.key()).await?.ok_or_else(|| {
+        AppError::not_found("Agent not found")
+            .with_hint("Names are case-insensitive; check the spelling")
+    })
 }
 
 /// Follows (`true`) or unfollows; returns whether anything changed and the other agent.
 pub async fn set_follow(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     name: &str,
     follow: bool,
-) -> ApiResult<(bool, Agent)> {
+) -> AppResult<(bool, Agent)> {
     caller.require_writer()?;
-    let target = find(state, name).await?;
+    let target = find(app, name).await?;
     let (me, them) = (caller.agent.id, target.id);
     let changed = if follow {
-        state.store.follow(me, them, now_ms()).await?
+        app.store.follow(me, them, now_ms()).await?
     } else {
-        state.store.unfollow(me, them).await?
+        app.store.unfollow(me, them).await?
     };
     Ok((changed, target))
+}
+
+/// Whether `viewer` follows agent `agent_id` (profiles).
+pub async fn is_following(app: &App, viewer: &Caller, agent_id: i64) -> AppResult<bool> {
+    Ok(app.store.is_following(viewer.agent.id, agent_id).await?)
 }

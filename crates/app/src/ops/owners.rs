@@ -4,19 +4,22 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use tidepool_core::credentials::{self, domain};
-use tidepool_core::model::agents::{Agent, AgentStatus, KeyScope};
-use tidepool_core::model::moderation::Release;
-use tidepool_core::model::owners::{ClaimOutcome, Owner, Suspension, SuspensionLevel};
+use tidepool_core::model::agents::{Agent, AgentStatus, AuditEntry, KeyScope};
+use tidepool_core::model::comments::Comment;
+use tidepool_core::model::moderation::{LogEntry, QueueScope, Release};
+use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
+use tidepool_core::model::posts::Post;
 use tidepool_core::model::votes::TargetKind;
 use tidepool_core::time::now_ms;
 use tidepool_store::{ModerationRecord, QueueAction, Store};
 
-use crate::error::{ApiError, ApiResult};
+use crate::App;
+use crate::error::{AppError, AppResult};
 use crate::ratelimit::Limit;
-use crate::state::AppState;
 
-/// Shortest and longest password accepted.
+/// Shortest password accepted.
 pub const PASSWORD_MIN: usize = 10;
+/// Longest password accepted.
 pub const PASSWORD_MAX: usize = 200;
 /// How long a browser session lasts.
 pub const SESSION_TTL_MS: i64 = 14 * 24 * 3_600_000;
@@ -37,12 +40,12 @@ pub const SIGNUP_LIMIT: Limit = Limit::new(5, 3_600);
 /// Claim attempts (right or wrong codes) per owner per hour.
 pub const CLAIM_LIMIT: Limit = Limit::new(20, 3_600);
 
-fn random(e: credentials::RandomError) -> ApiError {
-    ApiError::internal(e)
+fn random(e: credentials::RandomError) -> AppError {
+    AppError::internal(e)
 }
 
 /// Checks an email address enough to refuse typos and junk (no mail is sent).
-pub fn check_email(email: &str) -> ApiResult<String> {
+pub fn check_email(email: &str) -> AppResult<String> {
     let e = email.trim();
     let ok = e.len() <= 254
         && e.split_once('@').is_some_and(|(local, host)| {
@@ -59,21 +62,22 @@ pub fn check_email(email: &str) -> ApiResult<String> {
     if ok {
         Ok(e.to_owned())
     } else {
-        Err(ApiError::bad_request(
+        Err(AppError::bad_request(
             "That does not look like an email address",
         ))
     }
 }
 
-pub fn check_password(password: &str) -> ApiResult<()> {
+/// Refuses passwords shorter than [`PASSWORD_MIN`] or longer than [`PASSWORD_MAX`].
+pub fn check_password(password: &str) -> AppResult<()> {
     let n = password.chars().count();
     if n < PASSWORD_MIN {
-        return Err(ApiError::bad_request(format!(
+        return Err(AppError::bad_request(format!(
             "Passwords need at least {PASSWORD_MIN} characters"
         )));
     }
     if n > PASSWORD_MAX {
-        return Err(ApiError::bad_request(format!(
+        return Err(AppError::bad_request(format!(
             "Passwords may have at most {PASSWORD_MAX} characters"
         )));
     }
@@ -81,13 +85,13 @@ pub fn check_password(password: &str) -> ApiResult<()> {
 }
 
 /// argon2id with the crate's defaults (19 MiB, 2 passes), salted from the OS CSPRNG.
-pub fn hash_password(password: &str) -> ApiResult<String> {
+pub fn hash_password(password: &str) -> AppResult<String> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(ApiError::internal)?;
-    let salt = SaltString::encode_b64(&salt).map_err(ApiError::internal)?;
+    getrandom::fill(&mut salt).map_err(AppError::internal)?;
+    let salt = SaltString::encode_b64(&salt).map_err(AppError::internal)?;
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(ApiError::internal)?
+        .map_err(AppError::internal)?
         .to_string())
 }
 
@@ -114,7 +118,7 @@ pub async fn create_owner(
     email: &str,
     password: &str,
     is_admin: bool,
-) -> ApiResult<Owner> {
+) -> AppResult<Owner> {
     let email = check_email(email)?;
     check_password(password)?;
     let hash = hash_password(password)?;
@@ -124,40 +128,39 @@ pub async fn create_owner(
 }
 
 /// Replaces an owner's password and ends every session (`tidepool admin reset-password`).
-pub async fn reset_password(store: &dyn Store, email: &str, password: &str) -> ApiResult<()> {
+pub async fn reset_password(store: &dyn Store, email: &str, password: &str) -> AppResult<()> {
     check_password(password)?;
     let key = email.trim().to_lowercase();
     let owner = store
         .owner_by_email(&key)
         .await?
-        .ok_or_else(|| ApiError::not_found("No account with this email"))?;
+        .ok_or_else(|| AppError::not_found("No account with this email"))?;
     let hash = hash_password(password)?;
     Ok(store.set_password(owner.id, &hash).await?)
 }
 
 /// Sign-ups and claims: counted, and refused outright when the shared count is out of
 /// reach (a node's share must never be a way around these limits).
-async fn limited(state: &AppState, key: String, limit: Limit, what: &str) -> ApiResult<()> {
-    if !state.config.rate_limits_enabled {
+async fn limited(app: &App, key: String, limit: Limit, what: &str) -> AppResult<()> {
+    if !app.config.rate_limits_enabled {
         return Ok(());
     }
-    let d = state.limiter.hit(&key, limit, now_ms()).await;
+    let d = app.limiter.hit(&key, limit, now_ms()).await;
     if d.degraded {
-        Err(crate::service::limits_unavailable())
+        Err(crate::ops::limits_unavailable())
     } else if d.allowed {
         Ok(())
     } else {
-        Err(crate::service::too_many(d, what))
+        Err(crate::ops::too_many(d, what))
     }
 }
 
 /// A new session: the raw token for the cookie (only its hash is stored).
-async fn start_session(state: &AppState, owner_id: i64) -> ApiResult<String> {
+async fn start_session(app: &App, owner_id: i64) -> AppResult<String> {
     let token = credentials::new_session_token().map_err(random)?;
-    let hash = state.hasher.hash(domain::SESSION, &token);
+    let hash = app.hasher.hash(domain::SESSION, &token);
     let now = now_ms();
-    state
-        .store
+    app.store
         .create_session(hash.to_vec(), owner_id, now, now + SESSION_TTL_MS)
         .await?;
     Ok(token)
@@ -166,9 +169,9 @@ async fn start_session(state: &AppState, owner_id: i64) -> ApiResult<String> {
 /// Creates an account unless the address already has one, and answers the same either
 /// way (same work, same reply), so sign-up cannot tell anyone which addresses are
 /// registered. It never logs in: the owner logs in next, like anyone else.
-pub async fn sign_up(state: &AppState, ip: &str, email: &str, password: &str) -> ApiResult<()> {
+pub async fn sign_up(app: &App, ip: &str, email: &str, password: &str) -> AppResult<()> {
     limited(
-        state,
+        app,
         format!("signup:{ip}"),
         SIGNUP_LIMIT,
         "too many sign-ups",
@@ -179,12 +182,8 @@ pub async fn sign_up(state: &AppState, ip: &str, email: &str, password: &str) ->
     let password = password.to_owned();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
-        .map_err(ApiError::internal)??;
-    match state
-        .store
-        .create_owner(&email, &hash, false, now_ms())
-        .await
-    {
+        .map_err(AppError::internal)??;
+    match app.store.create_owner(&email, &hash, false, now_ms()).await {
         Ok(_) | Err(tidepool_store::StoreError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -197,23 +196,23 @@ pub async fn sign_up(state: &AppState, ip: &str, email: &str, password: &str) ->
 /// [`LOGIN_MAX_DELAY`]), so nobody can lock an owner out by failing on purpose, and the
 /// right password from an address that has not been failing always gets in.
 pub async fn log_in(
-    state: &AppState,
+    app: &App,
     ip: &str,
     email: &str,
     password: &str,
-) -> ApiResult<(Owner, String)> {
+) -> AppResult<(Owner, String)> {
     let key = email.trim().to_lowercase();
     // No account has a longer address (check_email), and limiter keys must stay small.
     if key.len() > 254 {
-        return Err(ApiError::unauthorized("Wrong email or password"));
+        return Err(AppError::unauthorized("Wrong email or password"));
     }
-    if let Some(any) = take(state, format!("login-any:{ip}"), LOGIN_ATTEMPTS_LIMIT).await? {
+    if let Some(any) = take(app, format!("login-any:{ip}"), LOGIN_ATTEMPTS_LIMIT).await? {
         any.keep();
     }
     // Each attempt is counted up front and refunded if it succeeds, so the counts are
     // failures (and attempts still in flight, which a parallel guesser cannot dodge).
-    let by_address = take(state, format!("login:{ip}"), LOGIN_ADDRESS_LIMIT).await?;
-    let by_pair = take(state, format!("login-pair:{key}:{ip}"), LOGIN_PAIR_LIMIT).await?;
+    let by_address = take(app, format!("login:{ip}"), LOGIN_ADDRESS_LIMIT).await?;
+    let by_pair = take(app, format!("login-pair:{key}:{ip}"), LOGIN_PAIR_LIMIT).await?;
     // An address that has not failed on this account goes straight through. One that has
     // waits its turn on the account (one such attempt at a time) and, once the account
     // has many failures from anywhere, a growing delay: guessing from many addresses is
@@ -224,25 +223,25 @@ pub async fn log_in(
     let _turn = if clean {
         None
     } else {
-        Some(state.login_queues.turn(&key).await)
+        Some(app.login_queues.turn(&key).await)
     };
-    let failures = failures_on_account(state, &key).await;
+    let failures = failures_on_account(app, &key).await;
     if !clean && failures > LOGIN_ACCOUNT_SLOWDOWN.max {
         let over = failures - LOGIN_ACCOUNT_SLOWDOWN.max;
         let delay = std::time::Duration::from_millis(250 * u64::from(over)).min(LOGIN_MAX_DELAY);
         tokio::time::sleep(delay).await;
     }
-    let owner = state.store.owner_by_email(&key).await?;
+    let owner = app.store.owner_by_email(&key).await?;
     let phc = owner
         .as_ref()
         .map_or_else(|| dummy_hash().to_owned(), |o| o.password_hash.clone());
     let password = password.to_owned();
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(AppError::internal)?;
     match owner {
         Some(o) if ok => {
-            let token = start_session(state, o.id).await?;
+            let token = start_session(app, o.id).await?;
             // A success is not a failure: give the counted attempts back.
             drop((by_address, by_pair));
             Ok((o, token))
@@ -254,26 +253,21 @@ pub async fn log_in(
             if let Some(g) = by_pair {
                 g.keep();
             }
-            record_account_failure(state, &key).await;
-            Err(ApiError::unauthorized("Wrong email or password"))
+            record_account_failure(app, &key).await;
+            Err(AppError::unauthorized("Wrong email or password"))
         }
     }
 }
 
 /// A counted attempt (refunded when dropped, kept with `keep`), or `None` with limits off.
-async fn take(
-    state: &AppState,
-    key: String,
-    limit: Limit,
-) -> ApiResult<Option<crate::state::LimitGuard>> {
-    if !state.config.rate_limits_enabled {
+async fn take(app: &App, key: String, limit: Limit) -> AppResult<Option<crate::LimitGuard>> {
+    if !app.config.rate_limits_enabled {
         return Ok(None);
     }
-    state
-        .take(key, limit)
+    app.take(key, limit)
         .await
         .map(Some)
-        .map_err(|d| crate::service::too_many(d, "too many login attempts"))
+        .map_err(|d| crate::ops::too_many(d, "too many login attempts"))
 }
 
 fn account_key(key: &str) -> String {
@@ -281,18 +275,17 @@ fn account_key(key: &str) -> String {
 }
 
 /// Failed logins on this account, from anywhere, within the slowdown window.
-async fn failures_on_account(state: &AppState, key: &str) -> u32 {
-    if !state.config.rate_limits_enabled {
+async fn failures_on_account(app: &App, key: &str) -> u32 {
+    if !app.config.rate_limits_enabled {
         return 0;
     }
     // Counting is a hit that is given back at once: the limiter reports what is left.
-    let d = state
+    let d = app
         .limiter
         .hit(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG, now_ms())
         .await;
     if d.allowed {
-        state
-            .limiter
+        app.limiter
             .refund(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG)
             .await;
     }
@@ -302,10 +295,9 @@ async fn failures_on_account(state: &AppState, key: &str) -> u32 {
         .saturating_sub(u32::from(d.allowed))
 }
 
-async fn record_account_failure(state: &AppState, key: &str) {
-    if state.config.rate_limits_enabled {
-        state
-            .limiter
+async fn record_account_failure(app: &App, key: &str) {
+    if app.config.rate_limits_enabled {
+        app.limiter
             .hit(&account_key(key), LOGIN_ACCOUNT_SLOWDOWN_LOG, now_ms())
             .await;
     }
@@ -317,38 +309,40 @@ const LOGIN_ACCOUNT_SLOWDOWN_LOG: Limit = Limit::new(
     LOGIN_ACCOUNT_SLOWDOWN.window_secs,
 );
 
-pub async fn log_out(state: &AppState, token: &str) -> ApiResult<()> {
-    let hash = state.hasher.hash(domain::SESSION, token);
-    Ok(state.store.delete_session(&hash).await?)
+/// Ends the session behind a cookie token.
+pub async fn log_out(app: &App, token: &str) -> AppResult<()> {
+    let hash = app.hasher.hash(domain::SESSION, token);
+    Ok(app.store.delete_session(&hash).await?)
 }
 
 /// The owner behind a session cookie, if it is live.
-pub async fn session(state: &AppState, token: &str) -> ApiResult<Option<Owner>> {
-    let hash = state.hasher.hash(domain::SESSION, token);
-    Ok(state.store.session_owner(&hash, now_ms()).await?)
+pub async fn session(app: &App, token: &str) -> AppResult<Option<Owner>> {
+    let hash = app.hasher.hash(domain::SESSION, token);
+    Ok(app.store.session_owner(&hash, now_ms()).await?)
 }
 
 /// The unclaimed agent behind a claim token (for the claim page).
-pub async fn claimable(state: &AppState, token: &str) -> ApiResult<Option<Agent>> {
-    let hash = state.hasher.hash(domain::CLAIM_TOKEN, token);
-    Ok(state.store.agent_by_claim_token(&hash, now_ms()).await?)
+pub async fn claimable(app: &App, token: &str) -> AppResult<Option<Agent>> {
+    let hash = app.hasher.hash(domain::CLAIM_TOKEN, token);
+    Ok(app.store.agent_by_claim_token(&hash, now_ms()).await?)
 }
 
-pub async fn claim(state: &AppState, owner: &Owner, token: &str, code: &str) -> ApiResult<Agent> {
+/// Claims the agent behind a claim token for `owner`, given its verification code.
+pub async fn claim(app: &App, owner: &Owner, token: &str, code: &str) -> AppResult<Agent> {
     limited(
-        state,
+        app,
         format!("claim:{}", owner.id),
         CLAIM_LIMIT,
         "too many claim attempts",
     )
     .await?;
-    let token_hash = state.hasher.hash(domain::CLAIM_TOKEN, token);
-    let code_hash = state.hasher.hash(
+    let token_hash = app.hasher.hash(domain::CLAIM_TOKEN, token);
+    let code_hash = app.hasher.hash(
         domain::VERIFICATION_CODE,
         &credentials::normalize_verification_code(code),
     );
-    let (owner_id, cap) = (owner.id, state.config.max_agents_per_owner);
-    let outcome = state
+    let (owner_id, cap) = (owner.id, app.config.max_agents_per_owner);
+    let outcome = app
         .store
         .claim_with_token(
             token_hash.to_vec(),
@@ -360,21 +354,21 @@ pub async fn claim(state: &AppState, owner: &Owner, token: &str, code: &str) -> 
         .await?;
     match outcome {
         ClaimOutcome::Claimed(agent) => {
-            state.keys.invalidate();
+            app.keys.invalidate();
             Ok(*agent)
         }
-        ClaimOutcome::WrongCode => Err(ApiError::bad_request(
+        ClaimOutcome::WrongCode => Err(AppError::bad_request(
             "The verification code does not match",
         )),
     }
 }
 
 /// One of the owner's agents, by name; anything else is "not found" (no probing).
-pub async fn owned_agent(state: &AppState, owner: &Owner, name: &str) -> ApiResult<Agent> {
-    let agent = crate::service::agents::find(state, name).await?;
-    let owner_id = state.store.owner_of(agent.id).await?;
+pub async fn owned_agent(app: &App, owner: &Owner, name: &str) -> AppResult<Agent> {
+    let agent = crate::ops::agents::find(app, name).await?;
+    let owner_id = app.store.owner_of(agent.id).await?;
     if owner_id != Some(owner.id) {
-        return Err(ApiError::not_found("Agent not found"));
+        return Err(AppError::not_found("Agent not found"));
     }
     Ok(agent)
 }
@@ -383,93 +377,99 @@ pub async fn owned_agent(state: &AppState, owner: &Owner, name: &str) -> ApiResu
 /// `revoke_all` first revokes every key of the agent, read-only keys included (for an
 /// owner who fears a stolen key minted others).
 pub async fn issue_key(
-    state: &AppState,
+    app: &App,
     agent: &Agent,
     scope: KeyScope,
     revoke_all: bool,
-) -> ApiResult<String> {
+) -> AppResult<String> {
     if agent.status == AgentStatus::Deleted {
-        return Err(ApiError::bad_request("This agent is deleted"));
+        return Err(AppError::bad_request("This agent is deleted"));
     }
     if revoke_all {
-        state.store.revoke_all_keys(agent.id, now_ms()).await?;
-        state.keys.invalidate();
+        app.store.revoke_all_keys(agent.id, now_ms()).await?;
+        app.keys.invalidate();
     }
-    crate::service::agents::issue_key(state, agent.id, scope).await
+    crate::ops::agents::issue_key(app, agent.id, scope).await
 }
 
-pub async fn revoke_read_key(state: &AppState, agent: &Agent, key_id: i64) -> ApiResult<()> {
-    state
-        .store
+/// Revokes one read-only key of an owned agent.
+pub async fn revoke_read_key(app: &App, agent: &Agent, key_id: i64) -> AppResult<()> {
+    app.store
         .revoke_read_key(agent.id, key_id, now_ms())
         .await?;
-    state.keys.invalidate();
+    app.keys.invalidate();
     Ok(())
 }
 
 /// Suspends (with who and why) or resumes an agent at `level`; only the level that
 /// imposed a suspension, or a higher one, lifts it.
 pub async fn set_suspended(
-    state: &AppState,
+    app: &App,
     agent: &Agent,
     level: SuspensionLevel,
     suspend: Option<(String, String)>,
     log: Option<ModerationRecord>,
-) -> ApiResult<Agent> {
-    let a = state
+) -> AppResult<Agent> {
+    let a = app
         .store
         .set_suspended(agent.id, level, suspend, log)
         .await?;
-    state.keys.invalidate();
-    state.pages.clear();
+    app.keys.invalidate();
+    app.hooks.content_changed();
     Ok(a)
 }
 
 /// An owner suspends or resumes their own agent (never lifting a moderator's suspension).
-pub async fn owner_suspend(state: &AppState, agent: &Agent, suspend: bool) -> ApiResult<Agent> {
+pub async fn owner_suspend(app: &App, agent: &Agent, suspend: bool) -> AppResult<Agent> {
     let why = suspend.then(|| ("owner".to_owned(), "suspended by its owner".to_owned()));
-    set_suspended(state, agent, SuspensionLevel::Owner, why, None).await
+    set_suspended(app, agent, SuspensionLevel::Owner, why, None).await
 }
 
 /// Why an agent is suspended, if it is.
-pub async fn suspension(state: &AppState, agent: &Agent) -> ApiResult<Option<Suspension>> {
-    Ok(state.store.suspension_of(agent.id).await?)
+pub async fn suspension(app: &App, agent: &Agent) -> AppResult<Option<Suspension>> {
+    Ok(app.store.suspension_of(agent.id).await?)
 }
 
-pub async fn delete_agent(state: &AppState, agent: &Agent) -> ApiResult<()> {
+/// Deletes an owned agent (not while a moderator has it suspended).
+pub async fn delete_agent(app: &App, agent: &Agent) -> AppResult<()> {
     // Deleting frees a place under the owner's cap: it must not be a way around a
     // moderator's suspension.
-    if suspension(state, agent)
+    if suspension(app, agent)
         .await?
         .is_some_and(|s| s.level == SuspensionLevel::Moderator)
     {
-        return Err(ApiError::forbidden(
+        return Err(AppError::forbidden(
             "This agent is suspended by a moderator; it cannot be deleted until the suspension is lifted",
         ));
     }
-    state.store.delete_agent(agent.id, now_ms()).await?;
-    state.keys.invalidate();
-    state.pages.clear();
+    app.store.delete_agent(agent.id, now_ms()).await?;
+    app.keys.invalidate();
+    app.hooks.content_changed();
     Ok(())
 }
 
 /// What a moderator may act on.
 pub struct Scope {
+    /// An administrator: everything.
     pub admin: bool,
+    /// The submolts one of the owner's agents moderates.
     pub submolts: Vec<i64>,
 }
 
 impl Scope {
+    /// Whether this scope covers submolt `submolt_id`.
     pub fn covers(&self, submolt_id: i64) -> bool {
         self.admin || self.submolts.contains(&submolt_id)
     }
+    /// Whether this scope covers anything at all.
     pub fn any(&self) -> bool {
         self.admin || !self.submolts.is_empty()
     }
 }
 
-pub async fn moderation_scope(state: &AppState, owner: &Owner) -> ApiResult<Scope> {
-    let submolts = state.store.moderated_submolts(owner.id).await?;
+/// The submolts `owner` may moderate (all of them for an administrator).
+pub async fn moderation_scope(app: &App, owner: &Owner) -> AppResult<Scope> {
+    let submolts = app.store.moderated_submolts(owner.id).await?;
     Ok(Scope {
         admin: owner.is_admin,
         submolts,
@@ -485,14 +485,14 @@ struct Queued {
     author_id: i64,
 }
 
-async fn queued_item(state: &AppState, kind: &str, uuid: &str) -> ApiResult<Queued> {
+async fn queued_item(app: &App, kind: &str, uuid: &str) -> AppResult<Queued> {
     match kind {
         "post" => {
-            let p = state
+            let p = app
                 .store
                 .post_by_uuid(uuid)
                 .await?
-                .ok_or_else(|| ApiError::not_found("Post not found"))?;
+                .ok_or_else(|| AppError::not_found("Post not found"))?;
             Ok(Queued {
                 id: p.id,
                 uuid: p.uuid,
@@ -502,16 +502,16 @@ async fn queued_item(state: &AppState, kind: &str, uuid: &str) -> ApiResult<Queu
             })
         }
         "comment" => {
-            let c = state
+            let c = app
                 .store
                 .comment_by_uuid(uuid)
                 .await?
-                .ok_or_else(|| ApiError::not_found("Comment not found"))?;
-            let p = state
+                .ok_or_else(|| AppError::not_found("Comment not found"))?;
+            let p = app
                 .store
                 .post_by_id(c.post_id)
                 .await?
-                .ok_or_else(|| ApiError::not_found("Post not found"))?;
+                .ok_or_else(|| AppError::not_found("Post not found"))?;
             Ok(Queued {
                 id: c.id,
                 uuid: c.uuid,
@@ -520,7 +520,7 @@ async fn queued_item(state: &AppState, kind: &str, uuid: &str) -> ApiResult<Queu
                 author_id: c.author.id,
             })
         }
-        _ => Err(ApiError::not_found("Unknown item kind")),
+        _ => Err(AppError::not_found("Unknown item kind")),
     }
 }
 
@@ -533,18 +533,18 @@ async fn queued_item(state: &AppState, kind: &str, uuid: &str) -> ApiResult<Queu
 /// brings it back everywhere. Removing needs the same scope but may be done by anyone in
 /// it (taking one's own text down launders nothing).
 pub async fn moderate(
-    state: &AppState,
+    app: &App,
     owner: &Owner,
     kind: &str,
     uuid: &str,
     release: bool,
     reason: &str,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let reason = check_reason(reason)?;
-    let scope = moderation_scope(state, owner).await?;
-    let item = queued_item(state, kind, uuid).await?;
+    let scope = moderation_scope(app, owner).await?;
+    let item = queued_item(app, kind, uuid).await?;
     if !scope.covers(item.submolt_id) {
-        return Err(ApiError::forbidden("You do not moderate this submolt"));
+        return Err(AppError::forbidden("You do not moderate this submolt"));
     }
     let to = if owner.is_admin {
         Release::Global
@@ -552,9 +552,9 @@ pub async fn moderate(
         Release::Submolt
     };
     if release {
-        let author_owner = state.store.owner_of(item.author_id).await?;
+        let author_owner = app.store.owner_of(item.author_id).await?;
         if author_owner == Some(owner.id) {
-            return Err(ApiError::forbidden(
+            return Err(AppError::forbidden(
                 "You cannot release content written by an agent you own",
             )
             .with_hint("Another moderator of this submolt, or an administrator, must decide"));
@@ -564,7 +564,7 @@ pub async fn moderate(
             // owner moderates this submolt through any agent, they could appoint a second
             // account of their own to release their text. Nobody accountable, likewise.
             let author_moderates = match author_owner {
-                Some(o) => state
+                Some(o) => app
                     .store
                     .moderated_submolts(o)
                     .await?
@@ -572,7 +572,7 @@ pub async fn moderate(
                 None => true,
             };
             if author_moderates {
-                return Err(ApiError::forbidden(
+                return Err(AppError::forbidden(
                     "Only an administrator can release this: its author has no owner, or its owner moderates this submolt",
                 ));
             }
@@ -602,27 +602,26 @@ pub async fn moderate(
     } else {
         QueueAction::Remove
     };
-    state
-        .store
+    app.store
         .moderate_item(target, item.id, act, record)
         .await?;
-    state.pages.clear();
+    app.hooks.content_changed();
     Ok(())
 }
 
 /// Suspends or resumes any agent (admins only), logged publicly.
 pub async fn moderate_agent(
-    state: &AppState,
+    app: &App,
     owner: &Owner,
     name: &str,
     suspend: bool,
     reason: &str,
-) -> ApiResult<Agent> {
+) -> AppResult<Agent> {
     if !owner.is_admin {
-        return Err(ApiError::forbidden("Only administrators suspend agents"));
+        return Err(AppError::forbidden("Only administrators suspend agents"));
     }
     let reason = check_reason(reason)?;
-    let agent = crate::service::agents::find(state, name).await?;
+    let agent = crate::ops::agents::find(app, name).await?;
     let actor = moderator_name(owner);
     let why = suspend.then(|| (actor.clone(), reason.clone()));
     // The suspension and its public log entry commit together.
@@ -634,14 +633,14 @@ pub async fn moderate_agent(
         reason,
         now: now_ms(),
     };
-    set_suspended(state, &agent, SuspensionLevel::Moderator, why, Some(record)).await
+    set_suspended(app, &agent, SuspensionLevel::Moderator, why, Some(record)).await
 }
 
 /// A moderation reason: required, at most 500 characters (it is published).
-fn check_reason(reason: &str) -> ApiResult<String> {
+fn check_reason(reason: &str) -> AppResult<String> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::bad_request(
+        return Err(AppError::bad_request(
             "Give a reason (at most 500 characters): it is published in the moderation log",
         ));
     }
@@ -653,4 +652,72 @@ pub fn moderator_name(owner: &Owner) -> String {
     let local = owner.email.split('@').next().unwrap_or("moderator");
     let shown: String = local.chars().take(3).collect();
     format!("{shown}… (#{})", owner.id)
+}
+
+/// The owner's agents.
+pub async fn agents_of(app: &App, owner: &Owner) -> AppResult<Vec<Agent>> {
+    Ok(app.store.agents_of(owner.id).await?)
+}
+
+/// An agent's live keys (ids, scopes and dates; never a key).
+pub async fn keys_of(app: &App, agent: &Agent) -> AppResult<Vec<KeyInfo>> {
+    Ok(app.store.keys_of(agent.id).await?)
+}
+
+/// The newest audit events about these agents (the owner's dashboard).
+pub async fn events_of(app: &App, agent_ids: Vec<i64>, limit: i64) -> AppResult<Vec<AuditEntry>> {
+    Ok(app.store.events_of(agent_ids, limit).await?)
+}
+
+/// What a moderator's queue shows.
+pub struct ModerationQueue {
+    /// What the moderator may act on.
+    pub scope: Scope,
+    /// Quarantined posts, newest first.
+    pub posts: Vec<Post>,
+    /// Quarantined comments, newest first.
+    pub comments: Vec<Comment>,
+    /// The moderator's own agents (whose text they may not release).
+    pub own_agents: Vec<i64>,
+}
+
+/// The moderation queue of `owner`: administrators see everything, the owners of
+/// submolt moderators their submolts only (filtered by the store, not a page of
+/// everything filtered afterwards, which could come back empty); anyone else is refused.
+pub async fn moderation_queue(app: &App, owner: &Owner, limit: i64) -> AppResult<ModerationQueue> {
+    let scope = moderation_scope(app, owner).await?;
+    if !scope.any() {
+        return Err(AppError::forbidden(
+            "Only administrators and owners of submolt moderators moderate",
+        ));
+    }
+    let queue = if scope.admin {
+        QueueScope::All
+    } else {
+        QueueScope::Submolts(scope.submolts.clone())
+    };
+    let posts = app.store.queued_posts(queue.clone(), None, limit).await?;
+    let comments = app.store.queued_comments(queue, None, limit).await?;
+    let own_agents = app
+        .store
+        .agents_of(owner.id)
+        .await?
+        .iter()
+        .map(|a| a.id)
+        .collect();
+    Ok(ModerationQueue {
+        scope,
+        posts,
+        comments,
+        own_agents,
+    })
+}
+
+/// The public moderation log, newest first, before entry `before`.
+pub async fn moderation_log(
+    app: &App,
+    before: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<LogEntry>> {
+    Ok(app.store.moderation_log(before, limit).await?)
 }

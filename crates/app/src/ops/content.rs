@@ -2,7 +2,7 @@
 
 use tidepool_core::SubmoltName;
 use tidepool_core::model::agents::Agent;
-use tidepool_core::model::comments::{Comment, NewComment};
+use tidepool_core::model::comments::{Comment, CommentSort, NewComment};
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
 use tidepool_core::model::posts::{NewPost, Post};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
@@ -10,39 +10,44 @@ use tidepool_core::text::{COMMENT_MAX, POST_CONTENT_MAX, TITLE_MAX, URL_MAX};
 use tidepool_core::time::now_ms;
 
 use super::{bounded_text, guard, required_text, too_many};
-use crate::error::{ApiError, ApiResult};
-use crate::extract::Caller;
-use crate::state::AppState;
+use crate::App;
+use crate::caller::Caller;
+use crate::error::{AppError, AppResult};
 
 /// Parses a public id (a UUID); anything else is a 400 naming the field.
-pub fn parse_id(what: &str, raw: &str) -> ApiResult<String> {
+pub fn parse_id(what: &str, raw: &str) -> AppResult<String> {
     uuid::Uuid::parse_str(raw.trim())
         .map(|u| u.to_string())
         .map_err(|_| {
-            ApiError::bad_request(format!("Invalid {what} id")).with_hint(format!(
+            AppError::bad_request(format!("Invalid {what} id")).with_hint(format!(
                 "A {what} id is a UUID such as 0190f0c4-8b7e-7cc2-9d1a-3f6f1b2c4d5e"
             ))
         })
 }
 
-fn is_new(state: &AppState, agent: &Agent) -> bool {
-    now_ms() - agent.created_at < state.config.limits.probation_hours * 3_600_000
+fn is_new(app: &App, agent: &Agent) -> bool {
+    now_ms() - agent.created_at < app.config.limits.probation_hours * 3_600_000
 }
 
 /// A post as sent by a client (`submolt_name`, or its alias `submolt`).
 #[derive(Debug, Default)]
 pub struct PostInput {
+    /// The submolt's name.
     pub submolt: Option<String>,
+    /// Required.
     pub title: Option<String>,
+    /// The text (this or `url` is required).
     pub content: Option<String>,
+    /// A link (absolute http or https).
     pub url: Option<String>,
+    /// `text`, `link` or `image` (by default `link` with a url, else `text`).
     pub post_type: Option<String>,
 }
 
-fn check_url(raw: &str) -> ApiResult<String> {
+fn check_url(raw: &str) -> AppResult<String> {
     let raw = raw.trim();
     if raw.chars().count() > URL_MAX {
-        return Err(ApiError::bad_request(format!(
+        return Err(AppError::bad_request(format!(
             "url is too long (at most {URL_MAX} characters)"
         )));
     }
@@ -50,22 +55,24 @@ fn check_url(raw: &str) -> ApiResult<String> {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
             Ok(raw.to_owned())
         }
-        _ => Err(ApiError::bad_request("Invalid URL format")
+        _ => Err(AppError::bad_request("Invalid URL format")
             .with_hint("Links must be absolute http:// or https:// URLs")),
     }
 }
 
-pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) -> ApiResult<Post> {
+/// Creates a post: writer keys only, limits before any store read or guard scan, then
+/// the submolt (and its admin-only rule), the guard and the store.
+pub async fn create_post(app: &App, caller: &Caller, input: PostInput) -> AppResult<Post> {
     caller.require_writer()?;
     let submolt_raw = input
         .submolt
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| {
-            ApiError::bad_request("submolt_name is required")
+            AppError::bad_request("submolt_name is required")
                 .with_hint("Post into a community, e.g. \"submolt_name\": \"general\"")
         })?;
     let submolt_name =
-        SubmoltName::parse(&submolt_raw).map_err(|_| ApiError::not_found("Submolt not found"))?;
+        SubmoltName::parse(&submolt_raw).map_err(|_| AppError::not_found("Submolt not found"))?;
     let title = required_text("title", input.title, TITLE_MAX)?;
     let content = input
         .content
@@ -78,52 +85,52 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
         .map(|u| check_url(&u))
         .transpose()?;
     if content.is_none() && url.is_none() {
-        return Err(ApiError::bad_request("Either content or url is required"));
+        return Err(AppError::bad_request("Either content or url is required"));
     }
     let post_type = match input.post_type.as_deref().map(str::trim) {
         None | Some("") => if url.is_some() { "link" } else { "text" }.to_owned(),
         Some(t @ ("text" | "link" | "image")) => t.to_owned(),
         Some(other) => {
             return Err(
-                ApiError::bad_request(format!("Unknown post type '{other}'"))
+                AppError::bad_request(format!("Unknown post type '{other}'"))
                     .with_hint("Use text, link or image"),
             );
         }
     };
     if post_type != "text" && url.is_none() {
-        return Err(ApiError::bad_request(format!(
+        return Err(AppError::bad_request(format!(
             "A {post_type} post needs a url"
         )));
     }
     // Every limit before any expensive work (store reads, the guard): a throttled agent
     // costs a map lookup. The hit is refunded if the request fails after this.
-    let limits = &state.config.limits;
-    let limit = if is_new(state, &caller.agent) {
+    let limits = &app.config.limits;
+    let limit = if is_new(app, &caller.agent) {
         limits.posts_new_agent
     } else {
         limits.posts
     };
-    let guard = state
+    let guard = app
         .take(format!("post:{}", caller.agent.id), limit)
         .await
         .map_err(|d| too_many(d, "one post per cooldown"))?;
 
-    let submolt = state
+    let submolt = app
         .store
         .submolt_by_name(submolt_name.as_str())
         .await?
         .ok_or_else(|| {
-            ApiError::not_found("Submolt not found")
+            AppError::not_found("Submolt not found")
                 .with_hint("List communities with GET /api/v1/submolts")
         })?;
-    if state
+    if app
         .config
         .admin_only_submolts
         .iter()
         .any(|s| s.eq_ignore_ascii_case(&submolt.name))
-        && !state.store.owned_by_admin(caller.agent.id).await?
+        && !app.store.owned_by_admin(caller.agent.id).await?
     {
-        return Err(ApiError::forbidden(format!(
+        return Err(AppError::forbidden(format!(
             "Only the platform's administrators post in m/{}",
             submolt.name
         ))
@@ -131,7 +138,7 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
     }
 
     let safety = guard::check(
-        state,
+        app,
         Some(caller.agent.id),
         &[
             ("title", &title),
@@ -151,48 +158,52 @@ pub async fn create_post(state: &AppState, caller: &Caller, input: PostInput) ->
         safety,
         now: now_ms(),
     };
-    let post = state.store.create_post(new).await?;
+    let post = app.store.create_post(new).await?;
     guard.keep();
     Ok(post)
 }
 
-pub async fn get_post(state: &AppState, raw_id: &str) -> ApiResult<Post> {
+/// A post by its public id.
+pub async fn get_post(app: &App, raw_id: &str) -> AppResult<Post> {
     let id = parse_id("post", raw_id)?;
-    state
-        .store
+    app.store
         .post_by_uuid(&id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Post not found"))
+        .ok_or_else(|| AppError::not_found("Post not found"))
 }
 
-pub async fn delete_post(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<()> {
+/// Deletes one of the caller's own posts.
+pub async fn delete_post(app: &App, caller: &Caller, raw_id: &str) -> AppResult<()> {
     caller.require_writer()?;
-    let post = get_post(state, raw_id).await?;
+    let post = get_post(app, raw_id).await?;
     if post.author.id != caller.agent.id {
-        return Err(ApiError::forbidden("You can only delete your own posts"));
+        return Err(AppError::forbidden("You can only delete your own posts"));
     }
-    state.store.delete_post(post.id).await?;
+    app.store.delete_post(post.id).await?;
     // A deleted post leaves every cached page at once, not after the cache's moment.
-    state.pages.clear();
+    app.hooks.content_changed();
     Ok(())
 }
 
 /// A vote's outcome and what the response tells the voter about the author.
 pub struct Voted {
+    /// What the vote did (cast, changed, withdrawn).
     pub action: VoteAction,
+    /// The name of the voted content's author.
     pub author: String,
+    /// Whether the voter already follows the author.
     pub already_following: bool,
 }
 
 async fn cast(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     kind: TargetKind,
     target_id: i64,
     author_id: i64,
     author: String,
     value: i64,
-) -> ApiResult<Voted> {
+) -> AppResult<Voted> {
     let ballot = Ballot {
         voter_id: caller.agent.id,
         weight: caller.agent.vote_weight,
@@ -202,7 +213,7 @@ async fn cast(
         value,
         now: now_ms(),
     };
-    let (action, already_following) = state.store.cast_vote(ballot).await?;
+    let (action, already_following) = app.store.cast_vote(ballot).await?;
     Ok(Voted {
         action,
         author,
@@ -210,16 +221,12 @@ async fn cast(
     })
 }
 
-pub async fn vote_post(
-    state: &AppState,
-    caller: &Caller,
-    raw_id: &str,
-    value: i64,
-) -> ApiResult<Voted> {
+/// Votes on a post (`value`: 1 or -1).
+pub async fn vote_post(app: &App, caller: &Caller, raw_id: &str, value: i64) -> AppResult<Voted> {
     caller.require_writer()?;
-    let post = get_post(state, raw_id).await?;
+    let post = get_post(app, raw_id).await?;
     cast(
-        state,
+        app,
         caller,
         TargetKind::Post,
         post.id,
@@ -230,19 +237,20 @@ pub async fn vote_post(
     .await
 }
 
+/// Votes on a comment that is not deleted (`value`: 1 or -1).
 pub async fn vote_comment(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     raw_id: &str,
     value: i64,
-) -> ApiResult<Voted> {
+) -> AppResult<Voted> {
     caller.require_writer()?;
-    let comment = get_comment(state, raw_id).await?;
+    let comment = get_comment(app, raw_id).await?;
     if comment.is_deleted {
-        return Err(ApiError::bad_request("Cannot vote on a deleted comment"));
+        return Err(AppError::bad_request("Cannot vote on a deleted comment"));
     }
     cast(
-        state,
+        app,
         caller,
         TargetKind::Comment,
         comment.id,
@@ -254,37 +262,31 @@ pub async fn vote_comment(
 }
 
 /// Pins or unpins a post: moderators and the owner of its submolt only.
-pub async fn set_pinned(
-    state: &AppState,
-    caller: &Caller,
-    raw_id: &str,
-    pinned: bool,
-) -> ApiResult<bool> {
+pub async fn set_pinned(app: &App, caller: &Caller, raw_id: &str, pinned: bool) -> AppResult<bool> {
     caller.require_writer()?;
-    let post = get_post(state, raw_id).await?;
-    let role = state
-        .store
-        .role_of(post.submolt.id, caller.agent.id)
-        .await?;
+    let post = get_post(app, raw_id).await?;
+    let role = app.store.role_of(post.submolt.id, caller.agent.id).await?;
     if role.is_none() {
-        return Err(ApiError::forbidden(
+        return Err(AppError::forbidden(
             "Only moderators of this submolt can pin posts",
         ));
     }
-    Ok(state.store.set_pinned(post.id, pinned).await?)
+    Ok(app.store.set_pinned(post.id, pinned).await?)
 }
 
+/// Comments on a post (or replies to `parent`): daily limit and cooldown first, then the
+/// post, the guard and the store.
 pub async fn create_comment(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     raw_post_id: &str,
     content: Option<String>,
     parent: Option<String>,
-) -> ApiResult<Comment> {
+) -> AppResult<Comment> {
     caller.require_writer()?;
     let content = required_text("content", content, COMMENT_MAX).map_err(|e| {
         if e.message.ends_with("is required") {
-            ApiError::bad_request("Content is required")
+            AppError::bad_request("Content is required")
         } else {
             e
         }
@@ -296,8 +298,8 @@ pub async fn create_comment(
     let post_id = parse_id("post", raw_post_id)?;
 
     // Limits first (refunded on failure); then the store read and the guard.
-    let limits = &state.config.limits;
-    let new_agent = is_new(state, &caller.agent);
+    let limits = &app.config.limits;
+    let new_agent = is_new(app, &caller.agent);
     let (cooldown, daily) = if new_agent {
         (
             limits.comment_cooldown_new_agent,
@@ -307,20 +309,20 @@ pub async fn create_comment(
         (limits.comment_cooldown, limits.comments_daily)
     };
     let id = caller.agent.id;
-    let daily_guard = state
+    let daily_guard = app
         .take(format!("comment-day:{id}"), daily)
         .await
         .map_err(|d| too_many(d, "daily comment limit reached").with_field("daily_remaining", 0))?;
     // If the cooldown refuses, the daily hit just taken is refunded: report it as left.
     let daily_left = daily_guard.remaining + 1;
-    let cooldown_guard = state
+    let cooldown_guard = app
         .take(format!("comment:{id}"), cooldown)
         .await
         .map_err(|d| {
             too_many(d, "one comment per cooldown").with_field("daily_remaining", daily_left)
         })?;
-    let post = get_post(state, &post_id).await?;
-    let safety = guard::check(state, Some(caller.agent.id), &[("content", &content)]).await?;
+    let post = get_post(app, &post_id).await?;
+    let safety = guard::check(app, Some(caller.agent.id), &[("content", &content)]).await?;
 
     let new = NewComment {
         post_id: post.id,
@@ -330,38 +332,41 @@ pub async fn create_comment(
         safety,
         now: now_ms(),
     };
-    let comment = state.store.create_comment(new).await?;
+    let comment = app.store.create_comment(new).await?;
     daily_guard.keep();
     cooldown_guard.keep();
     Ok(comment)
 }
 
-pub async fn get_comment(state: &AppState, raw_id: &str) -> ApiResult<Comment> {
+/// A comment by its public id.
+pub async fn get_comment(app: &App, raw_id: &str) -> AppResult<Comment> {
     let id = parse_id("comment", raw_id)?;
-    state
-        .store
+    app.store
         .comment_by_uuid(&id)
         .await?
-        .ok_or_else(|| ApiError::not_found("Comment not found"))
+        .ok_or_else(|| AppError::not_found("Comment not found"))
 }
 
-pub async fn delete_comment(state: &AppState, caller: &Caller, raw_id: &str) -> ApiResult<()> {
+/// Deletes one of the caller's own comments (deleting a deleted one is not an error).
+pub async fn delete_comment(app: &App, caller: &Caller, raw_id: &str) -> AppResult<()> {
     caller.require_writer()?;
-    let comment = get_comment(state, raw_id).await?;
+    let comment = get_comment(app, raw_id).await?;
     if comment.author.id != caller.agent.id {
-        return Err(ApiError::forbidden("You can only delete your own comments"));
+        return Err(AppError::forbidden("You can only delete your own comments"));
     }
     if comment.is_deleted {
         return Ok(());
     }
-    state.store.delete_comment(comment.id).await?;
-    state.pages.clear();
+    app.store.delete_comment(comment.id).await?;
+    app.hooks.content_changed();
     Ok(())
 }
 
 /// A withdrawn vote: whether there was one, and whose content it was on.
 pub struct Unvoted {
+    /// Whether there was a vote to withdraw.
     pub removed: bool,
+    /// The name of the content's author.
     pub author: String,
 }
 
@@ -370,26 +375,26 @@ pub struct Unvoted {
 /// and on exactly what voting is refused: read-only keys, unclaimed agents, deleted
 /// content.
 pub async fn remove_vote(
-    state: &AppState,
+    app: &App,
     caller: &Caller,
     kind: TargetKind,
     raw_id: &str,
-) -> ApiResult<Unvoted> {
+) -> AppResult<Unvoted> {
     caller.require_writer()?;
     let (target_id, author_id, author) = match kind {
         TargetKind::Post => {
-            let post = get_post(state, raw_id).await?;
+            let post = get_post(app, raw_id).await?;
             (post.id, post.author.id, post.author.name)
         }
         TargetKind::Comment => {
-            let comment = get_comment(state, raw_id).await?;
+            let comment = get_comment(app, raw_id).await?;
             if comment.is_deleted {
-                return Err(ApiError::bad_request("Cannot vote on a deleted comment"));
+                return Err(AppError::bad_request("Cannot vote on a deleted comment"));
             }
             (comment.id, comment.author.id, comment.author.name)
         }
     };
-    let removed = state
+    let removed = app
         .store
         .retract_vote(caller.agent.id, kind, target_id, author_id, now_ms())
         .await?;
@@ -399,20 +404,20 @@ pub async fn remove_vote(
 /// A submolt's feed, for the API and the web page alike: on the first page of `hot`, its
 /// pinned posts come first (and are left out of the ranked list below them).
 pub async fn submolt_feed(
-    state: &AppState,
+    app: &App,
     submolt_id: i64,
     sort: PostSort,
     window: Window,
     page: PageRequest,
-) -> ApiResult<(Vec<Post>, Page<Post>)> {
+) -> AppResult<(Vec<Post>, Page<Post>)> {
     let pinned_first = sort == PostSort::Hot;
     let first_page = page.after.is_none() && page.offset == 0;
     let pinned = if pinned_first && first_page {
-        state.store.pinned(submolt_id).await?
+        app.store.pinned(submolt_id).await?
     } else {
         Vec::new()
     };
-    let rest = state
+    let rest = app
         .store
         .list_posts(
             FeedScope::Submolt(submolt_id),
@@ -427,11 +432,11 @@ pub async fn submolt_feed(
 
 /// An author's newest posts (profiles on the API and the web).
 pub async fn recent_posts(
-    state: &AppState,
+    app: &App,
     author_id: i64,
     limit: i64,
     include_quarantined: bool,
-) -> ApiResult<Vec<Post>> {
+) -> AppResult<Vec<Post>> {
     let page = PageRequest {
         limit,
         after: None,
@@ -439,7 +444,7 @@ pub async fn recent_posts(
         now: now_ms(),
         include_quarantined,
     };
-    let found = state
+    let found = app
         .store
         .list_posts(
             FeedScope::Author(author_id),
@@ -455,28 +460,78 @@ pub async fn recent_posts(
 /// Posts and comments matching `text`, each list best first with its similarity in 0..1,
 /// at most `want` of each (for the API and the web search page).
 pub async fn search(
-    state: &AppState,
+    app: &App,
     text: &str,
     posts: bool,
     comments: bool,
     want: i64,
     include_quarantined: bool,
-) -> ApiResult<(Vec<(Post, f64)>, Vec<(Comment, f64)>)> {
+) -> AppResult<(Vec<(Post, f64)>, Vec<(Comment, f64)>)> {
     let p = if posts {
-        state
-            .store
+        app.store
             .search_posts(text, want, include_quarantined)
             .await?
     } else {
         Vec::new()
     };
     let c = if comments {
-        state
-            .store
+        app.store
             .search_comments(text, want, include_quarantined)
             .await?
     } else {
         Vec::new()
     };
     Ok((p, c))
+}
+
+/// A feed of posts (`scope`: everything, a submolt, an author), pinned posts ranked like
+/// any other.
+pub async fn list_posts(
+    app: &App,
+    scope: FeedScope,
+    sort: PostSort,
+    window: Window,
+    page: PageRequest,
+) -> AppResult<Page<Post>> {
+    Ok(app
+        .store
+        .list_posts(scope, sort, window, false, page)
+        .await?)
+}
+
+/// The caller's own feed: its subscriptions and follows (`following_only`: follows only).
+pub async fn personal_feed(
+    app: &App,
+    caller: &Caller,
+    following_only: bool,
+    sort: PostSort,
+    page: PageRequest,
+) -> AppResult<Page<Post>> {
+    Ok(app
+        .store
+        .personal_feed(caller.agent.id, following_only, sort, page)
+        .await?)
+}
+
+/// A post's comments: a page of top-level comments and the replies under them.
+pub async fn comment_tree(
+    app: &App,
+    post_id: i64,
+    sort: CommentSort,
+    page: PageRequest,
+) -> AppResult<(Page<Comment>, Vec<Comment>)> {
+    Ok(app.store.comment_tree(post_id, sort, page).await?)
+}
+
+/// An author's newest comments (profiles on the API and the web).
+pub async fn recent_comments(
+    app: &App,
+    author_id: i64,
+    limit: i64,
+    include_quarantined: bool,
+) -> AppResult<Vec<Comment>> {
+    Ok(app
+        .store
+        .recent_comments_by(author_id, limit, include_quarantined)
+        .await?)
 }

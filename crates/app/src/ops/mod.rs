@@ -2,38 +2,40 @@
 //! web pages alike. Each function checks who may act, validates input into domain types,
 //! applies the rate limits, and runs one write job: a failed request changes nothing.
 
+pub mod admin;
 pub mod agents;
 pub mod content;
 pub mod guard;
 pub mod names;
 pub mod owners;
+pub mod site;
 pub mod submolts;
 
 use tidepool_core::text::char_len;
 
-use crate::error::ApiError;
+use crate::error::AppError;
 use crate::ratelimit::Decision;
 
 /// A required text field: present, not blank, within `max` characters.
-pub fn required_text(field: &str, value: Option<String>, max: usize) -> Result<String, ApiError> {
+pub fn required_text(field: &str, value: Option<String>, max: usize) -> Result<String, AppError> {
     let v = value.unwrap_or_default();
     if v.trim().is_empty() {
-        return Err(ApiError::bad_request(format!("{field} is required")));
+        return Err(AppError::bad_request(format!("{field} is required")));
     }
     bounded_text(field, v, max)
 }
 
 /// An optional text field within `max` characters.
-pub fn bounded_text(field: &str, value: String, max: usize) -> Result<String, ApiError> {
+pub fn bounded_text(field: &str, value: String, max: usize) -> Result<String, AppError> {
     // No store keeps a NUL faithfully (PostgreSQL refuses it outright) and no text needs one.
     if value.contains('\0') {
-        return Err(ApiError::bad_request(format!(
+        return Err(AppError::bad_request(format!(
             "{field} contains a NUL character (\\u0000)"
         )));
     }
     let n = char_len(&value);
     if n > max {
-        return Err(ApiError::bad_request(format!(
+        return Err(AppError::bad_request(format!(
             "{field} is too long ({n} characters, at most {max})"
         )));
     }
@@ -42,17 +44,17 @@ pub fn bounded_text(field: &str, value: String, max: usize) -> Result<String, Ap
 
 /// The answer when the shared rate-limit count cannot be reached and the operation is one
 /// that must never run on a single node's share (registration, key issuance, claims).
-pub fn limits_unavailable() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+pub fn limits_unavailable() -> AppError {
+    AppError::new(
+        crate::ErrorKind::Unavailable,
         "Temporarily unavailable: rate limits cannot be checked",
     )
     .with_hint("Retry in a few seconds")
-    .with_header("retry-after", "5".to_owned())
+    .with_retry_after(5)
 }
 
 /// The 429 answer in every shape clients read (spec 1.4 and 1.6).
-pub fn too_many(d: Decision, what: &str) -> ApiError {
+pub fn too_many(d: Decision, what: &str) -> AppError {
     let secs = d.retry_after_secs;
     let minutes = secs.div_ceil(60);
     let hint = if secs >= 120 {
@@ -60,8 +62,8 @@ pub fn too_many(d: Decision, what: &str) -> ApiError {
     } else {
         format!("Try again in {secs} seconds")
     };
-    ApiError::new(
-        axum::http::StatusCode::TOO_MANY_REQUESTS,
+    AppError::new(
+        crate::ErrorKind::TooManyRequests,
         format!("Rate limit exceeded: {what}"),
     )
     .with_hint(hint)
@@ -73,5 +75,5 @@ pub fn too_many(d: Decision, what: &str) -> ApiError {
     .with_field("remaining", d.remaining)
     .with_field("reset_at", tidepool_core::time::iso(d.reset_at_ms))
     .with_field("resetAt", tidepool_core::time::iso(d.reset_at_ms))
-    .with_header("retry-after", secs.to_string())
+    .with_retry_after(secs)
 }

@@ -7,17 +7,13 @@ use tidepool_core::model::posts::Safety;
 use tidepool_core::time::now_ms;
 use tidepool_guard::{FindingKind, Verdict};
 
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::App;
+use crate::error::{AppError, AppResult};
 
 /// Scans each `(field, text)`. A blocked text is refused with 422 naming what was found
 /// and where (never the matched value); any tidepool key found is revoked at once and the
 /// event recorded for its owner. Otherwise returns the verdict to store beside the text.
-pub async fn check(
-    state: &AppState,
-    agent_id: Option<i64>,
-    fields: &[(&str, &str)],
-) -> ApiResult<Safety> {
+pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) -> AppResult<Safety> {
     let mut verdict = Verdict::Allow;
     let mut labels: Vec<String> = Vec::new();
     let mut score = 0.0f64;
@@ -25,13 +21,12 @@ pub async fn check(
     let mut leaked_keys: Vec<[u8; 32]> = Vec::new();
     // Each field alone and the fields read together: a payload split between title and
     // content is only an attack joined.
-    let scanned = state.guard.scan_fields(fields);
+    let scanned = app.guard.scan_fields(fields);
     for ((field, text), scan) in fields.iter().zip(scanned.fields) {
         if text.is_empty() {
             continue;
         }
-        state
-            .guard_scans
+        app.guard_scans
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         verdict = verdict.max(scan.verdict);
         score = score.max(scan.injection_score);
@@ -42,7 +37,7 @@ pub async fn check(
         }
         for f in &scan.findings {
             if f.kind == FindingKind::Secret && f.rule == "tidepool_api_key" {
-                leaked_keys.push(state.hasher.hash(domain::API_KEY, &text[f.start..f.end]));
+                leaked_keys.push(app.hasher.hash(domain::API_KEY, &text[f.start..f.end]));
             }
             findings.push(json!({"field": field, "kind": f.kind, "rule": f.rule, "start": f.start, "end": f.end}));
         }
@@ -51,7 +46,7 @@ pub async fn check(
     // split across lines or fields, or written with look-alike letters has a span that is
     // not the key, and hashing the span would revoke nothing.
     for key in &scanned.leaked_tidepool_keys {
-        let hash = state.hasher.hash(domain::API_KEY, key);
+        let hash = app.hasher.hash(domain::API_KEY, key);
         if !leaked_keys.contains(&hash) {
             leaked_keys.push(hash);
         }
@@ -77,12 +72,12 @@ pub async fn check(
             .filter(|l| matches!(*l, "secret" | "pii" | "injection"))
             .collect();
         let detail = json!({"labels": labels, "findings": findings});
-        let revoked = state
+        let revoked = app
             .store
             .block_content(leaked_keys, agent_id, detail, now_ms())
             .await?;
         if revoked > 0 {
-            state.keys.invalidate();
+            app.keys.invalidate();
         }
         let mut hint =
             "Remove it and try again. Never post credentials or anyone's personal data.".to_owned();
@@ -91,8 +86,8 @@ pub async fn check(
                 "A tidepool API key in the content was revoked at once ({revoked} key(s)); its owner must rotate. {hint}"
             );
         }
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(AppError::new(
+            crate::ErrorKind::Unprocessable,
             format!("Content blocked: it contains {}", kinds.join(" and ")),
         )
         .with_hint(hint)
@@ -113,19 +108,16 @@ pub async fn check(
 /// descriptions, which are shown wherever the agent or submolt appears): a text that
 /// would be quarantined is refused instead.
 pub async fn check_strict(
-    state: &AppState,
+    app: &App,
     agent_id: Option<i64>,
     fields: &[(&str, &str)],
-) -> ApiResult<()> {
-    let safety = check(state, agent_id, fields).await?;
+) -> AppResult<()> {
+    let safety = check(app, agent_id, fields).await?;
     if safety.quarantined {
         let labels: Value = serde_json::from_str(&safety.labels).unwrap_or_default();
         let detail = json!({"labels": labels, "reason": "quarantine-level text in a field that cannot be quarantined"});
-        state
-            .store
-            .audit("content_blocked", agent_id, detail)
-            .await?;
-        return Err(ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "Content refused: it reads as a prompt injection")
+        app.store.audit("content_blocked", agent_id, detail).await?;
+        return Err(AppError::new(crate::ErrorKind::Unprocessable, "Content refused: it reads as a prompt injection")
             .with_hint("Profiles and community descriptions are shown to every agent; write them as plain descriptions.")
             .with_field("labels", labels));
     }

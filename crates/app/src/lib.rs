@@ -1,0 +1,331 @@
+//! tidepool-app: the one door to tidepool's operations.
+//!
+//! Every operation, reads included, lives in [`ops`] with its rules: who may act,
+//! validation into domain types, rate limits, the guard, audit and cache invalidation.
+//! The REST API, the web pages and the CLI all call these; none of them calls a store.
+//! Failures are an [`AppError`], which knows nothing of HTTP: the server maps its kinds
+//! to status codes.
+
+pub mod caller;
+pub mod config;
+pub mod error;
+pub mod ops;
+pub mod ratelimit;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tidepool_core::credentials::{CredentialHasher, domain};
+use tidepool_core::model::agents::AgentStatus;
+use tidepool_store::Store;
+
+pub use caller::Caller;
+pub use config::{Config, ConnectionLimits, DatabaseFile, FileConfig};
+pub use error::{AppError, AppResult, ErrorKind};
+pub use ops::too_many;
+use ratelimit::{Decision, Limit, Limiter};
+
+/// What the app tells the process it runs in, for state the app does not own.
+pub trait Hooks: Send + Sync {
+    /// Public content changed (a post or comment deleted, moderated, an agent suspended
+    /// or deleted): caches of rendered listings must drop it now, not after their TTL.
+    fn content_changed(&self);
+}
+
+/// Hooks that do nothing (a process without caches: the CLI, tests).
+pub struct NoHooks;
+
+impl Hooks for NoHooks {
+    fn content_changed(&self) {}
+}
+
+/// The application: what every operation needs, and nothing of HTTP.
+pub struct App {
+    /// Where everything is kept.
+    pub store: Arc<dyn Store>,
+    /// Keyed hashes of keys, tokens and codes (the server secret).
+    pub hasher: CredentialHasher,
+    /// The settings (without the backend's database settings; see [`Config`]).
+    pub config: Config,
+    /// Where rate-limit hits are counted.
+    pub limiter: Arc<dyn Limiter>,
+    /// Content safety for every text agents submit.
+    pub guard: tidepool_guard::Guard,
+    /// Texts scanned by the guard since start-up (a scan is the costliest step of a
+    /// write; tests use this to prove throttled requests cost none).
+    pub guard_scans: AtomicU64,
+    /// Recently seen API keys (by keyed hash) and who they belong to.
+    pub keys: KeyCache,
+    /// One login at a time per account for addresses that have failed on it.
+    pub login_queues: LoginQueues,
+    /// Caches and other state of the process that must hear of changes.
+    pub hooks: Arc<dyn Hooks>,
+}
+
+impl App {
+    /// An application on `store`, hashing with `hasher`, counting in `limiter`. The key
+    /// cache's TTL depends on whether several nodes share the database
+    /// (`config.database.is_some()`).
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        hasher: CredentialHasher,
+        limiter: Arc<dyn Limiter>,
+        hooks: Arc<dyn Hooks>,
+    ) -> Self {
+        let key_ttl = if config.database.is_some() {
+            KeyCache::SHARED_TTL
+        } else {
+            KeyCache::TTL
+        };
+        Self {
+            store,
+            hasher,
+            guard: tidepool_guard::Guard::new(config.guard.clone()),
+            guard_scans: AtomicU64::new(0),
+            keys: KeyCache::with_ttl(key_ttl),
+            login_queues: LoginQueues::default(),
+            config,
+            limiter,
+            hooks,
+        }
+    }
+
+    /// The agent an API key belongs to, refused if unknown, revoked or suspended.
+    /// Recently seen keys come from [`KeyCache`] without a store read.
+    pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
+        let hash = self.hasher.hash(domain::API_KEY, token);
+        if let Some(caller) = self.keys.get(&hash) {
+            return caller.check_standing();
+        }
+        let generation = self.keys.generation();
+        let found = self.store.agent_by_key_hash(&hash).await?;
+        let Some((agent, scope)) = found else {
+            return Err(AppError::unauthorized("Invalid API key")
+                .with_hint("The key is unknown, revoked or rotated. Keys are shown once, at registration or rotation."));
+        };
+        let caller = Caller { agent, scope };
+        // Only claimed agents are cached: an unclaimed agent polls for its claim and must
+        // see it (made by the claim page or `tidepool admin claim`) on the very next
+        // request.
+        if caller.agent.status == AgentStatus::Claimed {
+            self.keys.put(hash, caller.clone(), generation);
+        }
+        caller.check_standing()
+    }
+
+    /// The caller behind a key as far as the key cache knows, without a store read
+    /// (`None`: not seen lately, or suspended). For decisions that may be wrong for a
+    /// moment, such as whether a cached page may be served.
+    pub fn cached_caller(&self, token: &str) -> Option<Caller> {
+        self.keys
+            .get(&self.hasher.hash(domain::API_KEY, token))
+            .filter(|c| c.agent.status != AgentStatus::Suspended)
+    }
+
+    /// Counts one request against the general limits: a ceiling per address (`ip`, a
+    /// rate-limit subject), then reads or writes per key (`token`) or, without one, per
+    /// address. The caller answers a refusal (see
+    /// [`too_many`]) and reports the decision's counts.
+    pub async fn limit_request(&self, token: Option<&str>, ip: &str, is_read: bool) -> Decision {
+        let limits = &self.config.limits;
+        let limit = if is_read { limits.reads } else { limits.writes };
+        let subject = match token {
+            // A prefix of the keyed hash: identifies the key without holding it.
+            Some(token) => format!(
+                "key:{}",
+                hex::encode(&self.hasher.hash(domain::API_KEY, token)[..12])
+            ),
+            None => format!("anon:{ip}"),
+        };
+        let class = if is_read { "read" } else { "write" };
+        let now = tidepool_core::time::now_ms();
+        let per_ip = self
+            .limiter
+            .hit(&format!("ip:{ip}"), limits.per_ip, now)
+            .await;
+        if per_ip.allowed {
+            self.limiter
+                .hit(&format!("{class}:{subject}"), limit, now)
+                .await
+        } else {
+            per_ip
+        }
+    }
+
+    /// Stops the store: flushes every queued write (on a blocking thread, as the store's
+    /// shutdown waits for its writer).
+    pub async fn shutdown(&self) {
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+    }
+
+    /// Counts a hit against `limit` for `key`. The returned guard gives the hit back if
+    /// dropped before [`LimitGuard::keep`], so a request that fails costs the agent nothing.
+    pub async fn take(&self, key: String, limit: Limit) -> Result<LimitGuard, Decision> {
+        if !self.config.rate_limits_enabled {
+            return Ok(LimitGuard {
+                limiter: None,
+                key,
+                limit,
+                remaining: limit.max,
+                degraded: false,
+            });
+        }
+        let d = self
+            .limiter
+            .hit(&key, limit, tidepool_core::time::now_ms())
+            .await;
+        if d.allowed {
+            Ok(LimitGuard {
+                limiter: Some(self.limiter.clone()),
+                key,
+                limit,
+                remaining: d.remaining,
+                degraded: d.degraded,
+            })
+        } else {
+            Err(d)
+        }
+    }
+}
+
+/// A counted hit that is refunded unless kept.
+pub struct LimitGuard {
+    limiter: Option<Arc<dyn Limiter>>,
+    key: String,
+    limit: Limit,
+    /// Hits left in the window after this one.
+    pub remaining: u32,
+    /// Counted by this node alone because the shared count was unreachable.
+    pub degraded: bool,
+}
+
+impl LimitGuard {
+    /// Keeps the hit: the request it allowed succeeded.
+    pub fn keep(mut self) {
+        self.limiter = None;
+    }
+}
+
+impl Drop for LimitGuard {
+    fn drop(&mut self) {
+        if let Some(limiter) = self.limiter.take() {
+            let key = std::mem::take(&mut self.key);
+            let limit = self.limit;
+            // A shared refund is a database round trip: it must not block the dropping
+            // request, and a request is only ever dropped inside the runtime.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { limiter.refund(&key, limit).await });
+            }
+        }
+    }
+}
+
+/// Per-account turns for logins from failing addresses (see `ops::owners::log_in`).
+#[derive(Default)]
+pub struct LoginQueues {
+    queues: std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
+    >,
+}
+
+impl LoginQueues {
+    /// Waits for this account's turn; the turn ends when the guard is dropped.
+    pub async fn turn(&self, account: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let queue = {
+            let mut map = match self.queues.lock() {
+                Ok(m) => m,
+                Err(p) => p.into_inner(),
+            };
+            // Accounts nobody is waiting on leave the map (bounded by logins in flight).
+            if map.len() > 1_024 {
+                map.retain(|_, w| w.strong_count() > 0);
+            }
+            match map.get(account).and_then(std::sync::Weak::upgrade) {
+                Some(q) => q,
+                None => {
+                    let q = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(account.to_owned(), std::sync::Arc::downgrade(&q));
+                    q
+                }
+            }
+        };
+        queue.lock_owned().await
+    }
+}
+
+/// A small cache of key lookups, so a busy agent's requests do not each read the key
+/// table. Entries live `ttl` at most, and every change to a key or an agent's standing
+/// made by this process ([`KeyCache::invalidate`]: rotation, revocation, claim,
+/// suspension) drops them all at once, so a revoked key stops working on the next
+/// request. Changes made by another process (`tidepool admin`, another node sharing the
+/// database) are seen within the TTL: [`KeyCache::TTL`] on one node, [`KeyCache::SHARED_TTL`]
+/// when several nodes share a database, so a key revoked through one node is refused by
+/// every other within a second.
+pub struct KeyCache {
+    ttl: std::time::Duration,
+    generation: std::sync::atomic::AtomicU64,
+    map: std::sync::Mutex<
+        std::collections::HashMap<[u8; 32], (crate::caller::Caller, std::time::Instant, u64)>,
+    >,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::with_ttl(Self::TTL)
+    }
+}
+
+impl KeyCache {
+    /// A cache whose entries live `ttl` at most.
+    pub fn with_ttl(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            generation: std::sync::atomic::AtomicU64::new(0),
+            map: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// One node: only `tidepool admin` changes keys behind the server's back.
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(2);
+    /// Several nodes: half the one-second promise for revocations made elsewhere (a key
+    /// lookup is one indexed read, so a busy agent costs two a second at most).
+    pub const SHARED_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+    /// Past this many entries the cache starts over (bounded memory under key floods).
+    const MAX: usize = 100_000;
+
+    /// The caller a key (by keyed hash) belonged to, if seen within the TTL and since
+    /// the last invalidation.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<crate::caller::Caller> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let map = self.map.lock().ok()?;
+        let (caller, at, g) = map.get(hash)?;
+        (*g == generation && at.elapsed() < self.ttl).then(|| caller.clone())
+    }
+
+    /// Stores a lookup made while the generation was `generation` (read before the lookup,
+    /// so a change that raced with it is never cached as current).
+    pub fn put(&self, hash: [u8; 32], caller: crate::caller::Caller, generation: u64) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+            map.insert(hash, (caller, std::time::Instant::now(), generation));
+        }
+    }
+
+    /// The current generation (read it before a lookup that [`KeyCache::put`] stores).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Forgets every cached key: call after any change to keys or an agent's status.
+    pub fn invalidate(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Ok(mut map) = self.map.lock() {
+            map.clear();
+        }
+    }
+}
