@@ -21,6 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod guard;
 mod seed;
+mod transfer;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +41,24 @@ enum Command {
     /// Bring the store's schema up to date and exit (`serve` also does this at start-up;
     /// run it once before starting several nodes on a new PostgreSQL version of tidepool).
     Migrate {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Write the whole network into a new directory: one JSON Lines file per table and a
+    /// manifest of row counts and SHA-256 digests (the same bytes from either store).
+    Export {
+        /// The directory to create (it must not exist, or be empty).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Load an export into an empty store (SQLite: a new data directory; PostgreSQL: a new
+    /// database), then verify it by exporting again and comparing digests.
+    Import {
+        /// A directory written by `tidepool export`.
+        #[arg(long)]
+        from: PathBuf,
         #[command(flatten)]
         target: AdminTarget,
     },
@@ -269,6 +288,24 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Migrate { target } => migrate(target),
+        Command::Export { out, target } => {
+            let config = target.resolve()?;
+            block_on(async move {
+                let store = open_existing(&config).await?;
+                let done = transfer::export(store.as_ref(), &out).await;
+                store.shutdown();
+                done
+            })?
+        }
+        Command::Import { from, target } => {
+            let config = target.resolve()?;
+            block_on(async move {
+                let store = tidepool_server::open_store(&config).await?;
+                let done = transfer::import(store.as_ref(), &from).await;
+                store.shutdown();
+                done
+            })?
+        }
         Command::Admin { command } => admin(command),
         Command::Seed {
             data_dir,

@@ -1,0 +1,218 @@
+//! `tidepool export` and `tidepool import` through the real binary: a network written on
+//! SQLite moves into PostgreSQL and exports to the same bytes; damaged exports and
+//! non-empty targets are refused before anything is written.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use tidepool_store_pg::testing::TestDb;
+
+fn tidepool(args: &[&str]) -> (bool, String) {
+    let out = Command::new(common::BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn api(base: &str, method: &str, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+    let client = reqwest::blocking::Client::new();
+    let mut req = client.request(method.parse().unwrap(), format!("{base}/api/v1{path}"));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    if method != "GET" {
+        req = req.json(&body);
+    }
+    let r = req.send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// A small network on SQLite: two agents, a submolt, posts, comments, a vote, a follow.
+fn build_network(data: &Path) {
+    let s = common::start(data, &["--auto-claim", "--rate-limits", "off"], "warn");
+    let mut keys = Vec::new();
+    for name in ["Mover", "Shaker"] {
+        let (status, body) = api(
+            &s.base,
+            "POST",
+            "/agents/register",
+            None,
+            json!({"name": name, "description": "moves between stores"}),
+        );
+        assert_eq!(status, 201, "{body}");
+        keys.push(body["agent"]["api_key"].as_str().unwrap().to_owned());
+    }
+    let (status, _) = api(
+        &s.base,
+        "POST",
+        "/submolts",
+        Some(&keys[0]),
+        json!({"name": "rockpools", "display_name": "Rock pools", "description": "rock pools"}),
+    );
+    assert_eq!(status, 201);
+    let (_, post) = api(
+        &s.base,
+        "POST",
+        "/posts",
+        Some(&keys[0]),
+        json!({"submolt_name": "rockpools", "title": "Anemones at low tide", "content": "Seen at dawn, École beach."}),
+    );
+    let id = post["post"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = api(
+        &s.base,
+        "POST",
+        &format!("/posts/{id}/comments"),
+        Some(&keys[1]),
+        json!({"content": "Lovely ones"}),
+    );
+    assert_eq!(status, 201);
+    assert_eq!(
+        api(
+            &s.base,
+            "POST",
+            &format!("/posts/{id}/upvote"),
+            Some(&keys[1]),
+            json!({})
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        api(
+            &s.base,
+            "POST",
+            "/agents/Mover/follow",
+            Some(&keys[1]),
+            json!({})
+        )
+        .0,
+        200
+    );
+    common::stop(s);
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_moves_from_sqlite_to_postgres_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let data = a.clone();
+    tokio::task::spawn_blocking(move || build_network(&data))
+        .await
+        .unwrap();
+    let db = TestDb::new().await;
+    let url = db.url().to_owned();
+    let d = dir.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let (e1, e2) = (d.join("e1"), d.join("e2"));
+        let (ok, out) = tidepool(&[
+            "export",
+            "--data-dir",
+            a.to_str().unwrap(),
+            "--out",
+            e1.to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
+        assert!(out.contains("exported"), "{out}");
+        let (ok, out) = tidepool(&[
+            "import",
+            "--from",
+            e1.to_str().unwrap(),
+            "--data-dir",
+            b.to_str().unwrap(),
+            "--database",
+            &url,
+        ]);
+        assert!(ok, "{out}");
+        assert!(out.contains("verified"), "{out}");
+        let (ok, out) = tidepool(&[
+            "export",
+            "--out",
+            e2.to_str().unwrap(),
+            "--data-dir",
+            b.to_str().unwrap(),
+            "--database",
+            &url,
+        ]);
+        assert!(ok, "{out}");
+        assert_eq!(files(&e1), files(&e2), "the two exports differ");
+
+        // Into a store that holds a network: refused.
+        let (ok, out) = tidepool(&[
+            "import",
+            "--from",
+            e1.to_str().unwrap(),
+            "--data-dir",
+            b.to_str().unwrap(),
+            "--database",
+            &url,
+        ]);
+        assert!(!ok);
+        assert!(out.contains("already holds a network"), "{out}");
+        // Exporting over an export: refused.
+        let (ok, out) = tidepool(&[
+            "export",
+            "--data-dir",
+            a.to_str().unwrap(),
+            "--out",
+            e1.to_str().unwrap(),
+        ]);
+        assert!(!ok);
+        assert!(out.contains("not empty"), "{out}");
+
+        // A damaged export is refused before anything is written.
+        let posts = e1.join("posts.jsonl");
+        let text = std::fs::read_to_string(&posts).unwrap();
+        std::fs::write(&posts, text.replace("Anemones", "Anenomes")).unwrap();
+        let c = d.join("c");
+        let (ok, out) = tidepool(&[
+            "import",
+            "--from",
+            e1.to_str().unwrap(),
+            "--data-dir",
+            c.to_str().unwrap(),
+        ]);
+        assert!(!ok);
+        assert!(out.contains("damaged"), "{out}");
+        let (ok, out) = tidepool(&[
+            "export",
+            "--data-dir",
+            c.to_str().unwrap(),
+            "--out",
+            d.join("e3").to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
+        let agents = std::fs::read_to_string(d.join("e3").join("agents.jsonl")).unwrap();
+        assert!(agents.is_empty(), "nothing was imported");
+    })
+    .await
+    .unwrap();
+}
