@@ -1147,6 +1147,47 @@ pub async fn concurrent_votes_and_comments_keep_counters_exact(store: Arc<dyn St
     assert_eq!(stat(store.as_ref(), "comments").await, 72);
 }
 
+/// The same vote from one voter many times at once (a retrying client): every request
+/// succeeds, each toggles, and the counters agree with what is left.
+pub async fn the_same_vote_at_once_toggles_cleanly(store: Arc<dyn Store>) {
+    let author = store
+        .register_agent(new_agent("Target", true))
+        .await
+        .unwrap();
+    let voter = store
+        .register_agent(new_agent("Eager", true))
+        .await
+        .unwrap();
+    let g = general(store.as_ref()).await;
+    let p = store
+        .create_post(text_post(&author, g, "Click me", NOW))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..17 {
+        let (store, voter, p) = (store.clone(), voter.clone(), p.clone());
+        tasks.push(tokio::spawn(async move {
+            store.cast_vote(ballot(&voter, &p, 1)).await.unwrap().0
+        }));
+    }
+    let mut upvoted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            VoteAction::Upvoted => upvoted += 1,
+            VoteAction::Removed => upvoted -= 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    // Seventeen toggles from nothing: one vote stands.
+    assert_eq!(upvoted, 1);
+    let now = store.post_by_id(p.id).await.unwrap().unwrap();
+    assert_eq!((now.score, now.upvotes, now.downvotes), (1, 1, 0));
+    assert_eq!(
+        store.agent_by_id(author.id).await.unwrap().unwrap().karma,
+        1
+    );
+}
+
 /// Expands to one `#[tokio::test]` per conformance check. `$open` is an async expression
 /// giving `(guard, Arc<dyn Store>)`: the guard keeps the backing storage alive for the test.
 #[macro_export]
@@ -1169,6 +1210,12 @@ macro_rules! conformance_tests {
             search_posts_and_comments,
             personal_feed_follows_and_subscriptions
         );
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn the_same_vote_at_once_toggles_cleanly() {
+            let (_guard, store) = $open.await;
+            $crate::conformance::the_same_vote_at_once_toggles_cleanly(store.clone()).await;
+            store.shutdown();
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_votes_and_comments_keep_counters_exact() {
             let (_guard, store) = $open.await;

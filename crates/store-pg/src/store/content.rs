@@ -450,10 +450,16 @@ pub(crate) async fn delete_comment(db: &PgPool, comment_id: i64) -> Result<()> {
 
 // ---- votes ----
 //
-// Voting the same way twice removes the vote; voting the other way changes it. The vote
-// row is the lock that serialises one voter's votes on one target: it is read FOR UPDATE
-// (or inserted), then the target's counters and rank move by the difference in one
-// relative UPDATE (which locks the target row), then the agents' rows, in id order.
+// Voting the same way twice removes the vote; voting the other way changes it. One
+// voter's votes on one target are serialised by a transaction-scoped advisory lock on
+// (voter, target), taken first: a row lock cannot do it, since there may be no row yet,
+// and under a burst of the same vote from one agent (a retrying client, a double click)
+// "read, else insert" raced and gave up (measured: a quarter of upvotes at 64 clients).
+// Then the vote row is read and changed, the target's counters and rank move by the
+// difference in one relative UPDATE (which locks the target row), then the agents' rows,
+// in id order. The advisory lock is the only one a vote takes before its rows, and no
+// other operation takes it, so it adds no deadlock; it is gone at commit (never a
+// session lock, which a pooler would leak).
 
 /// How one vote change moves the target's counters (the author's karma moves by `score`).
 #[derive(Debug, Clone, Copy)]
@@ -494,6 +500,14 @@ impl Delta {
         }
         .minus(Self::of(value, weight))
     }
+}
+
+const VOTE_LOCK: Sql = Sql::new("SELECT pg_advisory_xact_lock($1)", &[Type::INT8]);
+
+/// The advisory-lock key of one voter's vote on one target. Distinct pairs may share a key
+/// (ids beyond 2^31): they then wait for each other, nothing worse.
+fn vote_lock_key(voter: i64, kind: i16, target: i64) -> i64 {
+    ((voter & 0x7fff_ffff) << 32) | ((target & 0x3fff_ffff) << 1) | i64::from(kind & 1)
 }
 
 const VOTE_FOR_UPDATE: Sql = Sql::new(
@@ -613,10 +627,12 @@ pub(crate) async fn cast_vote(db: &PgPool, b: Ballot) -> Result<(VoteAction, boo
     let kind = b.kind as i16;
     let mut conn = db.get().await?;
     let tx = conn.transaction().await?;
+    tx.execute(&VOTE_LOCK, &[&vote_lock_key(b.voter_id, kind, b.target_id)])
+        .await?;
     let key: [&(dyn ToSql + Sync); 3] = [&b.voter_id, &kind, &b.target_id];
-    // The previous vote, locked; or none, and then ours is inserted. A vote inserted by a
-    // concurrent transaction of the same voter makes the insert do nothing: read again
-    // (the next statement sees it committed, or it rolled back and the insert wins).
+    // The previous vote, or none and ours is inserted. Under the lock nobody else changes
+    // this pair, so the insert always lands; the loop only guards against a lock-key
+    // collision letting two pairs' transactions interleave (harmless: read again).
     let mut previous = None;
     let mut inserted = false;
     for _ in 0..3 {
