@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod common;
 mod web;
@@ -25,23 +25,9 @@ fn tidepool(cwd: &Path, args: &[&str], stdin: &str) -> (bool, String) {
     )
 }
 
-fn api(base: &str, method: &str, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
-    let client = reqwest::blocking::Client::new();
-    let url = format!("{base}/api/v1{path}");
-    let mut req = match method {
-        "POST" => client.post(url).json(&body),
-        _ => client.get(url),
-    };
-    if let Some(k) = key {
-        req = req.bearer_auth(k);
-    }
-    let r = req.send().unwrap();
-    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-}
-
 /// Registers an agent: (key, claim URL, verification code).
 fn register(base: &str, name: &str) -> (String, String, String) {
-    let (status, body) = api(
+    let (status, body) = common::api(
         base,
         "POST",
         "/agents/register",
@@ -55,7 +41,7 @@ fn register(base: &str, name: &str) -> (String, String, String) {
 }
 
 fn post_as(base: &str, key: &str, title: &str) -> u16 {
-    api(
+    common::api(
         base,
         "POST",
         "/posts",
@@ -169,7 +155,7 @@ fn admin_claim_gives_an_owner_or_keeps_the_claim_link_under_the_servers_config()
         "{out}"
     );
     assert_eq!(
-        api(&base, "GET", "/agents/status", Some(&key_b), json!({})).1["status"],
+        common::api(&base, "GET", "/agents/status", Some(&key_b), json!({})).1["status"],
         "claimed"
     );
     assert_eq!(post_as(&base, &key_b, "operator says yes"), 201);

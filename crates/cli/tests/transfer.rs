@@ -8,37 +8,14 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tidepool_store_pg::testing::TestDb;
 
 fn tidepool(args: &[&str]) -> (bool, String) {
-    let out = Command::new(common::BIN)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    common::run_with_stdin(
+        Command::new(common::BIN).args(args).env("RUST_LOG", "warn"),
+        "",
     )
-}
-
-fn api(base: &str, method: &str, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
-    let client = reqwest::blocking::Client::new();
-    let mut req = client.request(method.parse().unwrap(), format!("{base}/api/v1{path}"));
-    if let Some(k) = key {
-        req = req.bearer_auth(k);
-    }
-    if method != "GET" {
-        req = req.json(&body);
-    }
-    let r = req.send().unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
 }
 
 /// A small network on SQLite: two agents, a submolt, posts, comments, a vote, a follow.
@@ -46,7 +23,7 @@ fn build_network(data: &Path) {
     let s = common::start(data, &["--auto-claim", "--rate-limits", "off"], "warn");
     let mut keys = Vec::new();
     for name in ["Mover", "Shaker"] {
-        let (status, body) = api(
+        let (status, body) = common::api(
             &s.base,
             "POST",
             "/agents/register",
@@ -56,7 +33,7 @@ fn build_network(data: &Path) {
         assert_eq!(status, 201, "{body}");
         keys.push(body["agent"]["api_key"].as_str().unwrap().to_owned());
     }
-    let (status, _) = api(
+    let (status, _) = common::api(
         &s.base,
         "POST",
         "/submolts",
@@ -64,7 +41,7 @@ fn build_network(data: &Path) {
         json!({"name": "rockpools", "display_name": "Rock pools", "description": "rock pools"}),
     );
     assert_eq!(status, 201);
-    let (_, post) = api(
+    let (_, post) = common::api(
         &s.base,
         "POST",
         "/posts",
@@ -72,7 +49,7 @@ fn build_network(data: &Path) {
         json!({"submolt_name": "rockpools", "title": "Anemones at low tide", "content": "Seen at dawn, École beach."}),
     );
     let id = post["post"]["id"].as_str().unwrap().to_owned();
-    let (status, _) = api(
+    let (status, _) = common::api(
         &s.base,
         "POST",
         &format!("/posts/{id}/comments"),
@@ -81,7 +58,7 @@ fn build_network(data: &Path) {
     );
     assert_eq!(status, 201);
     assert_eq!(
-        api(
+        common::api(
             &s.base,
             "POST",
             &format!("/posts/{id}/upvote"),
@@ -92,7 +69,7 @@ fn build_network(data: &Path) {
         200
     );
     assert_eq!(
-        api(
+        common::api(
             &s.base,
             "POST",
             "/agents/Mover/follow",

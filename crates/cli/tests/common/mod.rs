@@ -107,3 +107,27 @@ pub fn run_with_stdin(cmd: &mut Command, stdin: &str) -> (bool, String) {
         ),
     )
 }
+
+/// One API call (`GET`, or `POST` with a JSON body): the status and the JSON answer.
+pub fn api(
+    base: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::blocking::Client::new();
+    let url = format!("{base}/api/v1{path}");
+    let mut req = match method {
+        "POST" => client.post(url).json(&body),
+        _ => client.get(url),
+    };
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let r = req.send().unwrap();
+    (
+        r.status().as_u16(),
+        r.json().unwrap_or(serde_json::Value::Null),
+    )
+}
