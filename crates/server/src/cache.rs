@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::http::HeaderMap;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -578,21 +579,29 @@ impl http_body::Body for Pieces {
 enum Who {
     Anonymous,
     Agent(i64),
-    /// A key the key cache does not know as good: let the handler decide.
+    /// A key that is not good (unknown, revoked, suspended) or not readable: the handler
+    /// answers it.
     Unchecked,
 }
 
-fn who(state: &AppState, req: &Request) -> Who {
-    let headers = req.headers();
+/// Who is asking. A key the key cache has not seen lately is looked up (which puts it in
+/// the key cache, so the handler does not read it again): otherwise every reader whose key
+/// had expired from the key cache would bypass the page cache, and on a store shared by
+/// several nodes (short key TTL) that was most readers.
+async fn who(state: &AppState, headers: &HeaderMap) -> Who {
     if !(headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key")) {
         return Who::Anonymous;
     }
     let Some(token) = bearer_token(headers) else {
         return Who::Unchecked;
     };
-    match state.cached_caller(token) {
-        Some(c) => Who::Agent(c.agent.id),
-        None => Who::Unchecked,
+    if let Some(c) = state.cached_caller(token) {
+        return Who::Agent(c.agent.id);
+    }
+    let token = token.to_owned();
+    match state.authenticate(&token).await {
+        Ok(c) => Who::Agent(c.agent.id),
+        Err(_) => Who::Unchecked,
     }
 }
 
@@ -617,7 +626,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     if !cacheable(req.uri().path()) {
         return next.run(req).await;
     }
-    let wrote_at = match who(&state, &req) {
+    let wrote_at = match who(&state, req.headers()).await {
         Who::Unchecked => return next.run(req).await,
         Who::Agent(id) => cache.last_write(id),
         Who::Anonymous => None,

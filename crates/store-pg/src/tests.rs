@@ -159,7 +159,7 @@ fn no_session_level_advisory_locks() {
 // Schema
 
 /// The final SQLite schema (crates/store migrations 1-5), table by table. `fts_pending`
-/// and the FTS5 tables are replaced by the `search_vector` columns.
+/// and the FTS5 tables are replaced by the `post_words` / `comment_words` tables.
 const SQLITE_TABLES: &[(&str, &[&str])] = &[
     (
         "agents",
@@ -377,7 +377,7 @@ async fn schema_has_every_sqlite_table_column_and_index() {
     );
     for index in SQLITE_INDEXES
         .iter()
-        .chain(&["posts_search", "comments_search"])
+        .chain(&["post_words_pkey", "comment_words_pkey"])
     {
         let n: i64 = pool.query_one(&INDEX, &[index]).await.unwrap().get(0);
         assert_eq!(n, 1, "index {index} missing");
@@ -395,7 +395,8 @@ async fn schema_has_every_sqlite_table_column_and_index() {
         ("posts", "created_at", "bigint", "NO"),
         ("agents", "claim_token_hash", "bytea", "NO"),
         ("agents", "vote_weight", "double precision", "NO"),
-        ("posts", "search_vector", "tsvector", "NO"),
+        ("post_words", "word", "text", "NO"),
+        ("comment_words", "weight", "integer", "NO"),
         ("rate_gcra", "tat", "timestamp with time zone", "NO"),
         ("leases", "epoch", "bigint", "NO"),
         ("job_runs", "tick", "bigint", "NO"),

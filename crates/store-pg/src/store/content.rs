@@ -9,7 +9,6 @@
 use serde_json::{Value, json};
 use tidepool_core::model::comments::{Comment, NewComment};
 use tidepool_core::model::posts::{MAX_PINNED, NewPost, Post, Safety};
-use tidepool_core::model::search::search_words;
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_core::text::COMMENT_DEPTH_MAX;
 use tidepool_store::{Result, StoreError};
@@ -18,6 +17,7 @@ use super::post_rows::{
     COMMENT_BY_ID, POST_BY_ID, comment_columns, comment_from_row, comment_joins, get, post_columns,
     post_from_row, post_joins,
 };
+use super::search::{self, Index, Postings};
 use crate::{PgPool, Sql, ToSql, Tx, Type};
 
 // ---- shared pieces ----
@@ -67,10 +67,8 @@ fn visibility(safety: &Safety) -> i16 {
 
 const INSERT_POST: Sql = Sql::new(
     "INSERT INTO posts(uuid, author_id, submolt_id, title, content, url, post_type, hot_rank,
-         created_at, updated_at, safety_verdict, safety_labels, injection_score, is_quarantined,
-         search_vector)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, tp_hot(0, $8), $8, $8, $9, $10, $11, $12,
-         setweight(to_tsvector('simple', $13), 'A') || setweight(to_tsvector('simple', $14), 'B'))
+         created_at, updated_at, safety_verdict, safety_labels, injection_score, is_quarantined)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, tp_hot(0, $8), $8, $8, $9, $10, $11, $12)
      RETURNING id",
     &[
         Type::TEXT,
@@ -85,8 +83,6 @@ const INSERT_POST: Sql = Sql::new(
         Type::TEXT,
         Type::FLOAT8,
         Type::INT2,
-        Type::TEXT,
-        Type::TEXT,
     ],
 );
 
@@ -122,16 +118,12 @@ pub(crate) async fn create_post(db: &PgPool, new: NewPost) -> Result<Post> {
                 &new.safety.labels,
                 &new.safety.injection_score,
                 &visibility(&new.safety),
-                &search_words(&new.title),
-                &search_words(&format!(
-                    "{} {}",
-                    new.content.as_deref().unwrap_or(""),
-                    new.url.as_deref().unwrap_or("")
-                )),
             ],
         )
         .await?;
     let id: i64 = get(&row, 0)?;
+    let postings = Postings::of_post(&new.title, new.content.as_deref(), new.url.as_deref());
+    search::insert(&tx, Index::Posts, id, &postings).await?;
     tx.execute(&SUBMOLT_POSTED, &[&new.submolt_id, &new.now])
         .await?;
     tx.execute(&AUTHOR_POSTED, &[&new.author_id, &new.now])
@@ -172,15 +164,18 @@ pub(crate) async fn post_by_uuid(db: &PgPool, uuid: &str) -> Result<Option<Post>
         .transpose()
 }
 
-/// Erases a live post; its text leaves search with it (the generated search vector then
-/// only holds "[deleted]", and every search skips deleted rows). The row stays, flagged,
-/// so votes and comments keep a valid parent and karma stays equal to the votes an
-/// author received.
+/// Erases a live post, returning the text it had so its words leave search with it. The
+/// row stays, flagged, so votes and comments keep a valid parent and karma stays equal to
+/// the votes an author received. The old row is locked first, so of two deletes at once
+/// the second finds the post gone.
 const ERASE_POST: Sql = Sql::new(
-    "UPDATE posts SET is_deleted = 1, is_pinned = 0, title = '[deleted]', content = NULL,
+    "WITH old AS (
+         SELECT id, title, content, url FROM posts WHERE id = $1 AND is_deleted = 0
+         FOR NO KEY UPDATE)
+     UPDATE posts p SET is_deleted = 1, is_pinned = 0, title = '[deleted]', content = NULL,
          url = NULL, updated_at = $2
-     WHERE id = $1 AND is_deleted = 0
-     RETURNING submolt_id, author_id",
+     FROM old WHERE p.id = old.id AND p.is_deleted = 0
+     RETURNING p.submolt_id, p.author_id, old.title, old.content, old.url",
     &[Type::INT8, Type::INT8],
 );
 
@@ -203,6 +198,10 @@ pub(crate) async fn delete_post_in(tx: &Tx<'_>, post_id: i64) -> Result<()> {
         .await?
         .ok_or(StoreError::NotFound("Post"))?;
     let (submolt_id, author_id): (i64, i64) = (get(&row, 0)?, get(&row, 1)?);
+    let (title, content, url): (String, Option<String>, Option<String>) =
+        (get(&row, 2)?, get(&row, 3)?, get(&row, 4)?);
+    let postings = Postings::of_post(&title, content.as_deref(), url.as_deref());
+    search::remove(tx, Index::Posts, post_id, &postings).await?;
     tx.execute(&SUBMOLT_UNPOSTED, &[&submolt_id]).await?;
     tx.execute(&AUTHOR_UNPOSTED, &[&author_id]).await?;
     tx.execute(&BUMP_COUNTER, &[&"posts", &-1i64]).await?;
@@ -309,9 +308,8 @@ const PARENT: Sql = Sql::new(
 
 const INSERT_COMMENT: Sql = Sql::new(
     "INSERT INTO comments(uuid, post_id, author_id, parent_id, depth, content, created_at,
-         updated_at, safety_verdict, safety_labels, injection_score, is_quarantined,
-         search_vector)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, to_tsvector('simple', $12))
+         updated_at, safety_verdict, safety_labels, injection_score, is_quarantined)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11)
      RETURNING id",
     &[
         Type::TEXT,
@@ -325,7 +323,6 @@ const INSERT_COMMENT: Sql = Sql::new(
         Type::TEXT,
         Type::FLOAT8,
         Type::INT2,
-        Type::TEXT,
     ],
 );
 
@@ -373,11 +370,17 @@ pub(crate) async fn create_comment(db: &PgPool, new: NewComment) -> Result<Comme
                 &new.safety.labels,
                 &new.safety.injection_score,
                 &visibility(&new.safety),
-                &search_words(&new.content),
             ],
         )
         .await?;
     let id: i64 = get(&row, 0)?;
+    search::insert(
+        &tx,
+        Index::Comments,
+        id,
+        &Postings::of_comment(&new.content),
+    )
+    .await?;
     tx.execute(&POST_COMMENTED, &[&new.post_id]).await?;
     tx.execute(&AUTHOR_COMMENTED, &[&new.author_id, &new.now])
         .await?;
@@ -421,22 +424,26 @@ pub(crate) async fn comment_by_uuid(db: &PgPool, uuid: &str) -> Result<Option<Co
 /// replies still hang off it) but its text is erased (and so leaves search).
 /// `comment_count` is not decremented, as in SQLite (and on Moltbook).
 const ERASE_COMMENT: Sql = Sql::new(
-    "UPDATE comments c SET is_deleted = 1, content = '', updated_at = $2
-     FROM posts p WHERE c.id = $1 AND p.id = c.post_id AND p.is_deleted = 0",
+    "WITH old AS (SELECT id, content FROM comments WHERE id = $1 FOR NO KEY UPDATE)
+     UPDATE comments c SET is_deleted = 1, content = '', updated_at = $2
+     FROM posts p, old WHERE c.id = old.id AND p.id = c.post_id AND p.is_deleted = 0
+     RETURNING old.content",
     &[Type::INT8, Type::INT8],
 );
 
 /// Deletes a comment inside `tx` (`NotFound` when it or its post is gone).
 pub(crate) async fn delete_comment_in(tx: &Tx<'_>, comment_id: i64) -> Result<()> {
-    let n = tx
-        .execute(
+    let old: String = match tx
+        .query_opt(
             &ERASE_COMMENT,
             &[&comment_id, &tidepool_core::time::now_ms()],
         )
-        .await?;
-    if n == 0 {
-        return Err(StoreError::NotFound("Comment"));
-    }
+        .await?
+    {
+        Some(row) => get(&row, 0)?,
+        None => return Err(StoreError::NotFound("Comment")),
+    };
+    search::remove(tx, Index::Comments, comment_id, &Postings::of_comment(&old)).await?;
     Ok(())
 }
 

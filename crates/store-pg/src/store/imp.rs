@@ -13,7 +13,7 @@ use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Subm
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store};
 
-use super::{PgStore, agents, content, listings, moderation, owners, submolts, transfer};
+use super::{PgStore, agents, content, listings, moderation, owners, search, submolts, transfer};
 use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 
 #[async_trait]
@@ -349,7 +349,7 @@ impl Store for PgStore {
         limit: i64,
         include_quarantined: bool,
     ) -> Result<Vec<(Post, f64)>> {
-        listings::search_posts(&self.db, query, limit, include_quarantined).await
+        search::search_posts(&self.db, query, limit, include_quarantined).await
     }
 
     async fn search_comments(
@@ -358,7 +358,7 @@ impl Store for PgStore {
         limit: i64,
         include_quarantined: bool,
     ) -> Result<Vec<(Comment, f64)>> {
-        listings::search_comments(&self.db, query, limit, include_quarantined).await
+        search::search_comments(&self.db, query, limit, include_quarantined).await
     }
 
     async fn queued_posts(

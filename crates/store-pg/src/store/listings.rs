@@ -10,13 +10,11 @@ use tidepool_core::model::feed::{
     FEED_MAX_SOURCES, FeedScope, Page, PageRequest, PostSort, RISING_WINDOW_MS, Window,
 };
 use tidepool_core::model::posts::Post;
-use tidepool_core::model::search::{MAX_CANDIDATES, search_words};
 use tidepool_store::Result;
 
 use super::post_rows::{
-    COMMENT_WIDTH, POST_WIDTH, comment_columns, comment_from_row, comment_integer_key,
-    comment_joins, feed_sql, get, integer_key, integer_position, list_posts_sql, post_columns,
-    post_from_row, post_joins, roots_sql,
+    comment_columns, comment_from_row, comment_integer_key, comment_joins, feed_sql, integer_key,
+    integer_position, list_posts_sql, post_from_row, roots_sql,
 };
 use crate::{PgPool, Row, Sql, ToSql, Type};
 
@@ -257,136 +255,4 @@ pub(crate) async fn recent_comments_by(
         )
         .await?,
     )
-}
-
-// ---- search ----
-//
-// The query's words (folded by `search_words` exactly as the documents were, at most 32)
-// are handed to plainto_tsquery('simple', ...), which treats them literally and requires
-// all of them. Candidates are the newest MAX_CANDIDATES live matches (as FTS5
-// walks rowids newest first); only those are ranked, so a query for common words costs a
-// bounded amount of ranking. As in SQLite, the best `limit` candidates are picked before
-// the visibility filter.
-
-const SEARCH_POSTS: Sql = Sql::new(
-    concat!(
-        "WITH cand AS (
-             SELECT id, search_vector FROM posts
-             WHERE search_vector @@ plainto_tsquery('simple', $1) AND is_deleted = 0
-             ORDER BY id DESC LIMIT $4),
-         hits AS (
-             SELECT id, ts_rank_cd(search_vector, plainto_tsquery('simple', $1))::float8 AS r
-             FROM cand ORDER BY r DESC, id DESC LIMIT $2)
-         SELECT ",
-        post_columns!(),
-        ", h.r FROM hits h CROSS JOIN ",
-        post_joins!(),
-        " WHERE p.id = h.id AND ($3 OR p.is_quarantined = 0) ORDER BY h.r DESC, h.id DESC"
-    ),
-    &[Type::TEXT, Type::INT8, Type::BOOL, Type::INT8],
-);
-
-const SEARCH_COMMENTS: Sql = Sql::new(
-    concat!(
-        "WITH cand AS (
-             SELECT id, search_vector FROM comments
-             WHERE search_vector @@ plainto_tsquery('simple', $1) AND is_deleted = 0
-             ORDER BY id DESC LIMIT $4),
-         hits AS (
-             SELECT id, ts_rank_cd(search_vector, plainto_tsquery('simple', $1))::float8 AS r
-             FROM cand ORDER BY r DESC, id DESC LIMIT $2)
-         SELECT ",
-        comment_columns!(),
-        ", h.r FROM hits h CROSS JOIN ",
-        comment_joins!(),
-        " WHERE c.id = h.id AND p.is_deleted = 0 AND ($3 OR (c.is_quarantined = 0 AND p.is_quarantined = 0))
-         ORDER BY h.r DESC, h.id DESC"
-    ),
-    &[Type::TEXT, Type::INT8, Type::BOOL, Type::INT8],
-);
-
-/// The words searched for, folded as documents are (`search_words`), at most 32;
-/// `None` when there is none.
-fn search_terms(input: &str) -> Option<String> {
-    let words = search_words(input);
-    let terms: Vec<&str> = words
-        .split(' ')
-        .filter(|w| !w.is_empty())
-        .take(32)
-        .collect();
-    (!terms.is_empty()).then(|| terms.join(" "))
-}
-
-/// Relevance in 0.5..1 from a text-search rank r >= 0 (every query word is in every hit,
-/// so a hit is at least half-relevant; a stronger rank moves it towards 1), like SQLite's
-/// mapping of BM25.
-fn similarity(rank: f64) -> f64 {
-    let r = rank.max(0.0);
-    0.5 + 0.5 * r / (1.0 + r)
-}
-
-pub(crate) async fn search_posts(
-    db: &PgPool,
-    query: &str,
-    limit: i64,
-    include_quarantined: bool,
-) -> Result<Vec<(Post, f64)>> {
-    let Some(terms) = search_terms(query) else {
-        return Ok(Vec::new());
-    };
-    let rows = db
-        .query(
-            &SEARCH_POSTS,
-            &[&terms, &limit.max(0), &include_quarantined, &MAX_CANDIDATES],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| Ok((post_from_row(r)?, similarity(get::<f64>(r, POST_WIDTH)?))))
-        .collect()
-}
-
-pub(crate) async fn search_comments(
-    db: &PgPool,
-    query: &str,
-    limit: i64,
-    include_quarantined: bool,
-) -> Result<Vec<(Comment, f64)>> {
-    let Some(terms) = search_terms(query) else {
-        return Ok(Vec::new());
-    };
-    let rows = db
-        .query(
-            &SEARCH_COMMENTS,
-            &[&terms, &limit.max(0), &include_quarantined, &MAX_CANDIDATES],
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                comment_from_row(r)?,
-                similarity(get::<f64>(r, COMMENT_WIDTH)?),
-            ))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn terms_and_similarity() {
-        assert_eq!(
-            search_terms("hello, world!").as_deref(),
-            Some("hello world")
-        );
-        assert_eq!(
-            search_terms("a\" OR NEAR(x*").as_deref(),
-            Some("a or near x")
-        );
-        assert_eq!(search_terms("  !!! "), None);
-        assert_eq!(similarity(0.0), 0.5);
-        assert!(similarity(3.0) > similarity(1.0));
-        assert!(similarity(1e12) <= 1.0);
-    }
 }

@@ -8,6 +8,7 @@ mod moderation;
 mod owners;
 mod post_rows;
 mod rows;
+mod search;
 mod submolts;
 mod transfer;
 

@@ -119,9 +119,6 @@ pub(crate) fn post_from_row(row: &Row) -> Result<Post> {
     })
 }
 
-/// Number of columns [`post_columns`] selects (extra columns follow it).
-pub(crate) const POST_WIDTH: usize = 30;
-
 /// A comment from a row starting with [`comment_columns`].
 pub(crate) fn comment_from_row(row: &Row) -> Result<Comment> {
     Ok(Comment {
@@ -145,9 +142,6 @@ pub(crate) fn comment_from_row(row: &Row) -> Result<Comment> {
         safety: safety(row, 23)?,
     })
 }
-
-/// Number of columns [`comment_columns`] selects.
-pub(crate) const COMMENT_WIDTH: usize = 27;
 
 pub(crate) const POST_BY_ID: Sql = Sql::new(
     concat!(

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use tidepool_core::model::search::search_words;
 use tidepool_store::transfer::{Cell, ColumnKind, Row as TransferRow, TableSpec};
 use tidepool_store::{Result, StoreError};
 
+use super::search::{self, Index, Postings};
 use crate::{PgPool, Row, Sql, ToSql, Type};
 
 /// The statement with this text and these parameter types, built once.
@@ -295,45 +295,15 @@ pub(crate) async fn import_rows(
         casts.push(format!("${}::{cast}", i + 1));
     }
     let cols = column_list(table);
-    let n = table.columns.len();
-    let text = text_of(table, &rows);
-    let (extra_cols, extra_select) = match table.name {
-        // The search words, made in Rust as for every post and comment written.
-        "posts" => {
-            arrays.push(Box::new(text.0));
-            arrays.push(Box::new(text.1));
-            types.extend([Type::TEXT_ARRAY, Type::TEXT_ARRAY]);
-            casts.push(format!("${}::text[]", n + 1));
-            casts.push(format!("${}::text[]", n + 2));
-            (
-                ", search_vector",
-                ", setweight(to_tsvector('simple', u.search_title), 'A')
-                   || setweight(to_tsvector('simple', u.search_body), 'B')",
-            )
-        }
-        "comments" => {
-            arrays.push(Box::new(text.0));
-            types.push(Type::TEXT_ARRAY);
-            casts.push(format!("${}::text[]", n + 1));
-            (", search_vector", ", to_tsvector('simple', u.search_title)")
-        }
-        _ => ("", ""),
-    };
-    let mut aliases: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
-    match table.name {
-        "posts" => aliases.extend(["search_title", "search_body"]),
-        "comments" => aliases.push("search_title"),
-        _ => {}
-    }
     let select: Vec<String> = table
         .columns
         .iter()
         .map(|(c, _)| format!("u.{c}"))
         .collect();
+    let aliases: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
     let sql = statement(
         format!(
-            "INSERT INTO {} ({cols}{extra_cols}) SELECT {}{extra_select}
-             FROM unnest({}) AS u({})",
+            "INSERT INTO {} ({cols}) SELECT {} FROM unnest({}) AS u({})",
             table.name,
             select.join(", "),
             casts.join(", "),
@@ -346,37 +316,56 @@ pub(crate) async fn import_rows(
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect();
     tx.execute(&sql, &refs).await?;
+    // The search index, made in Rust as for every post and comment written.
+    if let Some((index, postings)) = postings_of(table, &rows) {
+        search::insert_many(&tx, index, postings).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
 
-/// The search words of imported posts (title; content and url) or comments (content).
-fn text_of(table: &TableSpec, rows: &[TransferRow]) -> (Vec<String>, Vec<String>) {
+/// The search postings of imported live posts (title; content and url) or comments
+/// (content), by id; `None` for other tables.
+fn postings_of(table: &TableSpec, rows: &[TransferRow]) -> Option<(Index, Vec<(i64, Postings)>)> {
     let col = |name: &str| table.columns.iter().position(|(c, _)| *c == name);
-    let text = |row: &TransferRow, i: Option<usize>| match i.and_then(|i| row.get(i)) {
-        Some(Cell::Text(s)) => s.clone(),
-        _ => String::new(),
-    };
+    fn text(row: &TransferRow, i: Option<usize>) -> Option<&str> {
+        match i.and_then(|i| row.get(i)) {
+            Some(Cell::Text(s)) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+    fn int(row: &TransferRow, i: Option<usize>) -> Option<i64> {
+        match i.and_then(|i| row.get(i)) {
+            Some(Cell::Int(v)) => Some(*v),
+            _ => None,
+        }
+    }
+    let (id, deleted) = (col("id"), col("is_deleted"));
+    let live = rows
+        .iter()
+        .filter(move |r| int(r, deleted) == Some(0))
+        .filter_map(move |r| int(r, id).map(|id| (id, r)));
     match table.name {
         "posts" => {
             let (t, c, u) = (col("title"), col("content"), col("url"));
-            rows.iter()
-                .map(|r| {
-                    (
-                        search_words(&text(r, t)),
-                        search_words(&format!("{} {}", text(r, c), text(r, u))),
-                    )
+            Some((
+                Index::Posts,
+                live.map(|(id, r)| {
+                    let p = Postings::of_post(text(r, t).unwrap_or(""), text(r, c), text(r, u));
+                    (id, p)
                 })
-                .unzip()
+                .collect(),
+            ))
         }
         "comments" => {
             let c = col("content");
-            (
-                rows.iter().map(|r| search_words(&text(r, c))).collect(),
-                Vec::new(),
-            )
+            Some((
+                Index::Comments,
+                live.map(|(id, r)| (id, Postings::of_comment(text(r, c).unwrap_or(""))))
+                    .collect(),
+            ))
         }
-        _ => (Vec::new(), Vec::new()),
+        _ => None,
     }
 }
 
