@@ -217,10 +217,15 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
                 .map_or("<unmatched>", MatchedPath::as_str)
                 .to_owned();
             tracing::debug_span!("request", method = %req.method(), route)
-        }))
-        // Outermost, so every answer counts, whichever layer gave it.
-        .layer(middleware::from_fn_with_state(metrics, metrics::track))
-        .with_state(state.clone());
+        }));
+    // Outermost, so every answer counts, whichever layer gave it. With metrics off nothing
+    // is counted at all (which is also how their cost is measured, docs/DEPLOY.md).
+    let router = if state.config.metrics.enabled {
+        router.layer(middleware::from_fn_with_state(metrics, metrics::track))
+    } else {
+        router
+    }
+    .with_state(state.clone());
     Ok(App { router, state })
 }
 
