@@ -181,7 +181,9 @@ pub async fn handler(State(state): State<AppState>, req: Request) -> Response {
     let settings = &state.config.metrics;
     if !settings.enabled {
         return ApiError::not_found("Metrics are disabled")
-            .with_hint("The operator turned /metrics off ([metrics] enabled = false)")
+            .with_hint(
+                "The operator turned /metrics off ([metrics] enabled = false, or --metrics off)",
+            )
             .into_response();
     }
     if let Some(token) = &settings.token {
