@@ -39,7 +39,7 @@ async fn a_locked_limiter_table_is_counted_as_fallbacks_and_refusals() {
 
     tx.rollback().await.unwrap();
     drop(conn);
-    let (status, _, body) = scrape_raw(&s).await;
+    let (status, body) = scrape(&s).await;
     assert_eq!(status, 200, "{body}");
     let value = |name: &str| -> f64 {
         body.lines()
@@ -62,12 +62,13 @@ async fn a_locked_limiter_table_is_counted_as_fallbacks_and_refusals() {
     );
 }
 
-async fn scrape_raw(s: &TestServer) -> (u16, (), String) {
+/// The status and body of `GET /metrics`.
+async fn scrape(s: &TestServer) -> (u16, String) {
     let r = s
         .client
         .get(format!("{}/metrics", s.base))
         .send()
         .await
         .unwrap();
-    (r.status().as_u16(), (), r.text().await.unwrap())
+    (r.status().as_u16(), r.text().await.unwrap())
 }
