@@ -70,6 +70,8 @@ pub struct Config<Db = ()> {
     pub node_id: String,
     /// How often periodic jobs run (`job_interval_ms`), once per interval across nodes.
     pub job_interval_ms: u64,
+    /// Who may read `GET /metrics` (`[metrics]`).
+    pub metrics: MetricsConfig,
 }
 
 impl<Db> Default for Config<Db> {
@@ -100,7 +102,39 @@ impl<Db> Default for Config<Db> {
             nodes: 1,
             node_id: default_node_id(),
             job_interval_ms: 60_000,
+            metrics: MetricsConfig::default(),
         }
+    }
+}
+
+/// `[metrics]` in tidepool.toml: whether `GET /metrics` answers, and to whom. Without a
+/// token only clients on this machine (a loopback peer, with no proxy in between) may
+/// read it; with one, whoever sends it as a bearer token, and nobody else.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `false`: `/metrics` answers 404.
+    pub enabled: bool,
+    /// The bearer token scrapers must send (`TIDEPOOL_METRICS_TOKEN` overrides it).
+    pub token: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            token: None,
+        }
+    }
+}
+
+/// Never prints the token.
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("enabled", &self.enabled)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
     }
 }
 
@@ -150,6 +184,9 @@ pub struct FileConfig {
     /// `[database]`.
     #[serde(default)]
     pub database: Option<DatabaseFile>,
+    /// [`Config::metrics`].
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
 }
 
 /// `[database]` in tidepool.toml: where PostgreSQL is and how to use it. `url` (or
@@ -200,6 +237,7 @@ impl<Db> Config<Db> {
             nodes,
             node_id,
             job_interval_ms,
+            metrics,
         } = self;
         let app = Config {
             data_dir,
@@ -223,6 +261,7 @@ impl<Db> Config<Db> {
             nodes,
             node_id,
             job_interval_ms,
+            metrics,
         };
         (app, database)
     }

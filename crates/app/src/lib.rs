@@ -8,6 +8,7 @@
 
 pub mod caller;
 pub mod config;
+pub mod counters;
 pub mod error;
 pub mod ops;
 pub mod ratelimit;
@@ -20,7 +21,7 @@ use tidepool_core::model::agents::AgentStatus;
 use tidepool_store::Store;
 
 pub use caller::Caller;
-pub use config::{Config, ConnectionLimits, DatabaseFile, FileConfig};
+pub use config::{Config, ConnectionLimits, DatabaseFile, FileConfig, MetricsConfig};
 pub use error::{AppError, AppResult, ErrorKind};
 pub use ops::too_many;
 use ratelimit::{Decision, Limit, Limiter};
@@ -54,6 +55,9 @@ pub struct App {
     /// Texts scanned by the guard since start-up (a scan is the costliest step of a
     /// write; tests use this to prove throttled requests cost none).
     pub guard_scans: AtomicU64,
+    /// Guard verdicts and findings, and refusals for want of the shared rate-limit count
+    /// (read by the server's `/metrics`).
+    pub counters: Arc<counters::Counters>,
     /// Recently seen API keys (by keyed hash) and who they belong to.
     pub keys: KeyCache,
     /// One login at a time per account for addresses that have failed on it.
@@ -83,6 +87,7 @@ impl App {
             hasher,
             guard: tidepool_guard::Guard::new(config.guard.clone()),
             guard_scans: AtomicU64::new(0),
+            counters: Arc::default(),
             keys: KeyCache::with_ttl(key_ttl),
             login_queues: LoginQueues::default(),
             config,

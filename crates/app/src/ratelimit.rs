@@ -123,6 +123,11 @@ pub trait Limiter: Send + Sync {
     async fn refund(&self, key: &str, limit: Limit);
     /// Drops counts whose every hit is older than `max_window_ms`.
     async fn prune(&self, now_ms: i64, max_window_ms: i64);
+    /// Decisions this process took alone since start-up because a shared count did not
+    /// answer (always 0 for a limiter that has no shared count to miss).
+    fn fallbacks(&self) -> u64 {
+        0
+    }
 }
 
 const SHARDS: usize = 16;

@@ -182,6 +182,9 @@ struct ServeArgs {
     /// This node's name in logs, when several nodes share a database (default: node).
     #[arg(long, env = "TIDEPOOL_NODE_ID")]
     node_id: Option<String>,
+    /// `off`: no Prometheus metrics at `/metrics` (it answers 404).
+    #[arg(long, env = "TIDEPOOL_METRICS", value_parser = on_off)]
+    metrics: Option<bool>,
 }
 
 fn on_off(s: &str) -> Result<bool, String> {
@@ -448,6 +451,19 @@ fn resolve(args: ServeArgs) -> Result<Config> {
         }
         config.connections = c;
     }
+    let mut metrics = file.metrics.unwrap_or_default();
+    if let Some(on) = args.metrics {
+        metrics.enabled = on;
+    }
+    // From the environment or the file only: a flag would show the token to anyone who
+    // can list processes.
+    if let Ok(token) = std::env::var("TIDEPOOL_METRICS_TOKEN") {
+        metrics.token = Some(token);
+    }
+    if metrics.token.as_ref().is_some_and(|t| t.trim().is_empty()) {
+        bail!("the metrics token ([metrics] token, TIDEPOOL_METRICS_TOKEN) must not be empty");
+    }
+    config.metrics = metrics;
     config.trusted_proxies = if args.trusted_proxies.is_empty() {
         file.trusted_proxies
             .unwrap_or_default()

@@ -74,7 +74,12 @@ impl ApiError {
     }
 
     fn code(&self) -> &'static str {
-        match self.status {
+        Self::code_for(self.status)
+    }
+
+    /// The envelope's `code` for a status (also the `code` label of the error metric).
+    pub fn code_for(status: StatusCode) -> &'static str {
+        match status {
             StatusCode::BAD_REQUEST => "BAD_REQUEST",
             StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
             StatusCode::FORBIDDEN => "FORBIDDEN",

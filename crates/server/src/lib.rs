@@ -13,6 +13,7 @@ pub mod conn;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod metrics;
 pub mod params;
 pub mod ratelimit;
 pub mod routes;
@@ -169,12 +170,19 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         limiter,
         pages.clone(),
     );
+    let metrics = Arc::new(metrics::Metrics::new(
+        &app.config.node_id,
+        app.store.clone(),
+        app.limiter.clone(),
+        app.counters.clone(),
+    ));
     let state = AppState::new(Inner {
         app,
         shared,
         skills,
         openapi,
         pages,
+        metrics: metrics.clone(),
     });
 
     let api = routes::router(routes);
@@ -187,6 +195,7 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         .route("/messaging.md", get(skill_file))
         .route("/rules.md", get(skill_file))
         .route("/skill.json", get(skill_manifest))
+        .route("/metrics", get(metrics::handler))
         .merge(web::router())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), cache::layer))
@@ -208,8 +217,15 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
                 .map_or("<unmatched>", MatchedPath::as_str)
                 .to_owned();
             tracing::debug_span!("request", method = %req.method(), route)
-        }))
-        .with_state(state.clone());
+        }));
+    // Outermost, so every answer counts, whichever layer gave it. With metrics off nothing
+    // is counted at all (which is also how their cost is measured, docs/DEPLOY.md).
+    let router = if state.config.metrics.enabled {
+        router.layer(middleware::from_fn_with_state(metrics, metrics::track))
+    } else {
+        router
+    }
+    .with_state(state.clone());
     Ok(App { router, state })
 }
 

@@ -22,7 +22,7 @@ pub struct SharedLimiter {
     nodes: u32,
     timeout: std::time::Duration,
     /// Decisions taken by the fallback since start-up (exported as a metric).
-    pub fallbacks: std::sync::atomic::AtomicU64,
+    fallbacks: std::sync::atomic::AtomicU64,
 }
 
 impl SharedLimiter {
@@ -126,5 +126,9 @@ impl Limiter for SharedLimiter {
             tracing::warn!(error = %e, "could not prune the shared rate-limit table");
         }
         self.fallback.prune_now(now_ms, max_window_ms);
+    }
+
+    fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

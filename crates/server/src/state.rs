@@ -25,6 +25,8 @@ pub struct Inner {
     /// Public listings rendered in the last moment (the app clears it through
     /// [`tidepool_app::Hooks`] when content changes).
     pub pages: Arc<PageCache>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::ops::Deref for AppState {

@@ -24,8 +24,13 @@ mod content;
 mod feeds;
 #[path = "api/harness.rs"]
 mod harness;
+/// PostgreSQL only: the shared limiter's outage.
+#[path = "api/limiter_outage.rs"]
+mod limiter_outage;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/paging.rs"]

@@ -28,6 +28,8 @@ mod feeds;
 mod harness;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/metrics.rs"]
+mod metrics;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/paging.rs"]

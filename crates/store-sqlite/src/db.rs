@@ -1,5 +1,6 @@
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,6 +58,18 @@ struct Inner {
     sender: Mutex<Option<Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: ReadPool,
+    /// Counted by the writer thread once per group, read by [`SqliteStore::stats`].
+    commits: Arc<CommitCounters>,
+    /// The queue's receiving end, kept only to read its length (the sender goes away at
+    /// shutdown; this never receives).
+    queue: Receiver<Job>,
+}
+
+/// What the writer has committed since start-up.
+#[derive(Default)]
+struct CommitCounters {
+    batches: AtomicU64,
+    jobs: AtomicU64,
 }
 
 const DB_FILE: &str = "tidepool.db";
@@ -84,9 +97,11 @@ impl SqliteStore {
 
         let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
         let opts = options.clone();
+        let commits = Arc::new(CommitCounters::default());
+        let (writer_commits, writer_receiver) = (commits.clone(), receiver.clone());
         let writer = std::thread::Builder::new()
             .name("tidepool-writer".into())
-            .spawn(move || writer_loop(conn, receiver, opts))?;
+            .spawn(move || writer_loop(conn, writer_receiver, opts, &writer_commits))?;
 
         Ok(Self {
             inner: Arc::new(Inner {
@@ -94,6 +109,8 @@ impl SqliteStore {
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(writer)),
                 readers: ReadPool::new(readers),
+                commits,
+                queue: receiver,
             }),
         })
     }
@@ -161,6 +178,28 @@ impl SqliteStore {
         }
     }
 
+    /// The writer's queue and group commits, and the read pool's use, right now.
+    pub fn runtime_stats(&self) -> tidepool_store::StoreStats {
+        let commits = &self.inner.commits;
+        let readers = &self.inner.readers;
+        let idle = readers.idle.lock().map_or(0, |i| i.len() as u64);
+        tidepool_store::StoreStats {
+            writer: Some(tidepool_store::WriterStats {
+                queued: self.inner.queue.len() as u64,
+                batches: commits.batches.load(Ordering::Relaxed),
+                jobs: commits.jobs.load(Ordering::Relaxed),
+            }),
+            pools: vec![tidepool_store::PoolStats {
+                name: "read",
+                max: readers.size,
+                open: readers.size,
+                idle,
+                waiting: readers.waiting.load(Ordering::Relaxed),
+            }],
+            replicas: Vec::new(),
+        }
+    }
+
     /// Stops accepting writes, lets the writer commit everything already queued, and
     /// waits for it. Every write that was acknowledged is on disk when this returns.
     pub fn shutdown(&self) {
@@ -196,7 +235,12 @@ fn run_in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
     outcome
 }
 
-fn writer_loop(conn: Connection, receiver: Receiver<Job>, opts: StoreOptions) {
+fn writer_loop(
+    conn: Connection,
+    receiver: Receiver<Job>,
+    opts: StoreOptions,
+    counters: &CommitCounters,
+) {
     // Blocks until the first job of a group arrives; ends when every sender is gone and
     // the queue is drained.
     while let Ok(first) = receiver.recv() {
@@ -219,7 +263,12 @@ fn writer_loop(conn: Connection, receiver: Receiver<Job>, opts: StoreOptions) {
         if let Err(e) = &committed {
             tracing::error!(error = %e, jobs = completions.len(), "group commit failed");
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            counters
+                .jobs
+                .fetch_add(completions.len() as u64, Ordering::Relaxed);
         }
+        counters.batches.fetch_add(1, Ordering::Relaxed);
         for done in completions {
             done(match &committed {
                 Ok(()) => Ok(()),
@@ -398,24 +447,40 @@ impl Drop for Pooled<'_> {
 struct ReadPool {
     idle: Mutex<Vec<Connection>>,
     available: Condvar,
+    /// Connections in the pool, idle or not.
+    size: u64,
+    /// Readers blocked waiting for a connection now.
+    waiting: AtomicU64,
 }
 
 impl ReadPool {
     fn new(conns: Vec<Connection>) -> Self {
         Self {
+            size: conns.len() as u64,
             idle: Mutex::new(conns),
             available: Condvar::new(),
+            waiting: AtomicU64::new(0),
         }
     }
 
     fn take(&self) -> Result<Connection> {
         let mut idle = self.idle.lock().map_err(DbError::internal)?;
-        loop {
-            if let Some(c) = idle.pop() {
-                return Ok(c);
-            }
-            idle = self.available.wait(idle).map_err(DbError::internal)?;
+        if let Some(c) = idle.pop() {
+            return Ok(c);
         }
+        // Counted only on the slow path, so a pool with room costs nothing extra.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let taken = loop {
+            if let Some(c) = idle.pop() {
+                break Ok(c);
+            }
+            match self.available.wait(idle) {
+                Ok(guard) => idle = guard,
+                Err(e) => break Err(DbError::internal(e)),
+            }
+        };
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        taken
     }
 
     fn give(&self, conn: Connection) {

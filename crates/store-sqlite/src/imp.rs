@@ -643,4 +643,8 @@ impl Store for SqliteStore {
     fn shutdown(&self) {
         SqliteStore::shutdown(self);
     }
+
+    fn runtime_stats(&self) -> tidepool_store::StoreStats {
+        SqliteStore::runtime_stats(self)
+    }
 }

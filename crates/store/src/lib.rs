@@ -331,4 +331,61 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finishes every acknowledged write and stops accepting new ones.
     fn shutdown(&self);
+
+    /// What the store can say about its own load right now (writer queue, connection
+    /// pools, replicas), for `/metrics`. Cheap and synchronous: it reads counters the store
+    /// keeps anyway and never asks the database. The default knows nothing.
+    fn runtime_stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+}
+
+/// A snapshot of a store's load, for metrics ([`Store::runtime_stats`]). Each part is
+/// empty where the backend has no such thing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreStats {
+    /// The single writer of the embedded store (`None`: writes are not queued in-process).
+    pub writer: Option<WriterStats>,
+    /// Connection pools: the embedded store's read pool, PostgreSQL's pool per node.
+    pub pools: Vec<PoolStats>,
+    /// Read replicas and how far behind the primary each is.
+    pub replicas: Vec<ReplicaStats>,
+}
+
+/// The queue in front of a single writer that commits jobs in groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Jobs waiting for the writer now (not yet in a transaction).
+    pub queued: u64,
+    /// Group commits since start-up (failed ones included).
+    pub batches: u64,
+    /// Jobs committed in those groups since start-up; `jobs / batches` is the mean group.
+    pub jobs: u64,
+}
+
+/// One pool of database connections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Which pool (`"read"` for the embedded store's readers, `"primary"` for PostgreSQL).
+    pub name: &'static str,
+    /// Most connections the pool may hold.
+    pub max: u64,
+    /// Connections open now.
+    pub open: u64,
+    /// Open connections nobody is using.
+    pub idle: u64,
+    /// Requests waiting for a connection now.
+    pub waiting: u64,
+}
+
+/// One read replica.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplicaStats {
+    /// How the operator knows it (host and port, never the password).
+    pub name: String,
+    /// How far its replay is behind the primary at the last sample (`None`: unknown,
+    /// e.g. unreachable).
+    pub lag_seconds: Option<f64>,
+    /// Reads it served since start-up.
+    pub reads: u64,
 }

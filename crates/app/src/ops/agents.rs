@@ -75,7 +75,7 @@ pub async fn register(
     // Mass registration was Moltbook's founding failure: without the shared count, no
     // node registers on its own share of the limit.
     if per_ip.degraded || global.degraded {
-        return Err(super::limits_unavailable());
+        return Err(super::limits_unavailable(app));
     }
 
     super::guard::check_strict(

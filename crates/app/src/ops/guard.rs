@@ -36,6 +36,7 @@ pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) ->
             }
         }
         for f in &scan.findings {
+            app.counters.finding(f.kind);
             if f.kind == FindingKind::Secret && f.rule == "tidepool_api_key" {
                 leaked_keys.push(app.hasher.hash(domain::API_KEY, &text[f.start..f.end]));
             }
@@ -61,10 +62,12 @@ pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) ->
     for j in &scanned.joined {
         let (field, _) = fields[j.field];
         let f = &j.finding;
+        app.counters.finding(f.kind);
         findings.push(
             json!({"field": field, "kind": f.kind, "rule": f.rule, "start": f.start, "end": f.end}),
         );
     }
+    app.counters.verdict(verdict);
     if verdict == Verdict::Block {
         let kinds: Vec<&str> = labels
             .iter()

@@ -44,7 +44,9 @@ pub fn bounded_text(field: &str, value: String, max: usize) -> Result<String, Ap
 
 /// The answer when the shared rate-limit count cannot be reached and the operation is one
 /// that must never run on a single node's share (registration, key issuance, claims).
-pub fn limits_unavailable() -> AppError {
+/// Counted, since an operator must see these refusals.
+pub fn limits_unavailable(app: &crate::App) -> AppError {
+    app.counters.degraded_refusal();
     AppError::new(
         crate::ErrorKind::Unavailable,
         "Temporarily unavailable: rate limits cannot be checked",

@@ -147,7 +147,7 @@ async fn limited(app: &App, key: String, limit: Limit, what: &str) -> AppResult<
     }
     let d = app.limiter.hit(&key, limit, now_ms()).await;
     if d.degraded {
-        Err(crate::ops::limits_unavailable())
+        Err(crate::ops::limits_unavailable(app))
     } else if d.allowed {
         Ok(())
     } else {

@@ -14,6 +14,7 @@ mod content;
 mod feeds;
 mod harness;
 mod meta;
+mod metrics;
 mod openapi;
 mod paging;
 mod proxy;

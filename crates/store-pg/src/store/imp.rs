@@ -428,4 +428,21 @@ impl Store for PgStore {
     fn shutdown(&self) {
         self.db.deadpool().close();
     }
+
+    fn runtime_stats(&self) -> tidepool_store::StoreStats {
+        let status = self.db.deadpool().status();
+        tidepool_store::StoreStats {
+            writer: None,
+            pools: vec![tidepool_store::PoolStats {
+                name: "primary",
+                max: status.max_size as u64,
+                open: status.size as u64,
+                idle: status.available as u64,
+                waiting: status.waiting as u64,
+            }],
+            // Reads do not go to replicas yet (docs/SCALE-OUT.md); the replica router
+            // reports each replica's lag here.
+            replicas: Vec::new(),
+        }
+    }
 }
