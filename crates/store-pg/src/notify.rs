@@ -339,11 +339,13 @@ async fn check_own_session(
         .get_connect_timeout()
         .copied()
         .unwrap_or(Duration::from_secs(5));
-    let (holder, connection) = config
+    let mut second = config.clone();
+    second.application_name("tidepool-listen-check");
+    let (holder, connection) = second
         .connect(NoTls)
         .await
         .map_err(|e| format!("connecting a second time to check LISTEN: {e}"))?;
-    let connection = AbortOnDrop(tokio::spawn(connection));
+    let connection = tokio::spawn(connection);
     let result = async {
         holder
             .batch_execute("BEGIN; SELECT 1")
@@ -371,8 +373,11 @@ async fn check_own_session(
         }
     }
     .await;
+    // Closed before going on, so it is gone from `pg_stat_activity` too.
     drop(holder);
-    drop(connection);
+    if tokio::time::timeout(wait, connection).await.is_err() {
+        tracing::debug!("listener: the checking connection did not close in time");
+    }
     result
 }
 
