@@ -323,7 +323,7 @@ async fn the_listener_reconnects_when_its_connection_is_killed() {
 
     // The connection is findable by its application name, as an operator would.
     const BY_NAME: Sql = Sql::new(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
         &[Type::TEXT],
     );
     let rows = a
