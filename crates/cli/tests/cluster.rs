@@ -715,7 +715,10 @@ async fn a_killed_listener_connection_comes_back() {
         assert!(Instant::now() < deadline, "node 1 did not listen again");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    println!("listener back (pid {pid} -> {again}) {:?} after the kill", killed.elapsed());
+    println!(
+        "listener back (pid {pid} -> {again}) {:?} after the kill",
+        killed.elapsed()
+    );
     let delays = revocations(&cluster, 10, "Relistened").await;
     assert!(delays[5] < Duration::from_millis(250), "{delays:?}");
 }
@@ -740,7 +743,10 @@ async fn through_pgbouncer_with_listen_url_direct() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_listener_revocations_still_arrive_within_a_second() {
     let db = TestDb::new().await;
-    let nowhere = format!("postgres://postgres@127.0.0.1:{}/nowhere", common::free_port());
+    let nowhere = format!(
+        "postgres://postgres@127.0.0.1:{}/nowhere",
+        common::free_port()
+    );
     let toml = format!("rate_limits = false\n[database]\nlisten_url = \"{nowhere}\"");
     let cluster = Cluster::start_on(db, 2, &toml).await;
     revocations(&cluster, 10, "Unheard").await;

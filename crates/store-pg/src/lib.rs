@@ -36,9 +36,7 @@ mod tests;
 pub use config::{PgConfig, StatementMode};
 pub use error::{PgError, Result};
 pub use migrate::LATEST_VERSION;
-pub use notify::{
-    CHANNEL, Invalidation, InvalidationSink, Listener, ListenerStatus, PING_EVERY,
-};
+pub use notify::{CHANNEL, Invalidation, InvalidationSink, Listener, ListenerStatus, PING_EVERY};
 pub use pool::{Conn, PgPool, Sql, Tx};
 pub use shared::{
     GcraState, acquire_lease, gcra_check, gcra_hit, gcra_prune, gcra_refund, meta_first,

@@ -175,6 +175,7 @@ async fn run(
             s.last_error = Some(error.clone());
         }
         if listened {
+            // A working connection lost: one warning, then quick retries.
             tracing::warn!(
                 node = %node, %error,
                 "stopped listening for other nodes' invalidations; caches use their short \
@@ -182,17 +183,18 @@ async fn run(
             );
             backoff = BACKOFF_MIN;
             failures = 0;
-        }
-        failures += 1;
-        // The first failure of an outage, then about once a minute.
-        if !listened && (failures == 1 || failures % 12 == 0) {
-            tracing::warn!(
-                node = %node, %error, attempts = failures,
-                "cannot listen for other nodes' invalidations; caches use their short \
-                 lifetimes until it can (retrying)"
-            );
-        } else if !listened {
-            tracing::debug!(node = %node, %error, attempts = failures, "listener: retrying");
+        } else {
+            failures += 1;
+            // The first failed attempt of an outage, then about once a minute.
+            if failures == 1 || failures.is_multiple_of(12) {
+                tracing::warn!(
+                    node = %node, %error, attempts = failures,
+                    "cannot listen for other nodes' invalidations; caches use their short \
+                     lifetimes until it can (retrying)"
+                );
+            } else {
+                tracing::debug!(node = %node, %error, attempts = failures, "listener: retrying");
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);

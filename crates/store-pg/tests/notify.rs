@@ -127,11 +127,9 @@ async fn expect<T>(
     if expect.is_empty() {
         return (out, None);
     }
-    wait(
-        &format!("{expect:?}"),
-        Duration::from_secs(5),
-        || sink.len() >= before + expect.len(),
-    )
+    wait(&format!("{expect:?}"), Duration::from_secs(5), || {
+        sink.len() >= before + expect.len()
+    })
     .await;
     let first = sink.events.lock().unwrap()[before].1;
     (out, Some(first.saturating_duration_since(started)))
@@ -213,11 +211,7 @@ async fn every_invalidating_write_reaches_the_other_node(mode: StatementMode) {
     r.unwrap();
     took(d);
 
-    let bob = a
-        .register_agent(new_agent("Bob", false))
-        .await
-        .unwrap()
-        .id;
+    let bob = a.register_agent(new_agent("Bob", false)).await.unwrap().id;
     let (r, d) = expect(
         &sink,
         &[Invalidation::KeysOf(bob)],
@@ -255,7 +249,12 @@ async fn every_invalidating_write_reaches_the_other_node(mode: StatementMode) {
     let (r, d) = expect(
         &sink,
         &[Invalidation::KeysOf(bob)],
-        a.block_content(vec![leaked], Some(carol), json!({"labels": ["secret"]}), NOW),
+        a.block_content(
+            vec![leaked],
+            Some(carol),
+            json!({"labels": ["secret"]}),
+            NOW,
+        ),
     )
     .await;
     assert_eq!(r.unwrap(), 1);
@@ -349,7 +348,10 @@ async fn the_listener_reconnects_when_its_connection_is_killed() {
         sink.caught_up().is_some_and(|t| t > killed)
     })
     .await;
-    println!("reconnected and caught up {:?} after the kill", killed.elapsed());
+    println!(
+        "reconnected and caught up {:?} after the kill",
+        killed.elapsed()
+    );
     let events = sink.events();
     assert_eq!(
         events[2..],
@@ -357,11 +359,7 @@ async fn the_listener_reconnects_when_its_connection_is_killed() {
         "the reconnect dropped every cache"
     );
 
-    let agent = a
-        .register_agent(new_agent("Dora", true))
-        .await
-        .unwrap()
-        .id;
+    let agent = a.register_agent(new_agent("Dora", true)).await.unwrap().id;
     let (r, _) = expect(
         &sink,
         &[Invalidation::KeysOf(agent)],
@@ -383,11 +381,7 @@ async fn through_pgbouncer_with_listen_url_direct() {
     let a = PgStore::open(&config).await.unwrap();
     let b = PgStore::open(&config).await.unwrap();
     let (_listener, sink) = listening(&b, "b").await;
-    let agent = a
-        .register_agent(new_agent("Erin", true))
-        .await
-        .unwrap()
-        .id;
+    let agent = a.register_agent(new_agent("Erin", true)).await.unwrap().id;
     let (r, d) = expect(
         &sink,
         &[Invalidation::KeysOf(agent), Invalidation::Pages],
