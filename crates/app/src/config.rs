@@ -197,6 +197,10 @@ pub struct FileConfig {
 pub struct DatabaseFile {
     /// `postgres://user:password@host:port/dbname` of the primary or of its pgbouncer.
     pub url: Option<String>,
+    /// Where the node's one `LISTEN` connection goes (default: `url`). `LISTEN` needs a
+    /// session of its own: when `url` leads through a transaction-mode pooler, point this
+    /// straight at PostgreSQL.
+    pub listen_url: Option<String>,
     /// Read replicas (reads are routed to them in a later step; accepted and validated).
     pub replicas: Option<Vec<String>>,
     /// Most pooled connections per node.

@@ -77,10 +77,10 @@ impl App {
         limiter: Arc<dyn Limiter>,
         hooks: Arc<dyn Hooks>,
     ) -> Self {
-        let key_ttl = if config.database.is_some() {
-            KeyCache::SHARED_TTL
+        let keys = if config.database.is_some() {
+            KeyCache::with_ttls(KeyCache::SHARED_TTL, KeyCache::NOTIFIED_TTL)
         } else {
-            KeyCache::TTL
+            KeyCache::with_ttl(KeyCache::TTL)
         };
         Self {
             store,
@@ -88,7 +88,7 @@ impl App {
             guard: tidepool_guard::Guard::new(config.guard.clone()),
             guard_scans: AtomicU64::new(0),
             counters: Arc::default(),
-            keys: KeyCache::with_ttl(key_ttl),
+            keys,
             login_queues: LoginQueues::default(),
             config,
             limiter,
@@ -261,18 +261,31 @@ impl LoginQueues {
 }
 
 /// A small cache of key lookups, so a busy agent's requests do not each read the key
-/// table. Entries live `ttl` at most, and every change to a key or an agent's standing
-/// made by this process ([`KeyCache::invalidate`]: rotation, revocation, claim,
-/// suspension) drops them all at once, so a revoked key stops working on the next
-/// request. Changes made by another process (`tidepool admin`, another node sharing the
-/// database) are seen within the TTL: [`KeyCache::TTL`] on one node, [`KeyCache::SHARED_TTL`]
-/// when several nodes share a database, so a key revoked through one node is refused by
-/// every other within a second.
+/// table. Every change to a key or an agent's standing made by this process
+/// ([`KeyCache::invalidate`]: rotation, revocation, claim, suspension) drops the entries at
+/// once, so a revoked key stops working on the next request.
+///
+/// Changes made by another process (`tidepool admin`, another node sharing the database)
+/// are seen within the TTL: [`KeyCache::TTL`] on one node, [`KeyCache::SHARED_TTL`] when
+/// several nodes share a database, so a key revoked through one node is refused by every
+/// other within a second. With a shared database each node also hears the others'
+/// changes as they commit ([`KeyCache::invalidate_agent`], from PostgreSQL's `NOTIFY`);
+/// while its listener proves it is caught up ([`KeyCache::caught_up`]: every change
+/// committed before that instant has been applied), entries may live
+/// [`KeyCache::NOTIFIED_TTL`] instead. The proof must be younger than the short TTL, so
+/// a listener that is down, hung or never started leaves every entry on the short TTL:
+/// revocation stays visible within [`KeyCache::SHARED_TTL`] whatever happens to it.
 pub struct KeyCache {
     ttl: std::time::Duration,
+    notified_ttl: std::time::Duration,
+    /// Raised by every invalidation: a lookup that raced with one is not stored.
     generation: std::sync::atomic::AtomicU64,
+    /// When the listener last proved itself caught up, in nanoseconds after `epoch`
+    /// (0: never).
+    caught_up: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
     map: std::sync::Mutex<
-        std::collections::HashMap<[u8; 32], (crate::caller::Caller, std::time::Instant, u64)>,
+        std::collections::HashMap<[u8; 32], (crate::caller::Caller, std::time::Instant)>,
     >,
 }
 
@@ -285,39 +298,78 @@ impl Default for KeyCache {
 impl KeyCache {
     /// A cache whose entries live `ttl` at most.
     pub fn with_ttl(ttl: std::time::Duration) -> Self {
+        Self::with_ttls(ttl, ttl)
+    }
+
+    /// A cache whose entries live `ttl`, or up to `notified_ttl` while a listener proves
+    /// it hears every change ([`KeyCache::caught_up`]).
+    pub fn with_ttls(ttl: std::time::Duration, notified_ttl: std::time::Duration) -> Self {
         Self {
             ttl,
+            notified_ttl: notified_ttl.max(ttl),
             generation: std::sync::atomic::AtomicU64::new(0),
+            caught_up: std::sync::atomic::AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
             map: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
     /// One node: only `tidepool admin` changes keys behind the server's back.
     pub const TTL: std::time::Duration = std::time::Duration::from_secs(2);
-    /// Several nodes: half the one-second promise for revocations made elsewhere (a key
-    /// lookup is one indexed read, so a busy agent costs two a second at most).
+    /// Several nodes, when this node is not sure it hears the others: half the one-second
+    /// promise for revocations made elsewhere (a key lookup is one indexed read, so a busy
+    /// agent costs two a second at most).
     pub const SHARED_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+    /// Several nodes, while the listener proves it hears every change: other nodes'
+    /// changes arrive as notifications, so the TTL only bounds what changes without one
+    /// (SQL typed by hand); a busy agent costs one lookup in five seconds per node.
+    pub const NOTIFIED_TTL: std::time::Duration = std::time::Duration::from_secs(5);
     /// Past this many entries the cache starts over (bounded memory under key floods).
     const MAX: usize = 100_000;
 
-    /// The caller a key (by keyed hash) belonged to, if seen within the TTL and since
-    /// the last invalidation.
-    pub fn get(&self, hash: &[u8; 32]) -> Option<crate::caller::Caller> {
-        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
-        let map = self.map.lock().ok()?;
-        let (caller, at, g) = map.get(hash)?;
-        (*g == generation && at.elapsed() < self.ttl).then(|| caller.clone())
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<[u8; 32], (crate::caller::Caller, std::time::Instant)>,
+    > {
+        match self.map.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 
-    /// Stores a lookup made while the generation was `generation` (read before the lookup,
-    /// so a change that raced with it is never cached as current).
-    pub fn put(&self, hash: [u8; 32], caller: crate::caller::Caller, generation: u64) {
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() >= Self::MAX {
-                map.clear();
-            }
-            map.insert(hash, (caller, std::time::Instant::now(), generation));
+    /// Whether the listener's last proof is recent enough for entries to outlive the short
+    /// TTL: every change committed more than the short TTL ago has then been applied.
+    fn notified(&self) -> bool {
+        let at = self.caught_up.load(std::sync::atomic::Ordering::Acquire);
+        if at == 0 {
+            return false;
         }
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        u128::from(now.saturating_sub(at)) < self.ttl.as_nanos()
+    }
+
+    /// The caller a key (by keyed hash) belonged to, if seen within the TTL and not
+    /// invalidated since.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<crate::caller::Caller> {
+        let map = self.lock();
+        let (caller, at) = map.get(hash)?;
+        let age = at.elapsed();
+        (age < self.ttl || (age < self.notified_ttl && self.notified())).then(|| caller.clone())
+    }
+
+    /// Stores a lookup made while the generation was `generation` (read before the lookup:
+    /// if an invalidation came in between, the lookup may predate it and is not stored).
+    pub fn put(&self, hash: [u8; 32], caller: crate::caller::Caller, generation: u64) {
+        let mut map = self.lock();
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) != generation {
+            return;
+        }
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(hash, (caller, std::time::Instant::now()));
     }
 
     /// The current generation (read it before a lookup that [`KeyCache::put`] stores).
@@ -327,10 +379,108 @@ impl KeyCache {
 
     /// Forgets every cached key: call after any change to keys or an agent's status.
     pub fn invalidate(&self) {
+        let mut map = self.lock();
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        if let Ok(mut map) = self.map.lock() {
-            map.clear();
+        map.clear();
+    }
+
+    /// Forgets the cached keys of agent `agent_id` (another node changed its keys, its
+    /// standing or its owner).
+    pub fn invalidate_agent(&self, agent_id: i64) {
+        let mut map = self.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        map.retain(|_, (caller, _)| caller.agent.id != agent_id);
+    }
+
+    /// Every change committed before `through` has been applied to this cache (the
+    /// listener's proof; see the type's docs).
+    pub fn caught_up(&self, through: std::time::Instant) {
+        let at = u64::try_from(through.saturating_duration_since(self.epoch).as_nanos())
+            .unwrap_or(u64::MAX)
+            // 0 means "never".
+            .max(1);
+        self.caught_up
+            .fetch_max(at, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::{Duration, Instant};
+
+    use tidepool_core::model::agents::{Agent, AgentStatus, KeyScope};
+
+    use super::*;
+
+    fn caller(id: i64) -> Caller {
+        Caller {
+            agent: Agent {
+                id,
+                uuid: format!("uuid-{id}"),
+                name: format!("Agent{id}"),
+                description: String::new(),
+                metadata: "{}".into(),
+                avatar_url: None,
+                karma: 0,
+                follower_count: 0,
+                following_count: 0,
+                post_count: 0,
+                comment_count: 0,
+                subscription_count: 0,
+                vote_weight: 1.0,
+                status: AgentStatus::Claimed,
+                created_at: 0,
+                claimed_at: Some(0),
+                last_active: 0,
+                owner_id: None,
+            },
+            scope: KeyScope::Full,
         }
+    }
+
+    fn cache() -> KeyCache {
+        KeyCache::with_ttls(Duration::from_millis(60), Duration::from_secs(60))
+    }
+
+    #[test]
+    fn entries_outlive_the_short_ttl_only_while_the_listener_keeps_proving_itself() {
+        let keys = cache();
+        keys.put([1; 32], caller(1), keys.generation());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(keys.get(&[1; 32]).is_none(), "never proven: short TTL");
+
+        keys.put([1; 32], caller(1), keys.generation());
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline {
+            keys.caught_up(Instant::now());
+            assert!(keys.get(&[1; 32]).is_some(), "proven: the long TTL holds");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The proofs stop (listener down or hung): within the short TTL the entry goes.
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(keys.get(&[1; 32]).is_none(), "stale proof: short TTL again");
+    }
+
+    #[test]
+    fn an_agent_is_dropped_alone_and_a_racing_lookup_is_not_stored() {
+        let keys = cache();
+        let g = keys.generation();
+        keys.put([1; 32], caller(1), g);
+        keys.put([2; 32], caller(2), g);
+        // A lookup for agent 1 started here, before the invalidation below...
+        let racing = keys.generation();
+        keys.invalidate_agent(1);
+        assert!(keys.get(&[1; 32]).is_none());
+        assert_eq!(keys.get(&[2; 32]).unwrap().agent.id, 2);
+        // ...and may have read the row before the change: it must not be cached.
+        keys.put([1; 32], caller(1), racing);
+        assert!(keys.get(&[1; 32]).is_none());
+        keys.put([1; 32], caller(1), keys.generation());
+        assert!(keys.get(&[1; 32]).is_some());
+        keys.invalidate();
+        assert!(keys.get(&[1; 32]).is_none() && keys.get(&[2; 32]).is_none());
     }
 }

@@ -24,6 +24,12 @@ pub fn resolve_database(
         );
     }
     let mut pg = tidepool_store_pg::PgConfig::new(url);
+    if let Some(l) = file.listen_url.filter(|u| !u.trim().is_empty()) {
+        if !(l.starts_with("postgres://") || l.starts_with("postgresql://")) {
+            return Err("[database] listen_url must start with postgres://".into());
+        }
+        pg.listen_url = Some(l);
+    }
     if let Some(r) = file.replicas {
         pg.replica_urls = r;
     }

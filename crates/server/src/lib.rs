@@ -237,6 +237,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = app.state.clone();
+    // Other nodes' invalidations, while serving (stopped when dropped at the end).
+    let invalidations = state.shared.as_ref().map(|db| {
+        db.listen(
+            &state.config.node_id,
+            Arc::new(state.clone()) as Arc<dyn tidepool_store_pg::InvalidationSink>,
+        )
+    });
     let pruner = jobs::spawn(
         state.clone(),
         jobs::Schedule {
@@ -254,6 +261,7 @@ pub async fn serve(
     )
     .await;
     pruner.abort();
+    drop(invalidations);
     state.shutdown().await;
     served
 }

@@ -50,6 +50,23 @@ impl AppState {
     }
 }
 
+/// What other nodes sharing the database changed (PostgreSQL's `NOTIFY`, heard by this
+/// node's listener) reaches the key cache and the page cache as if it had happened here.
+impl tidepool_store_pg::InvalidationSink for AppState {
+    fn invalidate(&self, what: tidepool_store_pg::Invalidation) {
+        use tidepool_store_pg::Invalidation;
+        match what {
+            Invalidation::AllKeys => self.keys.invalidate(),
+            Invalidation::KeysOf(agent) => self.keys.invalidate_agent(agent),
+            Invalidation::Pages => self.pages.clear(),
+        }
+    }
+
+    fn caught_up(&self, through: std::time::Instant) {
+        self.keys.caught_up(through);
+    }
+}
+
 /// The page cache hears of content changes: a deleted or moderated post leaves every
 /// cached page at once, not after the cache's moment.
 impl tidepool_app::Hooks for PageCache {

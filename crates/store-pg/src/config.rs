@@ -63,6 +63,10 @@ pub struct PgConfig {
     /// Longest to wait for a new connection (TCP + authentication) or for a free pooled
     /// one. Default 5 s.
     pub connect_timeout: Duration,
+    /// Where the node's one `LISTEN` connection goes (see [`crate::Listener`]); `None`:
+    /// `url`. `LISTEN` needs a session of its own, which a transaction-mode pooler does
+    /// not give: when `url` leads through pgbouncer, point this straight at PostgreSQL.
+    pub listen_url: Option<String>,
 }
 
 impl PgConfig {
@@ -84,6 +88,7 @@ impl PgConfig {
             statements: StatementMode::default(),
             statement_timeout_ms: Self::DEFAULT_STATEMENT_TIMEOUT_MS,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            listen_url: None,
         }
     }
 
@@ -95,6 +100,16 @@ impl PgConfig {
     /// Parses the primary URL into a driver config with the timeouts applied.
     pub(crate) fn primary(&self) -> Result<tokio_postgres::Config> {
         let mut cfg = parse_url(&self.url, "url")?;
+        self.apply(&mut cfg);
+        Ok(cfg)
+    }
+
+    /// The driver config of the `LISTEN` connection: `listen_url`, else `url`.
+    pub(crate) fn listen(&self) -> Result<tokio_postgres::Config> {
+        let mut cfg = match &self.listen_url {
+            Some(url) => parse_url(url, "listen_url")?,
+            None => parse_url(&self.url, "url")?,
+        };
         self.apply(&mut cfg);
         Ok(cfg)
     }
@@ -121,6 +136,7 @@ impl PgConfig {
         }
         self.primary()?;
         self.replicas()?;
+        self.listen()?;
         Ok(())
     }
 
@@ -217,5 +233,19 @@ mod tests {
         let mut c = PgConfig::new("postgres://u@localhost/db");
         c.pool_size = 0;
         assert!(c.validate().is_err());
+        let mut c = PgConfig::new("postgres://u@localhost/db");
+        c.listen_url = Some("postgres://u@host:notaport/db".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("listen_url"), "{e}");
+    }
+
+    #[test]
+    fn listen_url_defaults_to_url() {
+        let mut c = PgConfig::new("postgres://u@bouncer:6432/db");
+        assert_eq!(c.listen().unwrap().get_ports(), &[6432]);
+        c.listen_url = Some("postgres://u@primary:5432/db".into());
+        let l = c.listen().unwrap();
+        assert_eq!(l.get_ports(), &[5432]);
+        assert_eq!(c.primary().unwrap().get_ports(), &[6432]);
     }
 }

@@ -12,6 +12,8 @@
 //!   transaction-scoped advisory lock so several nodes may start at once.
 //! - The shared rate limiter statement ([`gcra_check`]) and the scheduler lease
 //!   ([`acquire_lease`]).
+//! - Cache invalidation across nodes ([`Listener`], [`Invalidation`]): writes `NOTIFY`
+//!   inside their transaction, each node `LISTEN`s on one dedicated connection.
 //! - With the `testing` feature, [`testing::TestDb`]: a fresh database per test.
 //!
 //! The storage-trait implementation (posts, votes, ...) is built on top of this later.
@@ -20,6 +22,7 @@
 mod config;
 mod error;
 mod migrate;
+mod notify;
 mod pool;
 mod shared;
 mod store;
@@ -33,6 +36,7 @@ mod tests;
 pub use config::{PgConfig, StatementMode};
 pub use error::{PgError, Result};
 pub use migrate::LATEST_VERSION;
+pub use notify::{CHANNEL, Invalidation, InvalidationSink, Listener, ListenerStatus, PING_EVERY};
 pub use pool::{Conn, PgPool, Sql, Tx};
 pub use shared::{
     GcraState, acquire_lease, gcra_check, gcra_hit, gcra_prune, gcra_refund, meta_first,

@@ -48,6 +48,8 @@ pub struct PgPool {
     statement_timeout_ms: u64,
     /// The primary's driver config: the probe opens a second connection outside the pool.
     primary: Arc<tokio_postgres::Config>,
+    /// Where the node's `LISTEN` connection goes (see [`PgPool::listen`]).
+    listen: Arc<tokio_postgres::Config>,
     /// Parsed replica configs, kept for the replica router of a later step.
     #[allow(dead_code)]
     replicas: Arc<Vec<tokio_postgres::Config>>,
@@ -90,6 +92,7 @@ impl PgPool {
             mode: config.statements,
             statement_timeout_ms: config.statement_timeout_ms,
             primary: Arc::new(primary),
+            listen: Arc::new(config.listen()?),
             replicas: Arc::new(config.replicas()?),
         })
     }
@@ -104,6 +107,13 @@ impl PgPool {
     /// The statement mode every query of this pool uses.
     pub fn mode(&self) -> StatementMode {
         self.mode
+    }
+
+    /// Starts this node's listener for other nodes' invalidations (one dedicated
+    /// connection to `listen_url`, else `url`; see [`crate::Listener`]), named `node` in
+    /// logs and in `pg_stat_activity` (`application_name = tidepool-listen <node>`).
+    pub fn listen(&self, node: &str, sink: Arc<dyn crate::InvalidationSink>) -> crate::Listener {
+        crate::Listener::spawn((*self.listen).clone(), node, sink)
     }
 
     /// The underlying deadpool pool, for what this API does not cover (e.g. `COPY`).

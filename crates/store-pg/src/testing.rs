@@ -158,6 +158,13 @@ impl TestDb {
         &self.url
     }
 
+    /// Connection URL of this database on the PostgreSQL server itself, never through
+    /// pgbouncer (what a node's `listen_url` needs when [`TestDb::url`] leads through it).
+    pub fn direct_url(&self) -> String {
+        with_dbname(&self.admin_url, &self.name)
+            .unwrap_or_else(|e| panic!("test database URL: {e}"))
+    }
+
     /// Name of this database.
     pub fn name(&self) -> &str {
         &self.name

@@ -18,6 +18,7 @@ use super::rows::{
     self, agent_columns, agent_from_row, audit_columns, audit_from_row, bump_counter,
     is_unique_violation, map_rows, owner_from_row, touch,
 };
+use crate::notify::{Invalidation, notify};
 use crate::{PgPool, Sql, Tx};
 
 const INSERT_AGENT: Sql = Sql::new(
@@ -317,6 +318,7 @@ pub(crate) async fn rotate_key(
         &json!({"revoked": revoked}),
     )
     .await?;
+    notify(&tx, Invalidation::KeysOf(agent_id)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -384,6 +386,7 @@ pub(crate) async fn block_content(
                     &json!({"reason": "leaked in content"}),
                 )
                 .await?;
+                notify(&tx, Invalidation::KeysOf(owner)).await?;
                 revoked += 1;
             }
         }
@@ -557,6 +560,7 @@ pub(crate) async fn admin_claim(
             (agent_in(&tx, agent.id).await?, None)
         }
     };
+    notify(&tx, Invalidation::KeysOf(result.0.id)).await?;
     tx.commit().await?;
     Ok(result)
 }

@@ -18,6 +18,7 @@ use super::post_rows::{
     post_from_row, post_joins,
 };
 use super::search::{self, Index, Postings};
+use crate::notify::{Invalidation, notify};
 use crate::{PgPool, Sql, ToSql, Tx, Type};
 
 // ---- shared pieces ----
@@ -212,6 +213,7 @@ pub(crate) async fn delete_post(db: &PgPool, post_id: i64) -> Result<()> {
     let mut conn = db.get().await?;
     let tx = conn.transaction().await?;
     delete_post_in(&tx, post_id).await?;
+    notify(&tx, Invalidation::Pages).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -451,6 +453,7 @@ pub(crate) async fn delete_comment(db: &PgPool, comment_id: i64) -> Result<()> {
     let mut conn = db.get().await?;
     let tx = conn.transaction().await?;
     delete_comment_in(&tx, comment_id).await?;
+    notify(&tx, Invalidation::Pages).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use super::content::{delete_comment_in, delete_post_in};
 use super::post_rows::{
     comment_columns, comment_from_row, comment_joins, get, post_columns, post_from_row, post_joins,
 };
+use crate::notify::{Invalidation, notify};
 use crate::{PgPool, Sql, Type};
 
 /// The submolts a scope covers as an array parameter: NULL for everything.
@@ -198,6 +199,8 @@ pub(crate) async fn moderate_item(
         ],
     )
     .await?;
+    // Released or removed, the item's place in public listings changed.
+    notify(&tx, Invalidation::Pages).await?;
     tx.commit().await?;
     Ok(())
 }

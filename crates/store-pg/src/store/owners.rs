@@ -19,6 +19,7 @@ use super::rows::{
     self, AGENT_WIDTH, agent_at, agent_columns, agent_from_row, audit_columns, audit_from_row,
     map_rows, owner_columns, owner_from_row,
 };
+use crate::notify::{Invalidation, notify};
 use crate::{PgError, PgPool, Sql, Tx};
 
 const INSERT_OWNER: Sql = Sql::new(
@@ -384,6 +385,7 @@ pub(crate) async fn claim_with_token(
     )
     .await?;
     let claimed = agent_in(&tx, agent.id).await?;
+    notify(&tx, Invalidation::KeysOf(agent.id)).await?;
     tx.commit().await?;
     Ok(ClaimOutcome::Claimed(Box::new(claimed)))
 }
@@ -501,6 +503,8 @@ pub(crate) async fn set_suspended(
         )
         .await?;
     }
+    notify(&tx, Invalidation::KeysOf(agent_id)).await?;
+    notify(&tx, Invalidation::Pages).await?;
     tx.commit().await?;
     Ok(agent)
 }
@@ -520,6 +524,8 @@ pub(crate) async fn delete_agent(db: &PgPool, agent_id: i64, now: i64) -> Result
         &json!({"by": "owner"}),
     )
     .await?;
+    notify(&tx, Invalidation::KeysOf(agent_id)).await?;
+    notify(&tx, Invalidation::Pages).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -551,6 +557,7 @@ pub(crate) async fn revoke_all_keys(db: &PgPool, agent_id: i64, now: i64) -> Res
             &json!({"by": "owner", "scope": "all", "count": n}),
         )
         .await?;
+        notify(&tx, Invalidation::KeysOf(agent_id)).await?;
     }
     tx.commit().await?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
@@ -578,6 +585,7 @@ pub(crate) async fn revoke_read_key(
         &json!({"by": "owner", "scope": "read"}),
     )
     .await?;
+    notify(&tx, Invalidation::KeysOf(agent_id)).await?;
     tx.commit().await?;
     Ok(())
 }
