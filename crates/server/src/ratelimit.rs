@@ -65,13 +65,10 @@ impl Limiter for SharedLimiter {
     async fn hit(&self, key: &str, limit: Limit, now_ms: i64) -> Decision {
         let t = interval(limit);
         let t_ms = i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1);
-        let checked = tokio::time::timeout(
-            self.timeout,
-            tidepool_store_pg::gcra_hit(&self.db, key, t, limit.max),
-        )
-        .await;
+        let checked =
+            tidepool_store_pg::gcra_hit_within(&self.db, key, t, limit.max, self.timeout).await;
         match checked {
-            Ok(Ok(state)) => {
+            Ok(Some(state)) => {
                 // On the database's clock: the bucket is empty again at `tat`, and each
                 // interval (or part of one) before it is one hit still counted.
                 let (tat, now) = (unix_ms(state.tat), unix_ms(state.now));
@@ -102,11 +99,11 @@ impl Limiter for SharedLimiter {
                     }
                 }
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "shared rate limiter failed; deciding on this node's share");
                 self.fall_back(key, limit, now_ms)
             }
-            Err(_) => {
+            Ok(None) => {
                 tracing::warn!("shared rate limiter timed out; deciding on this node's share");
                 self.fall_back(key, limit, now_ms)
             }

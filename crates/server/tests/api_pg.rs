@@ -24,7 +24,7 @@ mod content;
 mod feeds;
 #[path = "api/harness.rs"]
 mod harness;
-/// PostgreSQL only: the shared limiter's outage.
+/// PostgreSQL only (and through pgbouncer): the shared limiter's outage.
 #[path = "api/limiter_outage.rs"]
 mod limiter_outage;
 #[path = "api/meta.rs"]

@@ -26,6 +26,10 @@ mod content;
 mod feeds;
 #[path = "api/harness.rs"]
 mod harness;
+/// The shared limiter's outage: through a pooler a timed-out check must not leave its
+/// connection busy for the next borrower (no statement timeout applies there).
+#[path = "api/limiter_outage.rs"]
+mod limiter_outage;
 #[path = "api/meta.rs"]
 mod meta;
 #[path = "api/metrics.rs"]

@@ -39,8 +39,8 @@ pub use migrate::LATEST_VERSION;
 pub use notify::{CHANNEL, Invalidation, InvalidationSink, Listener, ListenerStatus, PING_EVERY};
 pub use pool::{Conn, PgPool, Sql, Tx};
 pub use shared::{
-    GcraState, acquire_lease, gcra_check, gcra_hit, gcra_prune, gcra_refund, meta_first,
-    record_job_run,
+    GcraState, acquire_lease, gcra_check, gcra_hit, gcra_hit_within, gcra_prune, gcra_refund,
+    meta_first, record_job_run,
 };
 pub use store::PgStore;
 

@@ -154,6 +154,38 @@ impl PgPool {
         self.get().await?.execute(sql, params).await
     }
 
+    /// Runs `sql` and returns its only row, or `None` when that takes longer than
+    /// `within` (waiting for a connection included). A statement still running then is
+    /// cancelled and its connection closed instead of returned to the pool: a connection
+    /// given back mid-statement would make the next borrower wait behind it (until the
+    /// statement timeout, or for ever behind a pooler where none applies).
+    pub async fn query_one_within(
+        &self,
+        sql: &Sql,
+        params: &[&(dyn ToSql + Sync)],
+        within: std::time::Duration,
+    ) -> Result<Option<Row>> {
+        let deadline = tokio::time::Instant::now() + within;
+        let Ok(conn) = tokio::time::timeout_at(deadline, self.get()).await else {
+            return Ok(None);
+        };
+        let conn = conn?;
+        match tokio::time::timeout_at(deadline, conn.query_one(sql, params)).await {
+            Ok(row) => row.map(Some),
+            Err(_) => {
+                let cancel = conn.client.cancel_token();
+                // Out of the pool: dropped, the connection closes.
+                drop(deadpool_postgres::Object::take(conn.client));
+                tokio::spawn(async move {
+                    if let Err(e) = cancel.cancel_query(NoTls).await {
+                        tracing::debug!(error = %e, "cancelling a timed-out statement");
+                    }
+                });
+                Ok(None)
+            }
+        }
+    }
+
     /// Start-up check that the statement mode works on this connection path.
     ///
     /// In `prepared` mode a statement is prepared on one pooled connection and then run

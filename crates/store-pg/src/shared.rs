@@ -58,6 +58,31 @@ pub async fn gcra_hit(
     })
 }
 
+/// [`gcra_hit`] within a time limit: `Ok(None)` when the database did not answer in
+/// `within` (the statement is cancelled and its connection discarded, so a stuck limiter
+/// table cannot hold pooled connections hostage).
+pub async fn gcra_hit_within(
+    db: &PgPool,
+    bucket: &str,
+    interval: Duration,
+    burst: u32,
+    within: Duration,
+) -> Result<Option<GcraState>> {
+    let interval_us = micros(interval);
+    let tolerance_us = interval_us.saturating_mul(i64::from(burst.saturating_sub(1)));
+    let Some(row) = db
+        .query_one_within(&GCRA, &[&bucket, &interval_us, &tolerance_us], within)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(GcraState {
+        allowed: row.try_get(0)?,
+        tat: row.try_get(1)?,
+        now: row.try_get(2)?,
+    }))
+}
+
 /// [`gcra_hit`] reduced to its verdict: `Some(tat)` when the request is allowed (`tat` =
 /// the bucket's new theoretical arrival time; a refund sets it back by `interval`),
 /// `None` when it is limited (nothing is changed).
