@@ -556,57 +556,66 @@ fn in_rank_order<T>(best: &[(i64, f64)], items: Vec<(i64, T)>) -> Vec<(T, f64)> 
         .collect()
 }
 
-/// Posts matching every word of `query`, best first. As in SQLite, the best `limit`
-/// candidates are picked before the visibility filter.
+/// The items matching every word of `query`, best first: the best `limit` candidates are
+/// picked before the visibility filter (as in SQLite), then read whole with `by_ids`.
+async fn search<T>(
+    db: &PgPool,
+    index: Index,
+    by_ids: &Sql,
+    (query, limit, include_quarantined): (&str, i64, bool),
+    read: fn(&crate::Row) -> Result<T>,
+    id: fn(&T) -> i64,
+) -> Result<Vec<(T, f64)>> {
+    let conn = db.get().await?;
+    let best = best(&conn, index, query, limit).await?;
+    if best.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = best.iter().map(|b| b.0).collect();
+    let rows = conn.query(by_ids, &[&ids, &include_quarantined]).await?;
+    let items = rows
+        .iter()
+        .map(|r| read(r).map(|t| (id(&t), t)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(in_rank_order(&best, items))
+}
+
+/// Posts matching every word of `query`, best first.
 pub(crate) async fn search_posts(
     db: &PgPool,
     query: &str,
     limit: i64,
     include_quarantined: bool,
 ) -> Result<Vec<(Post, f64)>> {
-    let conn = db.get().await?;
-    let best = best(&conn, Index::Posts, query, limit).await?;
-    if best.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<i64> = best.iter().map(|b| b.0).collect();
-    let rows = conn
-        .query(&POSTS_BY_IDS, &[&ids, &include_quarantined])
-        .await?;
-    let posts = rows
-        .iter()
-        .map(|r| {
-            let p = post_from_row(r)?;
-            Ok((p.id, p))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(in_rank_order(&best, posts))
+    let wanted = (query, limit, include_quarantined);
+    search(
+        db,
+        Index::Posts,
+        &POSTS_BY_IDS,
+        wanted,
+        post_from_row,
+        |p| p.id,
+    )
+    .await
 }
 
-/// Comments matching every word of `query`, best first (see [`search_posts`]).
+/// Comments matching every word of `query`, best first.
 pub(crate) async fn search_comments(
     db: &PgPool,
     query: &str,
     limit: i64,
     include_quarantined: bool,
 ) -> Result<Vec<(Comment, f64)>> {
-    let conn = db.get().await?;
-    let best = best(&conn, Index::Comments, query, limit).await?;
-    if best.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<i64> = best.iter().map(|b| b.0).collect();
-    let rows = conn
-        .query(&COMMENTS_BY_IDS, &[&ids, &include_quarantined])
-        .await?;
-    let comments = rows
-        .iter()
-        .map(|r| {
-            let c = comment_from_row(r)?;
-            Ok((c.id, c))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(in_rank_order(&best, comments))
+    let wanted = (query, limit, include_quarantined);
+    search(
+        db,
+        Index::Comments,
+        &COMMENTS_BY_IDS,
+        wanted,
+        comment_from_row,
+        |c| c.id,
+    )
+    .await
 }
 
 #[cfg(test)]
