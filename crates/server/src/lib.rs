@@ -199,6 +199,7 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         .layer(middleware::from_fn_with_state(state.clone(), web::layer))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(state.clone(), edge))
+        .layer(middleware::from_fn(read_scope))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Only the route template is logged, never the concrete path or query, so a
             // token in a URL can never reach the logs.
@@ -282,6 +283,13 @@ async fn not_found(req: Request) -> ApiError {
 
 /// Turns every non-JSON error (axum's own rejections: 405, 413, bad paths) into the error
 /// envelope, so clients always get JSON.
+/// Runs each request in its own read-your-writes scope: once it is authenticated, the
+/// store knows whose writes its reads must show (`tidepool_store::consistency`; only a
+/// PostgreSQL store with replicas looks).
+async fn read_scope(req: Request, next: Next) -> Response {
+    tidepool_store::consistency::scope(next.run(req)).await
+}
+
 async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

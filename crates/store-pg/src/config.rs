@@ -51,9 +51,13 @@ pub struct PgConfig {
     /// Connection URL of the primary (or of the pgbouncer in front of it), e.g.
     /// `postgres://tidepool:pw@127.0.0.1:6432/tidepool`.
     pub url: String,
-    /// Read replica URLs. Parsed and validated now; reads are routed to them in a later
-    /// step (SCALE-OUT.md, "Replicas and reading your own writes").
+    /// Read replica URLs (streaming standbys of the primary, directly or through a
+    /// pooler). The store's read-only listings go to one of them while its lag is within
+    /// [`PgConfig::replica_lag_budget_ms`]; see docs/SCALE-OUT.md, "Read replicas".
     pub replica_urls: Vec<String>,
+    /// Most a replica may lag behind the primary and still serve reads, in milliseconds.
+    /// Default 1000.
+    pub replica_lag_budget_ms: u64,
     /// Most connections the pool opens to the primary. Default 16.
     pub pool_size: usize,
     /// How statements are sent. Default [`StatementMode::Prepared`].
@@ -74,12 +78,17 @@ impl PgConfig {
     pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5000;
     /// Default connect / pool wait timeout.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default replica lag budget (ms): well above the replay lag measured under load on
+    /// one machine (p99 57-179 ms, SCALE-OUT.md), short enough that other agents' posts
+    /// show up on a listing within about a second.
+    pub const DEFAULT_REPLICA_LAG_BUDGET_MS: u64 = 1000;
 
     /// Settings for `url` with every other field at its default.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             replica_urls: Vec::new(),
+            replica_lag_budget_ms: Self::DEFAULT_REPLICA_LAG_BUDGET_MS,
             pool_size: Self::DEFAULT_POOL_SIZE,
             statements: StatementMode::default(),
             statement_timeout_ms: Self::DEFAULT_STATEMENT_TIMEOUT_MS,
@@ -97,6 +106,16 @@ impl PgConfig {
         let mut cfg = parse_url(&self.url, "url")?;
         self.apply(&mut cfg);
         Ok(cfg)
+    }
+
+    /// The settings of the replica at `url`: these settings with `url` as the primary and
+    /// no replicas (a replica's pool is built exactly like the primary's).
+    pub(crate) fn for_replica(&self, url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            replica_urls: Vec::new(),
+            ..self.clone()
+        }
     }
 
     /// Parses every replica URL (so a typo fails at start-up, not on first use).
@@ -118,6 +137,13 @@ impl PgConfig {
         }
         if self.connect_timeout.is_zero() {
             return Err(PgError::Config("connect timeout must be above zero".into()));
+        }
+        if self.replica_lag_budget_ms == 0 {
+            return Err(PgError::Config(
+                "replica_lag_budget_ms must be at least 1 (leave replicas out to read from \
+                 the primary only)"
+                    .into(),
+            ));
         }
         self.primary()?;
         self.replicas()?;
@@ -217,5 +243,21 @@ mod tests {
         let mut c = PgConfig::new("postgres://u@localhost/db");
         c.pool_size = 0;
         assert!(c.validate().is_err());
+        let mut c = PgConfig::new("postgres://u@localhost/db");
+        c.replica_lag_budget_ms = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn a_replica_is_configured_like_the_primary() {
+        let mut c = PgConfig::new("postgres://u@primary/db");
+        c.replica_urls = vec!["postgres://u@replica/db".into()];
+        c.pool_size = 3;
+        c.statements = StatementMode::Unnamed;
+        let r = c.for_replica(&c.replica_urls[0]);
+        assert_eq!(r.url, "postgres://u@replica/db");
+        assert!(r.replica_urls.is_empty());
+        assert_eq!((r.pool_size, r.statements), (3, StatementMode::Unnamed));
+        assert_eq!(c.replica_lag_budget_ms, 1000);
     }
 }

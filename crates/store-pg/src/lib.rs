@@ -12,7 +12,10 @@
 //!   transaction-scoped advisory lock so several nodes may start at once.
 //! - The shared rate limiter statement ([`gcra_check`]) and the scheduler lease
 //!   ([`acquire_lease`]).
-//! - With the `testing` feature, [`testing::TestDb`]: a fresh database per test.
+//! - Read replicas ([`replicas`]): a pool per replica, lag measured from WAL positions,
+//!   reads routed to a replica within the lag budget and past the caller's own writes.
+//! - With the `testing` feature, [`testing::TestDb`]: a fresh database per test, and
+//!   [`testing::ReplicaPair`]: a primary with a streaming replica.
 //!
 //! The storage-trait implementation (posts, votes, ...) is built on top of this later.
 #![warn(missing_docs)]
@@ -21,6 +24,7 @@ mod config;
 mod error;
 mod migrate;
 mod pool;
+pub mod replicas;
 mod shared;
 mod store;
 
@@ -34,6 +38,7 @@ pub use config::{PgConfig, StatementMode};
 pub use error::{PgError, Result};
 pub use migrate::LATEST_VERSION;
 pub use pool::{Conn, PgPool, Sql, Tx};
+pub use replicas::{ReadStats, ReplicaStats};
 pub use shared::{
     GcraState, acquire_lease, gcra_check, gcra_hit, gcra_prune, gcra_refund, meta_first,
     record_job_run,

@@ -40,7 +40,8 @@ impl Sql {
     }
 }
 
-/// A pool of connections to the primary; cheap to clone.
+/// A pool of connections to one server (the primary, or a replica for
+/// [`crate::PgStore`]'s reads); cheap to clone.
 #[derive(Clone)]
 pub struct PgPool {
     pool: Pool,
@@ -48,9 +49,6 @@ pub struct PgPool {
     statement_timeout_ms: u64,
     /// The primary's driver config: the probe opens a second connection outside the pool.
     primary: Arc<tokio_postgres::Config>,
-    /// Parsed replica configs, kept for the replica router of a later step.
-    #[allow(dead_code)]
-    replicas: Arc<Vec<tokio_postgres::Config>>,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -90,7 +88,6 @@ impl PgPool {
             mode: config.statements,
             statement_timeout_ms: config.statement_timeout_ms,
             primary: Arc::new(primary),
-            replicas: Arc::new(config.replicas()?),
         })
     }
 
