@@ -374,8 +374,8 @@ impl Replicas {
     /// anonymous caller or one without a recent write, `None` when it cannot be told
     /// (the read then goes to the primary).
     async fn floor(&self) -> Option<Option<u64>> {
-        let (reader, cached) = consistency::current(|s| (s.reader(), s.floor()))?;
-        let Some(reader) = reader else {
+        // Outside a request scope, or before anyone was named: anonymous.
+        let Some((Some(reader), cached)) = consistency::current(|s| (s.reader(), s.floor())) else {
             return Some(None);
         };
         if let Some(floor) = cached {

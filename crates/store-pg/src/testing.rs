@@ -1017,6 +1017,46 @@ impl ReplicaPair {
         config
     }
 
+    /// Pauses WAL replay on the replica (`pg_wal_replay_pause()`) and waits until it is
+    /// paused: the request takes effect at the next WAL record, so the primary runs small
+    /// transactions until it has (bounded, 30 s).
+    pub async fn pause_replay(&self) -> Result<(), String> {
+        let replica = pair_client(&self.replica_url()).await?;
+        let primary = pair_client(&self.primary_url()).await?;
+        replica
+            .batch_execute("SELECT pg_wal_replay_pause()")
+            .await
+            .map_err(|e| format!("pg_wal_replay_pause(): {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state: String = replica
+                .query_one("SELECT pg_get_wal_replay_pause_state()", &[])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| format!("pg_get_wal_replay_pause_state(): {e}"))?;
+            if state == "paused" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("replay never paused within 30 s: {state}"));
+            }
+            primary
+                .batch_execute("SELECT txid_current()")
+                .await
+                .map_err(|e| format!("writing on the primary: {e}"))?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Resumes WAL replay on the replica (`pg_wal_replay_resume()`).
+    pub async fn resume_replay(&self) -> Result<(), String> {
+        pair_client(&self.replica_url())
+            .await?
+            .batch_execute("SELECT pg_wal_replay_resume()")
+            .await
+            .map_err(|e| format!("pg_wal_replay_resume(): {e}"))
+    }
+
     /// Stops the replica (`pg_ctl stop -m fast`).
     pub async fn stop_replica(&self) -> Result<(), String> {
         let (bin, data, root) = (self.bin.clone(), self.dir.join("replica"), self.root);
@@ -1059,6 +1099,15 @@ impl Drop for ReplicaPair {
             .stdin(Stdio::null())
             .status();
     }
+}
+
+/// A client of one of the pair's servers, its connection driven by a task of its own.
+async fn pair_client(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connecting to {url}: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 fn start_cluster(bin: &Path, root: bool, data: &Path, log: &Path) -> Result<(), String> {

@@ -177,32 +177,6 @@ async fn anonymous_reads_are_served_by_a_caught_up_replica() {
     assert!(standby);
 }
 
-/// Pauses replay on `replica` and waits until it is paused: the request takes effect at
-/// the next WAL record, so the primary writes small transactions until it has.
-async fn pause_replay(replica: &tokio_postgres::Client, primary: &tokio_postgres::Client) {
-    replica
-        .batch_execute("SELECT pg_wal_replay_pause()")
-        .await
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let state: String = replica
-            .query_one("SELECT pg_get_wal_replay_pause_state()", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if state == "paused" {
-            return;
-        }
-        assert!(Instant::now() < deadline, "replay never paused: {state}");
-        primary
-            .batch_execute("SELECT txid_current()")
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_replay_sends_reads_to_the_primary_and_writers_see_their_writes() {
     let pair = ReplicaPair::start().await;
@@ -214,8 +188,7 @@ async fn paused_replay_sends_reads_to_the_primary_and_writers_see_their_writes()
     let author = agent(&node_a, "Author").await;
     let sub = general(&node_a).await;
 
-    let replica = connect(&pair.replica_url()).await;
-    pause_replay(&replica, &connect(&pair.primary_url()).await).await;
+    pair.pause_replay().await.unwrap();
 
     // One request on node A: the agent writes, then reads in the same request.
     let mine = consistency::scope(async {
@@ -270,10 +243,7 @@ async fn paused_replay_sends_reads_to_the_primary_and_writers_see_their_writes()
     assert_eq!(after.primary_reads, before.primary_reads + 1);
 
     // Resumed, the replica catches up and serves reads again.
-    replica
-        .batch_execute("SELECT pg_wal_replay_resume()")
-        .await
-        .unwrap();
+    pair.resume_replay().await.unwrap();
     wait_for(&node_b, "replica back in use", in_use).await;
     let before = node_b.read_stats();
     assert!(has(&newest(&node_b).await, mine.id));

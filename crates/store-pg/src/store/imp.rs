@@ -356,7 +356,7 @@ impl Store for PgStore {
     ) -> Result<Page<Post>> {
         replica_read!(self, |db| listings::list_posts(
             db,
-            scope.clone(),
+            scope,
             sort,
             window,
             exclude_pinned,
