@@ -196,9 +196,8 @@ impl App {
 
 /// Names the caller's agent as the reader of the current request.
 fn identify_agent(caller: &Caller) {
-    tidepool_store::consistency::identify(tidepool_store::consistency::Reader::Agent(
-        caller.agent.id,
-    ));
+    use tidepool_store::consistency::{Reader, identify};
+    identify(Reader::Agent(caller.agent.id));
 }
 
 /// A counted hit that is refunded unless kept.

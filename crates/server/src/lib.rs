@@ -281,8 +281,6 @@ async fn not_found(req: Request) -> ApiError {
     not_found_for(req.method(), req.uri().path())
 }
 
-/// Turns every non-JSON error (axum's own rejections: 405, 413, bad paths) into the error
-/// envelope, so clients always get JSON.
 /// Runs each request in its own read-your-writes scope: once it is authenticated, the
 /// store knows whose writes its reads must show (`tidepool_store::consistency`; only a
 /// PostgreSQL store with replicas looks).
@@ -290,6 +288,8 @@ async fn read_scope(req: Request, next: Next) -> Response {
     tidepool_store::consistency::scope(next.run(req)).await
 }
 
+/// Turns every non-JSON error (axum's own rejections: 405, 413, bad paths) into the error
+/// envelope, so clients always get JSON.
 async fn json_errors(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();

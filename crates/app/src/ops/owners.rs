@@ -321,7 +321,8 @@ pub async fn session(app: &App, token: &str) -> AppResult<Option<Owner>> {
     let owner = app.store.session_owner(&hash, now_ms()).await?;
     if let Some(owner) = &owner {
         // The rest of the request reads what this owner wrote (replicas, if any).
-        tidepool_store::consistency::identify(tidepool_store::consistency::Reader::Owner(owner.id));
+        use tidepool_store::consistency::{Reader, identify};
+        identify(Reader::Owner(owner.id));
     }
     Ok(owner)
 }
