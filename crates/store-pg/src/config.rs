@@ -118,6 +118,16 @@ impl PgConfig {
         }
     }
 
+    /// Most a read served by a replica may miss of others' writes: the lag budget plus
+    /// how stale a lag sample may be plus one sample interval; zero without replicas.
+    /// The page cache keeps a writer off cached pages for this long after its write.
+    pub fn replica_staleness_bound(&self) -> Duration {
+        if self.replica_urls.is_empty() {
+            return Duration::ZERO;
+        }
+        crate::replicas::staleness_bound(Duration::from_millis(self.replica_lag_budget_ms))
+    }
+
     /// Parses every replica URL (so a typo fails at start-up, not on first use).
     pub(crate) fn replicas(&self) -> Result<Vec<tokio_postgres::Config>> {
         self.replica_urls
@@ -138,12 +148,14 @@ impl PgConfig {
         if self.connect_timeout.is_zero() {
             return Err(PgError::Config("connect timeout must be above zero".into()));
         }
-        if self.replica_lag_budget_ms == 0 {
-            return Err(PgError::Config(
-                "replica_lag_budget_ms must be at least 1 (leave replicas out to read from \
-                 the primary only)"
-                    .into(),
-            ));
+        let least = 3 * crate::replicas::SAMPLE_INTERVAL.as_millis() as u64;
+        if self.replica_lag_budget_ms < least {
+            return Err(PgError::Config(format!(
+                "replica_lag_budget_ms must be at least {least} (three lag samples, taken \
+                 every {} ms), got {}; leave replicas out to read from the primary only",
+                crate::replicas::SAMPLE_INTERVAL.as_millis(),
+                self.replica_lag_budget_ms
+            )));
         }
         self.primary()?;
         self.replicas()?;
@@ -246,6 +258,11 @@ mod tests {
         let mut c = PgConfig::new("postgres://u@localhost/db");
         c.replica_lag_budget_ms = 0;
         assert!(c.validate().is_err());
+        c.replica_lag_budget_ms = 299;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("at least 300"), "{e}");
+        c.replica_lag_budget_ms = 300;
+        c.validate().unwrap();
     }
 
     #[test]
@@ -259,5 +276,8 @@ mod tests {
         assert!(r.replica_urls.is_empty());
         assert_eq!((r.pool_size, r.statements), (3, StatementMode::Unnamed));
         assert_eq!(c.replica_lag_budget_ms, 1000);
+        assert_eq!(c.replica_staleness_bound(), Duration::from_millis(2100));
+        c.replica_urls.clear();
+        assert_eq!(c.replica_staleness_bound(), Duration::ZERO);
     }
 }

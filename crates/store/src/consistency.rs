@@ -49,6 +49,8 @@ struct State {
     reader: Option<Reader>,
     /// `None`: not looked up yet in this scope; `Some(None)`: nothing to wait for.
     floor: Option<Option<u64>>,
+    /// Every read of the rest of the request goes to the primary ([`read_primary`]).
+    primary_only: bool,
 }
 
 impl Scope {
@@ -76,6 +78,11 @@ impl Scope {
         s.floor = Some(s.floor.flatten().max(floor));
     }
 
+    /// [`read_primary`] was called in this scope: no read may use a replica.
+    pub fn primary_only(&self) -> bool {
+        self.state().primary_only
+    }
+
     /// Raises the floor to `position` after the reader's own write.
     pub fn raise_floor(&self, position: u64) {
         self.set_floor(Some(position));
@@ -98,6 +105,13 @@ pub fn identify(reader: Reader) {
             state.floor = None;
         }
     });
+}
+
+/// Sends every further read of the current request to the primary: for a write whose
+/// checks read first (is the post deleted? does the comment exist?), which must not act
+/// on a replica's older view. Outside [`scope`] it does nothing.
+pub fn read_primary() {
+    let _ = SCOPE.try_with(|s| s.state().primary_only = true);
 }
 
 /// Runs `f` on the current request's scope; `None` outside [`scope`].
@@ -124,6 +138,9 @@ mod tests {
             assert_eq!(current(|s| s.floor()), Some(Some(Some(10))));
             identify(Reader::Owner(7));
             assert_eq!(current(|s| s.floor()), Some(None));
+            assert_eq!(current(Scope::primary_only), Some(false));
+            read_primary();
+            assert_eq!(current(Scope::primary_only), Some(true));
         })
         .await;
         assert_eq!(Reader::Agent(42).key(), "agent:42");

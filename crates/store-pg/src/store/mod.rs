@@ -6,23 +6,29 @@ use crate::replicas::{ReadStats, Replicas};
 use crate::{PgConfig, PgError, PgPool};
 
 /// Runs a read-only query function `|db| f(db, ...)` on a replica when one may serve the
-/// current caller (see [`crate::replicas`]), else on the primary. A read that fails on a
-/// replica is repeated on the primary; arguments are evaluated again for that, so pass
-/// clones of what the call consumes.
+/// current caller (see [`crate::replicas`]), else on the primary. A read that fails or
+/// times out on a replica is repeated on the primary; arguments are evaluated again for
+/// that, so pass clones of what the call consumes.
 macro_rules! replica_read {
     ($store:expr, |$db:ident| $call:expr) => {{
         let store = &$store;
-        match store.reads.route().await.replica {
+        match store.reads.route().await {
             None => {
                 let $db = &store.db;
                 $call.await
             }
             Some(replica) => {
-                let $db = &replica.pool;
-                match $call.await {
-                    Ok(found) => Ok(found),
-                    Err(e) => {
-                        store.reads.fell_back(replica, &e);
+                let answer = {
+                    let $db = &replica.pool;
+                    store.reads.on_replica($call).await
+                };
+                match answer {
+                    Ok(found) => {
+                        replica.served();
+                        Ok(found)
+                    }
+                    Err(failure) => {
+                        store.reads.fell_back(replica, failure);
                         let $db = &store.db;
                         $call.await
                     }
@@ -37,22 +43,28 @@ macro_rules! replica_read {
 macro_rules! replica_lookup {
     ($store:expr, |$db:ident| $call:expr) => {{
         let store = &$store;
-        match store.reads.route().await.replica {
+        match store.reads.route().await {
             None => {
                 let $db = &store.db;
                 $call.await
             }
             Some(replica) => {
-                let $db = &replica.pool;
-                match $call.await {
-                    Ok(Some(found)) => Ok(Some(found)),
+                let answer = {
+                    let $db = &replica.pool;
+                    store.reads.on_replica($call).await
+                };
+                match answer {
+                    Ok(Some(found)) => {
+                        replica.served();
+                        Ok(Some(found))
+                    }
                     Ok(None) => {
                         store.reads.missed();
                         let $db = &store.db;
                         $call.await
                     }
-                    Err(e) => {
-                        store.reads.fell_back(replica, &e);
+                    Err(failure) => {
+                        store.reads.fell_back(replica, failure);
                         let $db = &store.db;
                         $call.await
                     }
@@ -159,6 +171,9 @@ async fn warn_without_role_timeout(db: &PgPool) -> crate::Result<()> {
 impl From<PgError> for tidepool_store::StoreError {
     fn from(e: PgError) -> Self {
         use tidepool_store::StoreError as E;
+        // Inside a replica read: noted there (a lost connection takes the replica out),
+        // and the read is repeated on the primary.
+        let on_replica = crate::replicas::note_error(&e);
         match e {
             PgError::Pool(e) => E::Unavailable(e.to_string()),
             PgError::Db(e) if e.is_closed() => E::Unavailable(e.to_string()),
@@ -175,7 +190,13 @@ impl From<PgError> for tidepool_store::StoreError {
                         if *c == SqlState::T_R_DEADLOCK_DETECTED
                             || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
                     {
-                        tracing::warn!(error = %e, "transaction aborted by the database");
+                        // On a standby this is a recovery conflict (replay had to cancel
+                        // the query), which is normal there.
+                        if on_replica {
+                            tracing::debug!(error = %e, "replica read cancelled by recovery");
+                        } else {
+                            tracing::warn!(error = %e, "transaction aborted by the database");
+                        }
                         E::Unavailable("a conflicting transaction was rolled back".into())
                     }
                     // Text PostgreSQL cannot hold (a NUL): the client's input, not our fault.
