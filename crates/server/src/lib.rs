@@ -155,10 +155,18 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
     let routes = routes::api_routes();
     let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
     let openapi = routes::openapi(&docs, &config.public_url).to_string();
-    let pages = Arc::new(cache::PageCache::new(
-        Duration::from_millis(config.page_cache_ms),
-        config.page_cache_bytes,
-    ));
+    // With read replicas, pages may be rendered from data up to this far behind.
+    let replica_margin = config
+        .database
+        .as_ref()
+        .map_or(Duration::ZERO, |pg| pg.replica_staleness_bound());
+    let pages = Arc::new(
+        cache::PageCache::new(
+            Duration::from_millis(config.page_cache_ms),
+            config.page_cache_bytes,
+        )
+        .with_replica_margin(replica_margin),
+    );
     let skills = skill::SkillFiles::render(&config.public_url);
     // The app keeps whether there is a shared database, not how to reach it.
     let (config, _database) = config.without_database();
@@ -198,8 +206,15 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), web::layer))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), edge))
-        .layer(middleware::from_fn(read_scope))
+        .layer(middleware::from_fn_with_state(state.clone(), edge));
+    // Only a PostgreSQL store with replicas looks at the read-your-writes scope; without
+    // them the layer would cost every request for nothing.
+    let router = if replica_margin.is_zero() {
+        router
+    } else {
+        router.layer(middleware::from_fn(read_scope))
+    };
+    let router = router
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Only the route template is logged, never the concrete path or query, so a
             // token in a URL can never reach the logs.
@@ -282,8 +297,8 @@ async fn not_found(req: Request) -> ApiError {
 }
 
 /// Runs each request in its own read-your-writes scope: once it is authenticated, the
-/// store knows whose writes its reads must show (`tidepool_store::consistency`; only a
-/// PostgreSQL store with replicas looks).
+/// store knows whose writes its reads must show (`tidepool_store::consistency`). Only
+/// added when the store is PostgreSQL with replicas, the one store that looks.
 async fn read_scope(req: Request, next: Next) -> Response {
     tidepool_store::consistency::scope(next.run(req)).await
 }

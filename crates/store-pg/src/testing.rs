@@ -1017,6 +1017,38 @@ impl ReplicaPair {
         config
     }
 
+    /// Waits (up to 30 s) until the replica has replayed everything the primary had
+    /// written when this was called.
+    pub async fn wait_caught_up(&self) -> Result<(), String> {
+        let replica = pair_client(&self.replica_url()).await?;
+        let primary = pair_client(&self.primary_url()).await?;
+        let target: i64 = primary
+            .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| format!("pg_current_wal_lsn(): {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let replayed: Option<i64> = replica
+                .query_one(
+                    "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8",
+                    &[],
+                )
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| format!("pg_last_wal_replay_lsn(): {e}"))?;
+            if replayed.is_some_and(|r| r >= target) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the replica did not reach {target} within 30 s: {replayed:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Pauses WAL replay on the replica (`pg_wal_replay_pause()`) and waits until it is
     /// paused: the request takes effect at the next WAL record, so the primary runs small
     /// transactions until it has (bounded, 30 s).
