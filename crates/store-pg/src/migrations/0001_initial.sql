@@ -295,7 +295,9 @@ CREATE INDEX job_runs_epoch ON job_runs(job, epoch);
 -- agent or owner, the primary's WAL position it must see, until `until`. UNLOGGED like
 -- the limiter: only the primary reads it. A crash of the primary truncates it, so a write
 -- acknowledged just before the crash may be missing from its author's replica reads for
--- at most one lag budget.
+-- at most one lag budget. Expired marks are deleted by the lag sampler every minute.
+-- Added here in place, not as a new migration: no PostgreSQL deployment exists yet, and
+-- until the first release the project edits 0001 in place by policy.
 CREATE UNLOGGED TABLE read_marks (
     reader text        PRIMARY KEY,
     pos    bigint      NOT NULL,
