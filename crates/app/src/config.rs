@@ -201,8 +201,11 @@ pub struct DatabaseFile {
     /// session of its own: when `url` leads through a transaction-mode pooler, point this
     /// straight at PostgreSQL.
     pub listen_url: Option<String>,
-    /// Read replicas (reads are routed to them in a later step; accepted and validated).
+    /// Read replica URLs: the read-only listings go to them while their lag is within
+    /// `replica_lag_budget_ms` (docs/SCALE-OUT.md, "Read replicas").
     pub replicas: Option<Vec<String>>,
+    /// Most a replica may lag behind the primary and still serve reads (ms, default 1000).
+    pub replica_lag_budget_ms: Option<u64>,
     /// Most pooled connections per node.
     pub pool_size: Option<usize>,
     /// `prepared` (direct connections, pgbouncer >= 1.21) or `unnamed` (pgbouncer in

@@ -98,9 +98,12 @@ impl App {
 
     /// The agent an API key belongs to, refused if unknown, revoked or suspended.
     /// Recently seen keys come from [`KeyCache`] without a store read.
+    /// The rest of the request (see [`tidepool_store::consistency`]) acts for this agent,
+    /// so it reads its own writes even where reads go to replicas.
     pub async fn authenticate(&self, token: &str) -> AppResult<Caller> {
         let hash = self.hasher.hash(domain::API_KEY, token);
         if let Some(caller) = self.keys.get(&hash) {
+            identify_agent(&caller);
             return caller.check_standing();
         }
         let generation = self.keys.generation();
@@ -116,6 +119,7 @@ impl App {
         if caller.agent.status == AgentStatus::Claimed {
             self.keys.put(hash, caller.clone(), generation);
         }
+        identify_agent(&caller);
         caller.check_standing()
     }
 
@@ -193,6 +197,12 @@ impl App {
             Err(d)
         }
     }
+}
+
+/// Names the caller's agent as the reader of the current request.
+fn identify_agent(caller: &Caller) {
+    use tidepool_store::consistency::{Reader, identify};
+    identify(Reader::Agent(caller.agent.id));
 }
 
 /// A counted hit that is refunded unless kept.

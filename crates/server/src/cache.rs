@@ -18,6 +18,9 @@
 //!   parameters a handler ignores never make new entries;
 //! - read-your-writes: an agent never gets a page whose rendering started before its own
 //!   last successful write, so it always sees its own posts, comments and votes at once;
+//!   with read replicas a page rendered just after the write may still come from a
+//!   replica without it, so a writer gets only pages rendered later than its write plus
+//!   the replicas' staleness bound ([`PageCache::with_replica_margin`]);
 //! - a request carrying a key that is not known-good (unknown, revoked, suspended agent)
 //!   never gets a cached page: it goes to the handler, which refuses it as usual;
 //! - moderation and deletions call [`PageCache::clear`];
@@ -165,6 +168,8 @@ struct Writers {
 
 struct Shared {
     ttl: Duration,
+    /// Most a replica-served rendering may miss of a write (zero without replicas).
+    margin: Duration,
     max_bytes: usize,
     pages: Mutex<Pages>,
     writers: Mutex<Writers>,
@@ -210,6 +215,7 @@ impl PageCache {
         Self {
             shared: Arc::new(Shared {
                 ttl,
+                margin: Duration::ZERO,
                 max_bytes: usize::try_from(max_bytes).unwrap_or(usize::MAX),
                 pages: Mutex::default(),
                 writers: Mutex::default(),
@@ -217,6 +223,16 @@ impl PageCache {
             }),
             sweeping: AtomicBool::new(false),
         }
+    }
+
+    /// With read replicas: a page must have been rendered more than `margin` after an
+    /// agent's write to be served to that agent (the replicas' staleness bound,
+    /// `PgConfig::replica_staleness_bound`), and writers are remembered that much longer.
+    pub fn with_replica_margin(mut self, margin: Duration) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.margin = margin;
+        }
+        self
     }
 
     pub fn enabled(&self) -> bool {
@@ -276,7 +292,8 @@ impl PageCache {
 }
 
 impl Shared {
-    /// A page younger than the TTL and, for an agent, rendered after its last write.
+    /// A page younger than the TTL and, for an agent, rendered after its last write (plus
+    /// the replica margin).
     fn get(&self, key: &str, wrote_at: Option<Instant>) -> Option<(HeaderValue, Box<[Bytes]>)> {
         let mut pages = self.pages.lock().ok()?;
         let at = pages.map.get(key)?.at;
@@ -284,7 +301,7 @@ impl Shared {
             pages.remove(key);
             return None;
         }
-        if wrote_at.is_some_and(|w| at <= w) {
+        if wrote_at.is_some_and(|w| at <= w + self.margin) {
             return None;
         }
         let e = pages.map.get(key)?;
@@ -339,13 +356,13 @@ impl Shared {
             p.shrink();
         }
         if let Ok(mut w) = self.writers.lock() {
-            let ttl = self.ttl;
-            w.at.retain(|_, at| at.elapsed() < ttl);
+            let keep = self.ttl + self.margin;
+            w.at.retain(|_, at| at.elapsed() < keep);
             if w.at.capacity() > 4 * w.at.len().max(256) {
                 let len = w.at.len();
                 w.at.shrink_to(2 * len);
             }
-            if w.floor.is_some_and(|f| f.elapsed() >= ttl) {
+            if w.floor.is_some_and(|f| f.elapsed() >= keep) {
                 w.floor = None;
             }
         }
@@ -369,8 +386,8 @@ impl Shared {
         if let Ok(mut w) = self.writers.lock() {
             let now = Instant::now();
             if w.at.len() >= MAX_WRITERS {
-                let ttl = self.ttl;
-                w.at.retain(|_, at| at.elapsed() < ttl);
+                let keep = self.ttl + self.margin;
+                w.at.retain(|_, at| at.elapsed() < keep);
                 if w.at.len() >= MAX_WRITERS {
                     w.at.clear();
                     w.floor = Some(now);
@@ -380,13 +397,14 @@ impl Shared {
         }
     }
 
-    /// When `agent` last wrote, if within the TTL (older writes are in every live page).
+    /// When `agent` last wrote, if within the TTL plus the replica margin (older writes are
+    /// in every live page).
     fn last_write(&self, agent: i64) -> Option<Instant> {
         let w = self.writers.lock().ok()?;
         w.at.get(&agent)
             .copied()
             .max(w.floor)
-            .filter(|at| at.elapsed() < self.ttl)
+            .filter(|at| at.elapsed() < self.ttl + self.margin)
     }
 }
 

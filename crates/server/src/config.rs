@@ -33,6 +33,9 @@ pub fn resolve_database(
     if let Some(r) = file.replicas {
         pg.replica_urls = r;
     }
+    if let Some(ms) = file.replica_lag_budget_ms {
+        pg.replica_lag_budget_ms = ms;
+    }
     if let Some(n) = file.pool_size {
         pg.pool_size = n;
     }

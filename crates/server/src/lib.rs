@@ -156,10 +156,18 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
     let routes = routes::api_routes();
     let docs: Vec<routes::RouteDoc> = routes.iter().map(|r| r.doc.clone()).collect();
     let openapi = routes::openapi(&docs, &config.public_url).to_string();
-    let pages = Arc::new(cache::PageCache::new(
-        Duration::from_millis(config.page_cache_ms),
-        config.page_cache_bytes,
-    ));
+    // With read replicas, pages may be rendered from data up to this far behind.
+    let replica_margin = config
+        .database
+        .as_ref()
+        .map_or(Duration::ZERO, |pg| pg.replica_staleness_bound());
+    let pages = Arc::new(
+        cache::PageCache::new(
+            Duration::from_millis(config.page_cache_ms),
+            config.page_cache_bytes,
+        )
+        .with_replica_margin(replica_margin),
+    );
     let skills = skill::SkillFiles::render(&config.public_url);
     // The app keeps whether there is a shared database, not how to reach it.
     let (config, _database) = config.without_database();
@@ -207,17 +215,24 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), web::layer))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), edge))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            // Only the route template is logged, never the concrete path or query, so a
-            // token in a URL can never reach the logs.
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("<unmatched>", MatchedPath::as_str)
-                .to_owned();
-            tracing::debug_span!("request", method = %req.method(), route)
-        }));
+        .layer(middleware::from_fn_with_state(state.clone(), edge));
+    // Only a PostgreSQL store with replicas looks at the read-your-writes scope; without
+    // them the layer would cost every request for nothing.
+    let router = if replica_margin.is_zero() {
+        router
+    } else {
+        router.layer(middleware::from_fn(read_scope))
+    };
+    let router = router.layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        // Only the route template is logged, never the concrete path or query, so a
+        // token in a URL can never reach the logs.
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("<unmatched>", MatchedPath::as_str)
+            .to_owned();
+        tracing::debug_span!("request", method = %req.method(), route)
+    }));
     // Outermost, so every answer counts, whichever layer gave it. With metrics off nothing
     // is counted at all (which is also how their cost is measured, docs/DEPLOY.md).
     let router = if state.config.metrics.enabled {
@@ -302,6 +317,13 @@ fn not_found_for(method: &Method, path: &str) -> ApiError {
 
 async fn not_found(req: Request) -> ApiError {
     not_found_for(req.method(), req.uri().path())
+}
+
+/// Runs each request in its own read-your-writes scope: once it is authenticated, the
+/// store knows whose writes its reads must show (`tidepool_store::consistency`). Only
+/// added when the store is PostgreSQL with replicas, the one store that looks.
+async fn read_scope(req: Request, next: Next) -> Response {
+    tidepool_store::consistency::scope(next.run(req)).await
 }
 
 /// Turns every non-JSON error (axum's own rejections: 405, 413, bad paths) into the error

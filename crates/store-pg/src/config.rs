@@ -51,9 +51,13 @@ pub struct PgConfig {
     /// Connection URL of the primary (or of the pgbouncer in front of it), e.g.
     /// `postgres://tidepool:pw@127.0.0.1:6432/tidepool`.
     pub url: String,
-    /// Read replica URLs. Parsed and validated now; reads are routed to them in a later
-    /// step (SCALE-OUT.md, "Replicas and reading your own writes").
+    /// Read replica URLs (streaming standbys of the primary, directly or through a
+    /// pooler). The store's read-only listings go to one of them while its lag is within
+    /// [`PgConfig::replica_lag_budget_ms`]; see docs/SCALE-OUT.md, "Read replicas".
     pub replica_urls: Vec<String>,
+    /// Most a replica may lag behind the primary and still serve reads, in milliseconds.
+    /// Default 1000.
+    pub replica_lag_budget_ms: u64,
     /// Most connections the pool opens to the primary. Default 16.
     pub pool_size: usize,
     /// How statements are sent. Default [`StatementMode::Prepared`].
@@ -78,12 +82,17 @@ impl PgConfig {
     pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5000;
     /// Default connect / pool wait timeout.
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default replica lag budget (ms): well above the replay lag measured under load on
+    /// one machine (p99 57-179 ms, SCALE-OUT.md), short enough that other agents' posts
+    /// show up on a listing within about a second.
+    pub const DEFAULT_REPLICA_LAG_BUDGET_MS: u64 = 1000;
 
     /// Settings for `url` with every other field at its default.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             replica_urls: Vec::new(),
+            replica_lag_budget_ms: Self::DEFAULT_REPLICA_LAG_BUDGET_MS,
             pool_size: Self::DEFAULT_POOL_SIZE,
             statements: StatementMode::default(),
             statement_timeout_ms: Self::DEFAULT_STATEMENT_TIMEOUT_MS,
@@ -114,6 +123,26 @@ impl PgConfig {
         Ok(cfg)
     }
 
+    /// The settings of the replica at `url`: these settings with `url` as the primary and
+    /// no replicas (a replica's pool is built exactly like the primary's).
+    pub(crate) fn for_replica(&self, url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            replica_urls: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Most a read served by a replica may miss of others' writes: the lag budget plus
+    /// how stale a lag sample may be plus one sample interval; zero without replicas.
+    /// The page cache keeps a writer off cached pages for this long after its write.
+    pub fn replica_staleness_bound(&self) -> Duration {
+        if self.replica_urls.is_empty() {
+            return Duration::ZERO;
+        }
+        crate::replicas::staleness_bound(Duration::from_millis(self.replica_lag_budget_ms))
+    }
+
     /// Parses every replica URL (so a typo fails at start-up, not on first use).
     pub(crate) fn replicas(&self) -> Result<Vec<tokio_postgres::Config>> {
         self.replica_urls
@@ -133,6 +162,15 @@ impl PgConfig {
         }
         if self.connect_timeout.is_zero() {
             return Err(PgError::Config("connect timeout must be above zero".into()));
+        }
+        let least = 3 * crate::replicas::SAMPLE_INTERVAL.as_millis() as u64;
+        if self.replica_lag_budget_ms < least {
+            return Err(PgError::Config(format!(
+                "replica_lag_budget_ms must be at least {least} (three lag samples, taken \
+                 every {} ms), got {}; leave replicas out to read from the primary only",
+                crate::replicas::SAMPLE_INTERVAL.as_millis(),
+                self.replica_lag_budget_ms
+            )));
         }
         self.primary()?;
         self.replicas()?;
@@ -247,5 +285,33 @@ mod tests {
         let l = c.listen().unwrap();
         assert_eq!(l.get_ports(), &[5432]);
         assert_eq!(c.primary().unwrap().get_ports(), &[6432]);
+    }
+
+    #[test]
+    fn the_lag_budget_has_a_floor() {
+        let mut c = PgConfig::new("postgres://u@localhost/db");
+        c.replica_lag_budget_ms = 0;
+        assert!(c.validate().is_err());
+        c.replica_lag_budget_ms = 299;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("at least 300"), "{e}");
+        c.replica_lag_budget_ms = 300;
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_replica_is_configured_like_the_primary() {
+        let mut c = PgConfig::new("postgres://u@primary/db");
+        c.replica_urls = vec!["postgres://u@replica/db".into()];
+        c.pool_size = 3;
+        c.statements = StatementMode::Unnamed;
+        let r = c.for_replica(&c.replica_urls[0]);
+        assert_eq!(r.url, "postgres://u@replica/db");
+        assert!(r.replica_urls.is_empty());
+        assert_eq!((r.pool_size, r.statements), (3, StatementMode::Unnamed));
+        assert_eq!(c.replica_lag_budget_ms, 1000);
+        assert_eq!(c.replica_staleness_bound(), Duration::from_millis(2100));
+        c.replica_urls.clear();
+        assert_eq!(c.replica_staleness_bound(), Duration::ZERO);
     }
 }

@@ -14,7 +14,10 @@
 //!   ([`acquire_lease`]).
 //! - Cache invalidation across nodes ([`Listener`], [`Invalidation`]): writes `NOTIFY`
 //!   inside their transaction, each node `LISTEN`s on one dedicated connection.
-//! - With the `testing` feature, [`testing::TestDb`]: a fresh database per test.
+//! - Read replicas ([`replicas`]): a pool per replica, lag measured from WAL positions,
+//!   reads routed to a replica within the lag budget and past the caller's own writes.
+//! - With the `testing` feature, [`testing::TestDb`]: a fresh database per test, and
+//!   [`testing::ReplicaPair`]: a primary with a streaming replica.
 //!
 //! The storage-trait implementation (posts, votes, ...) is built on top of this later.
 #![warn(missing_docs)]
@@ -24,6 +27,7 @@ mod error;
 mod migrate;
 mod notify;
 mod pool;
+pub mod replicas;
 mod shared;
 mod store;
 
@@ -38,6 +42,7 @@ pub use error::{PgError, Result};
 pub use migrate::LATEST_VERSION;
 pub use notify::{CHANNEL, Invalidation, InvalidationSink, Listener, ListenerStatus, PING_EVERY};
 pub use pool::{Conn, PgPool, Sql, Tx};
+pub use replicas::{ReadStats, ReplicaStats};
 pub use shared::{
     GcraState, acquire_lease, gcra_check, gcra_hit, gcra_hit_within, gcra_prune, gcra_refund,
     meta_first, record_job_run,

@@ -40,7 +40,8 @@ impl Sql {
     }
 }
 
-/// A pool of connections to the primary; cheap to clone.
+/// A pool of connections to one server (the primary, or a replica for
+/// [`crate::PgStore`]'s reads); cheap to clone.
 #[derive(Clone)]
 pub struct PgPool {
     pool: Pool,
@@ -50,9 +51,6 @@ pub struct PgPool {
     primary: Arc<tokio_postgres::Config>,
     /// Where the node's `LISTEN` connection goes (see [`PgPool::listen`]).
     listen: Arc<tokio_postgres::Config>,
-    /// Parsed replica configs, kept for the replica router of a later step.
-    #[allow(dead_code)]
-    replicas: Arc<Vec<tokio_postgres::Config>>,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -93,7 +91,6 @@ impl PgPool {
             statement_timeout_ms: config.statement_timeout_ms,
             primary: Arc::new(primary),
             listen: Arc::new(config.listen()?),
-            replicas: Arc::new(config.replicas()?),
         })
     }
 

@@ -331,8 +331,9 @@ fn install_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/install-postgres.sh")
 }
 
-fn start_server() -> Result<Server, String> {
-    let bin = match find_bin_dir() {
+/// The cluster binaries, installed by `scripts/install-postgres.sh` when missing.
+fn ensure_bin_dir() -> Result<PathBuf, String> {
+    Ok(match find_bin_dir() {
         Some(bin) => bin,
         None => {
             let script = install_script();
@@ -352,7 +353,11 @@ fn start_server() -> Result<Server, String> {
                 )
             })?
         }
-    };
+    })
+}
+
+fn start_server() -> Result<Server, String> {
+    let bin = ensure_bin_dir()?;
     let uid = uid()?;
     let root = uid == "0";
     // One base directory per user, so users sharing a machine never trip over each
@@ -477,23 +482,37 @@ fn wait_ready(port: u16) -> Result<(), String> {
 
 /// The shell command line that stops the cluster in `dir` and deletes it.
 fn stop_script(dir: &Path, bin: &Path, root: bool) -> String {
+    stop_clusters_script(dir, &["data"], bin, root)
+}
+
+/// The shell command line that stops the clusters in `dir/<name>` for every name in
+/// `clusters`, then deletes `dir`.
+fn stop_clusters_script(dir: &Path, clusters: &[&str], bin: &Path, root: bool) -> String {
     let pg_ctl = bin.join("pg_ctl");
-    let data = dir.join("data");
     let owner = if root { "runuser -u postgres -- " } else { "" };
-    format!(
-        "{owner}'{}' -D '{}' -m immediate -w stop >/dev/null 2>&1; rm -rf '{}'",
-        pg_ctl.display(),
-        data.display(),
-        dir.display()
-    )
+    let mut script = String::new();
+    for name in clusters {
+        script.push_str(&format!(
+            "{owner}'{}' -D '{}' -m immediate -w stop >/dev/null 2>&1; ",
+            pg_ctl.display(),
+            dir.join(name).display(),
+        ));
+    }
+    script.push_str(&format!("rm -rf '{}'", dir.display()));
+    script
 }
 
 fn spawn_watchdog(dir: &Path, bin: &Path, root: bool) -> Result<ChildStdin, String> {
+    spawn_watchdog_running(&stop_script(dir, bin, root))
+}
+
+/// A watchdog that runs `stop` (a shell command line) once this process is gone.
+fn spawn_watchdog_running(stop: &str) -> Result<ChildStdin, String> {
     use std::os::unix::process::CommandExt;
     // `read` returns at EOF, i.e. once every write end of the pipe is closed: the only
     // one is held by this process (Rust opens pipes close-on-exec, so no child inherits
     // it), so that happens exactly when the test process ends.
-    let script = format!("read _ignored; {}", stop_script(dir, bin, root));
+    let script = format!("read _ignored; {stop}");
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -881,6 +900,404 @@ fn sweep_stale_bouncers(base: &Path) {
         let _ = Command::new("sh")
             .arg("-c")
             .arg(bouncer_stop_script(&entry.path()))
+            .stdin(Stdio::null())
+            .status();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A primary with a streaming replica
+
+/// A primary and a streaming replica of it, started for one test under
+/// `$TMPDIR/tidepool-pg-replica-test-<uid>/<pid>-<n>/` whatever `TIDEPOOL_TEST_DATABASE_URL`
+/// says (a replica needs a primary configured for it, so the pair is always its own):
+/// `initdb` for the primary (trust auth, replication allowed from 127.0.0.1 as initdb's
+/// default `pg_hba.conf` does), `pg_basebackup -R -X stream` for the replica, both on
+/// free ports of 127.0.0.1 with the same Debian binaries as the throwaway cluster. The
+/// database `tidepool` exists on both when [`ReplicaPair::start`] returns.
+///
+/// Dropping the pair stops both servers and deletes the directory; a watchdog does the
+/// same if the test process dies first, and the next pair started sweeps directories
+/// whose process is gone, as for the throwaway cluster.
+pub struct ReplicaPair {
+    dir: PathBuf,
+    bin: PathBuf,
+    root: bool,
+    primary_port: u16,
+    replica_port: u16,
+    /// Write end of the watchdog's pipe; never written, only held until drop or exit.
+    _watchdog: ChildStdin,
+}
+
+impl std::fmt::Debug for ReplicaPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaPair")
+            .field("dir", &self.dir)
+            .field("primary_port", &self.primary_port)
+            .field("replica_port", &self.replica_port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The database a [`ReplicaPair`] creates.
+const PAIR_DATABASE: &str = "tidepool";
+
+impl ReplicaPair {
+    /// Starts the pair. Panics, with the reason, if it cannot: a test that needs a
+    /// replica must fail, never skip.
+    pub async fn start() -> Self {
+        match Self::try_start().await {
+            Ok(pair) => pair,
+            Err(e) => panic!("no PostgreSQL primary + replica for tests: {e}"),
+        }
+    }
+
+    /// [`ReplicaPair::start`] returning the reason instead of panicking.
+    pub async fn try_start() -> Result<Self, String> {
+        let pair = tokio::task::spawn_blocking(start_pair)
+            .await
+            .map_err(|e| format!("starting the primary and replica panicked: {e}"))??;
+        let admin = format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            pair.primary_port
+        );
+        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("connecting to the pair's primary: {e}"))?;
+        let task = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {PAIR_DATABASE}"))
+            .await
+            .map_err(|e| format!("CREATE DATABASE on the pair's primary: {e}"))?;
+        drop(client);
+        let _ = task.await;
+        // The database reaches the replica by replication: wait for it (bounded).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio_postgres::connect(&pair.replica_url(), tokio_postgres::NoTls).await {
+                Ok((client, connection)) => {
+                    let task = tokio::spawn(connection);
+                    let standby = client
+                        .query_one("SELECT pg_is_in_recovery()", &[])
+                        .await
+                        .map_err(|e| format!("asking the replica whether it is one: {e}"))?
+                        .get::<_, bool>(0);
+                    drop(client);
+                    let _ = task.await;
+                    if !standby {
+                        return Err("the replica is not in recovery".into());
+                    }
+                    return Ok(pair);
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!(
+                        "the database never reached the replica within 30 s: {e}; log: {}",
+                        pair.dir.join("replica.log").display()
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// URL of the `tidepool` database on the primary.
+    pub fn primary_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{PAIR_DATABASE}",
+            self.primary_port
+        )
+    }
+
+    /// URL of the `tidepool` database on the replica.
+    pub fn replica_url(&self) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{PAIR_DATABASE}",
+            self.replica_port
+        )
+    }
+
+    /// Settings for the primary with the replica as its read replica and a small pool.
+    pub fn config(&self) -> PgConfig {
+        let mut config = PgConfig::new(self.primary_url());
+        config.replica_urls = vec![self.replica_url()];
+        config.pool_size = 4;
+        config
+    }
+
+    /// Waits (up to 30 s) until the replica has replayed everything the primary had
+    /// written when this was called.
+    pub async fn wait_caught_up(&self) -> Result<(), String> {
+        let replica = pair_client(&self.replica_url()).await?;
+        let primary = pair_client(&self.primary_url()).await?;
+        let target: i64 = primary
+            .query_one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8", &[])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|e| format!("pg_current_wal_lsn(): {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let replayed: Option<i64> = replica
+                .query_one(
+                    "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8",
+                    &[],
+                )
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| format!("pg_last_wal_replay_lsn(): {e}"))?;
+            if replayed.is_some_and(|r| r >= target) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the replica did not reach {target} within 30 s: {replayed:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Pauses WAL replay on the replica (`pg_wal_replay_pause()`) and waits until it is
+    /// paused: the request takes effect at the next WAL record, so the primary runs small
+    /// transactions until it has (bounded, 30 s).
+    pub async fn pause_replay(&self) -> Result<(), String> {
+        let replica = pair_client(&self.replica_url()).await?;
+        let primary = pair_client(&self.primary_url()).await?;
+        replica
+            .batch_execute("SELECT pg_wal_replay_pause()")
+            .await
+            .map_err(|e| format!("pg_wal_replay_pause(): {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state: String = replica
+                .query_one("SELECT pg_get_wal_replay_pause_state()", &[])
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(|e| format!("pg_get_wal_replay_pause_state(): {e}"))?;
+            if state == "paused" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("replay never paused within 30 s: {state}"));
+            }
+            primary
+                .batch_execute("SELECT txid_current()")
+                .await
+                .map_err(|e| format!("writing on the primary: {e}"))?;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Resumes WAL replay on the replica (`pg_wal_replay_resume()`).
+    pub async fn resume_replay(&self) -> Result<(), String> {
+        pair_client(&self.replica_url())
+            .await?
+            .batch_execute("SELECT pg_wal_replay_resume()")
+            .await
+            .map_err(|e| format!("pg_wal_replay_resume(): {e}"))
+    }
+
+    /// Stops the replica (`pg_ctl stop -m fast`).
+    pub async fn stop_replica(&self) -> Result<(), String> {
+        let (bin, data, root) = (self.bin.clone(), self.dir.join("replica"), self.root);
+        tokio::task::spawn_blocking(move || {
+            let mut stop = as_owner(root, &bin.join("pg_ctl"));
+            stop.arg("-D").arg(&data).args(["-m", "fast", "-w", "stop"]);
+            run(stop, "pg_ctl stop (replica)")
+        })
+        .await
+        .map_err(|e| format!("stopping the replica panicked: {e}"))?
+    }
+
+    /// Starts the replica again after [`ReplicaPair::stop_replica`], on the same port.
+    pub async fn start_replica(&self) -> Result<(), String> {
+        let (bin, dir, root, port) = (
+            self.bin.clone(),
+            self.dir.clone(),
+            self.root,
+            self.replica_port,
+        );
+        tokio::task::spawn_blocking(move || {
+            start_cluster(&bin, root, &dir.join("replica"), &dir.join("replica.log"))?;
+            wait_ready(port)
+        })
+        .await
+        .map_err(|e| format!("starting the replica panicked: {e}"))?
+    }
+}
+
+impl Drop for ReplicaPair {
+    fn drop(&mut self) {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(stop_clusters_script(
+                &self.dir,
+                &["replica", "primary"],
+                &self.bin,
+                self.root,
+            ))
+            .stdin(Stdio::null())
+            .status();
+    }
+}
+
+/// A client of one of the pair's servers, its connection driven by a task of its own.
+async fn pair_client(url: &str) -> Result<tokio_postgres::Client, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connecting to {url}: {e}"))?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn start_cluster(bin: &Path, root: bool, data: &Path, log: &Path) -> Result<(), String> {
+    let mut start = as_owner(root, &bin.join("pg_ctl"));
+    start
+        .arg("-D")
+        .arg(data)
+        .arg("-l")
+        .arg(log)
+        .args(["-w", "-t", "60", "start"]);
+    run(start, "pg_ctl start").map_err(|e| {
+        let tail = std::fs::read_to_string(log).unwrap_or_default();
+        format!("{e}\nserver log:\n{tail}")
+    })
+}
+
+/// Starts the cluster in `data` on a free port (retrying on another if the port was
+/// taken meanwhile).
+fn start_on_free_port(
+    bin: &Path,
+    root: bool,
+    dir: &Path,
+    data: &Path,
+    log: &Path,
+) -> Result<u16, String> {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_port()?;
+        write_settings(data, dir, port)?;
+        match start_cluster(bin, root, data, log) {
+            Ok(()) => {
+                wait_ready(port)?;
+                return Ok(port);
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    Err(format!("could not start {}: {last_error}", data.display()))
+}
+
+fn start_pair() -> Result<ReplicaPair, String> {
+    static PAIRS: AtomicU64 = AtomicU64::new(0);
+    let bin = ensure_bin_dir()?;
+    if !bin.join("pg_basebackup").is_file() {
+        return Err(format!("no pg_basebackup in {}", bin.display()));
+    }
+    let uid = uid()?;
+    let root = uid == "0";
+    let base = std::env::temp_dir().join(format!("tidepool-pg-replica-test-{uid}"));
+    std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
+    sweep_stale_pairs(&base, &bin, root);
+    let dir = base.join(format!(
+        "{}-{}",
+        std::process::id(),
+        PAIRS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    if root {
+        set_mode(&base, 0o755)?;
+        run(
+            {
+                let mut c = Command::new("chown");
+                c.arg("postgres:postgres").arg(&dir);
+                c
+            },
+            "chown of the replica test directory to postgres",
+        )?;
+    }
+    // Before anything runs, so no failure below can leave a server behind.
+    let watchdog = spawn_watchdog_running(&stop_clusters_script(
+        &dir,
+        &["replica", "primary"],
+        &bin,
+        root,
+    ))?;
+
+    let primary = dir.join("primary");
+    let mut initdb = as_owner(root, &bin.join("initdb"));
+    initdb
+        .arg("-D")
+        .arg(&primary)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+        .arg("--no-sync");
+    run(initdb, "initdb (primary)")?;
+    // PostgreSQL 15's defaults already stream (wal_level = replica, max_wal_senders = 10,
+    // hot_standby = on); keep WAL for a replica that is stopped and started again.
+    let conf = primary.join("postgresql.conf");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&conf)
+        .map_err(|e| format!("opening {}: {e}", conf.display()))?;
+    f.write_all(b"\n# tidepool replica test primary\nwal_keep_size = '64MB'\n")
+        .map_err(|e| format!("writing {}: {e}", conf.display()))?;
+    let primary_port = start_on_free_port(&bin, root, &dir, &primary, &dir.join("primary.log"))?;
+
+    let replica = dir.join("replica");
+    let mut backup = as_owner(root, &bin.join("pg_basebackup"));
+    backup
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &primary_port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .arg("-D")
+        .arg(&replica)
+        .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"]);
+    run(backup, "pg_basebackup")?;
+    // The copied postgresql.conf holds the primary's port; appended settings win.
+    let replica_port = start_on_free_port(&bin, root, &dir, &replica, &dir.join("replica.log"))?;
+    Ok(ReplicaPair {
+        dir,
+        bin,
+        root,
+        primary_port,
+        replica_port,
+        _watchdog: watchdog,
+    })
+}
+
+/// Stops and deletes pairs whose test process is gone (its watchdog was killed too).
+fn sweep_stale_pairs(base: &Path, bin: &Path, root: bool) {
+    if !Path::new("/proc/self/stat").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.split('-').next())
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(stop_clusters_script(
+                &entry.path(),
+                &["replica", "primary"],
+                bin,
+                root,
+            ))
             .stdin(Stdio::null())
             .status();
     }

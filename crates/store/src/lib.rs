@@ -13,6 +13,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod consistency;
 mod error;
 pub mod transfer;
 

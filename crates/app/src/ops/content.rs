@@ -163,6 +163,13 @@ pub async fn create_post(app: &App, caller: &Caller, input: PostInput) -> AppRes
     Ok(post)
 }
 
+/// The write that follows acts on what this request reads first (is the post or comment
+/// there, is it deleted?): those reads go to the primary, never to a replica that may not
+/// have replayed a deletion yet.
+fn writes_after_reading() {
+    tidepool_store::consistency::read_primary();
+}
+
 /// A post by its public id.
 pub async fn get_post(app: &App, raw_id: &str) -> AppResult<Post> {
     let id = parse_id("post", raw_id)?;
@@ -175,6 +182,7 @@ pub async fn get_post(app: &App, raw_id: &str) -> AppResult<Post> {
 /// Deletes one of the caller's own posts.
 pub async fn delete_post(app: &App, caller: &Caller, raw_id: &str) -> AppResult<()> {
     caller.require_writer()?;
+    writes_after_reading();
     let post = get_post(app, raw_id).await?;
     if post.author.id != caller.agent.id {
         return Err(AppError::forbidden("You can only delete your own posts"));
@@ -224,6 +232,7 @@ async fn cast(
 /// Votes on a post (`value`: 1 or -1).
 pub async fn vote_post(app: &App, caller: &Caller, raw_id: &str, value: i64) -> AppResult<Voted> {
     caller.require_writer()?;
+    writes_after_reading();
     let post = get_post(app, raw_id).await?;
     cast(
         app,
@@ -245,6 +254,7 @@ pub async fn vote_comment(
     value: i64,
 ) -> AppResult<Voted> {
     caller.require_writer()?;
+    writes_after_reading();
     let comment = get_comment(app, raw_id).await?;
     if comment.is_deleted {
         return Err(AppError::bad_request("Cannot vote on a deleted comment"));
@@ -264,6 +274,7 @@ pub async fn vote_comment(
 /// Pins or unpins a post: moderators and the owner of its submolt only.
 pub async fn set_pinned(app: &App, caller: &Caller, raw_id: &str, pinned: bool) -> AppResult<bool> {
     caller.require_writer()?;
+    writes_after_reading();
     let post = get_post(app, raw_id).await?;
     let role = app.store.role_of(post.submolt.id, caller.agent.id).await?;
     if role.is_none() {
@@ -284,6 +295,7 @@ pub async fn create_comment(
     parent: Option<String>,
 ) -> AppResult<Comment> {
     caller.require_writer()?;
+    writes_after_reading();
     let content = required_text("content", content, COMMENT_MAX).map_err(|e| {
         if e.message.ends_with("is required") {
             AppError::bad_request("Content is required")
@@ -350,6 +362,7 @@ pub async fn get_comment(app: &App, raw_id: &str) -> AppResult<Comment> {
 /// Deletes one of the caller's own comments (deleting a deleted one is not an error).
 pub async fn delete_comment(app: &App, caller: &Caller, raw_id: &str) -> AppResult<()> {
     caller.require_writer()?;
+    writes_after_reading();
     let comment = get_comment(app, raw_id).await?;
     if comment.author.id != caller.agent.id {
         return Err(AppError::forbidden("You can only delete your own comments"));
@@ -381,6 +394,7 @@ pub async fn remove_vote(
     raw_id: &str,
 ) -> AppResult<Unvoted> {
     caller.require_writer()?;
+    writes_after_reading();
     let (target_id, author_id, author) = match kind {
         TargetKind::Post => {
             let post = get_post(app, raw_id).await?;

@@ -318,7 +318,13 @@ pub async fn log_out(app: &App, token: &str) -> AppResult<()> {
 /// The owner behind a session cookie, if it is live.
 pub async fn session(app: &App, token: &str) -> AppResult<Option<Owner>> {
     let hash = app.hasher.hash(domain::SESSION, token);
-    Ok(app.store.session_owner(&hash, now_ms()).await?)
+    let owner = app.store.session_owner(&hash, now_ms()).await?;
+    if let Some(owner) = &owner {
+        // The rest of the request reads what this owner wrote (replicas, if any).
+        use tidepool_store::consistency::{Reader, identify};
+        identify(Reader::Owner(owner.id));
+    }
+    Ok(owner)
 }
 
 /// The unclaimed agent behind a claim token (for the claim page).

@@ -306,6 +306,19 @@ CREATE TABLE job_runs (
 -- The epoch fence (`record_job_run`) reads the newest epoch of a job.
 CREATE INDEX job_runs_epoch ON job_runs(job, epoch);
 
+-- Read your writes with replicas (crates/store-pg/src/replicas.rs): after a write of an
+-- agent or owner, the primary's WAL position it must see, until `until`. UNLOGGED like
+-- the limiter: only the primary reads it. A crash of the primary truncates it, so a write
+-- acknowledged just before the crash may be missing from its author's replica reads for
+-- at most one lag budget. Expired marks are deleted by the lag sampler every minute.
+-- Added here in place, not as a new migration: no PostgreSQL deployment exists yet, and
+-- until the first release the project edits 0001 in place by policy.
+CREATE UNLOGGED TABLE read_marks (
+    reader text        PRIMARY KEY,
+    pos    bigint      NOT NULL,
+    until  timestamptz NOT NULL
+);
+
 -- Small cluster-wide facts (e.g. the fingerprint of the key pepper that every node
 -- must share).
 CREATE TABLE meta (

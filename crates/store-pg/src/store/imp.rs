@@ -19,7 +19,7 @@ use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 #[async_trait]
 impl Store for PgStore {
     async fn register_agent(&self, new: NewAgent) -> Result<Agent> {
-        agents::register_agent(&self.db, new).await
+        self.wrote(agents::register_agent(&self.db, new)).await
     }
 
     async fn agent_by_id(&self, id: i64) -> Result<Option<Agent>> {
@@ -27,7 +27,7 @@ impl Store for PgStore {
     }
 
     async fn agent_by_name(&self, name_key: &str) -> Result<Option<Agent>> {
-        agents::agent_by_name(&self.db, name_key).await
+        replica_lookup!(self, |db| agents::agent_by_name(db, name_key))
     }
 
     async fn agent_by_key_hash(&self, key_hash: &[u8]) -> Result<Option<(Agent, KeyScope)>> {
@@ -40,11 +40,13 @@ impl Store for PgStore {
         description: Option<String>,
         metadata: Option<String>,
     ) -> Result<Agent> {
-        agents::update_profile(&self.db, id, description, metadata).await
+        self.wrote(agents::update_profile(&self.db, id, description, metadata))
+            .await
     }
 
     async fn rotate_key(&self, agent_id: i64, key_hash: Vec<u8>, now: i64) -> Result<()> {
-        agents::rotate_key(&self.db, agent_id, key_hash, now).await
+        self.wrote(agents::rotate_key(&self.db, agent_id, key_hash, now))
+            .await
     }
 
     async fn add_read_key(
@@ -54,7 +56,10 @@ impl Store for PgStore {
         max_live: i64,
         now: i64,
     ) -> Result<()> {
-        agents::add_read_key(&self.db, agent_id, key_hash, max_live, now).await
+        self.wrote(agents::add_read_key(
+            &self.db, agent_id, key_hash, max_live, now,
+        ))
+        .await
     }
 
     async fn block_content(
@@ -64,7 +69,10 @@ impl Store for PgStore {
         detail: Value,
         now: i64,
     ) -> Result<usize> {
-        agents::block_content(&self.db, key_hashes, agent_id, detail, now).await
+        self.wrote(agents::block_content(
+            &self.db, key_hashes, agent_id, detail, now,
+        ))
+        .await
     }
 
     async fn audit(&self, event: &str, agent_id: Option<i64>, detail: Value) -> Result<()> {
@@ -76,15 +84,17 @@ impl Store for PgStore {
     }
 
     async fn follow(&self, follower: i64, followed: i64, now: i64) -> Result<bool> {
-        agents::follow(&self.db, follower, followed, now).await
+        self.wrote(agents::follow(&self.db, follower, followed, now))
+            .await
     }
 
     async fn unfollow(&self, follower: i64, followed: i64) -> Result<bool> {
-        agents::unfollow(&self.db, follower, followed).await
+        self.wrote(agents::unfollow(&self.db, follower, followed))
+            .await
     }
 
     async fn is_following(&self, follower: i64, followed: i64) -> Result<bool> {
-        agents::is_following(&self.db, follower, followed).await
+        replica_read!(self, |db| agents::is_following(db, follower, followed))
     }
 
     async fn admin_claim(
@@ -93,7 +103,8 @@ impl Store for PgStore {
         how: AdminClaim,
         now: i64,
     ) -> Result<(Agent, Option<Owner>)> {
-        agents::admin_claim(&self.db, name_key, how, now).await
+        self.wrote(agents::admin_claim(&self.db, name_key, how, now))
+            .await
     }
 
     async fn create_owner(
@@ -103,7 +114,14 @@ impl Store for PgStore {
         is_admin: bool,
         now: i64,
     ) -> Result<Owner> {
-        owners::create_owner(&self.db, email, password_hash, is_admin, now).await
+        self.wrote(owners::create_owner(
+            &self.db,
+            email,
+            password_hash,
+            is_admin,
+            now,
+        ))
+        .await
     }
 
     async fn owner_by_email(&self, email: &str) -> Result<Option<Owner>> {
@@ -111,7 +129,8 @@ impl Store for PgStore {
     }
 
     async fn set_password(&self, owner_id: i64, password_hash: &str) -> Result<()> {
-        owners::set_password(&self.db, owner_id, password_hash).await
+        self.wrote(owners::set_password(&self.db, owner_id, password_hash))
+            .await
     }
 
     async fn create_session(
@@ -121,7 +140,10 @@ impl Store for PgStore {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        owners::create_session(&self.db, token_hash, owner_id, now, expires_at).await
+        self.wrote(owners::create_session(
+            &self.db, token_hash, owner_id, now, expires_at,
+        ))
+        .await
     }
 
     async fn session_owner(&self, token_hash: &[u8], now: i64) -> Result<Option<Owner>> {
@@ -129,7 +151,8 @@ impl Store for PgStore {
     }
 
     async fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
-        owners::delete_session(&self.db, token_hash).await
+        self.wrote(owners::delete_session(&self.db, token_hash))
+            .await
     }
 
     async fn agents_of(&self, owner_id: i64) -> Result<Vec<Agent>> {
@@ -152,7 +175,10 @@ impl Store for PgStore {
         cap: i64,
         now: i64,
     ) -> Result<ClaimOutcome> {
-        owners::claim_with_token(&self.db, token_hash, code_hash, owner_id, cap, now).await
+        self.wrote(owners::claim_with_token(
+            &self.db, token_hash, code_hash, owner_id, cap, now,
+        ))
+        .await
     }
 
     async fn suspension_of(&self, agent_id: i64) -> Result<Option<Suspension>> {
@@ -166,11 +192,15 @@ impl Store for PgStore {
         suspend: Option<(String, String)>,
         log: Option<ModerationRecord>,
     ) -> Result<Agent> {
-        owners::set_suspended(&self.db, agent_id, level, suspend, log).await
+        self.wrote(owners::set_suspended(
+            &self.db, agent_id, level, suspend, log,
+        ))
+        .await
     }
 
     async fn delete_agent(&self, agent_id: i64, now: i64) -> Result<()> {
-        owners::delete_agent(&self.db, agent_id, now).await
+        self.wrote(owners::delete_agent(&self.db, agent_id, now))
+            .await
     }
 
     async fn keys_of(&self, agent_id: i64) -> Result<Vec<KeyInfo>> {
@@ -178,11 +208,13 @@ impl Store for PgStore {
     }
 
     async fn revoke_all_keys(&self, agent_id: i64, now: i64) -> Result<usize> {
-        owners::revoke_all_keys(&self.db, agent_id, now).await
+        self.wrote(owners::revoke_all_keys(&self.db, agent_id, now))
+            .await
     }
 
     async fn revoke_read_key(&self, agent_id: i64, key_id: i64, now: i64) -> Result<()> {
-        owners::revoke_read_key(&self.db, agent_id, key_id, now).await
+        self.wrote(owners::revoke_read_key(&self.db, agent_id, key_id, now))
+            .await
     }
 
     async fn events_of(&self, agent_ids: Vec<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
@@ -198,31 +230,33 @@ impl Store for PgStore {
     }
 
     async fn create_submolt(&self, new: NewSubmolt) -> Result<Submolt> {
-        submolts::create_submolt(&self.db, new).await
+        self.wrote(submolts::create_submolt(&self.db, new)).await
     }
 
     async fn submolt_by_id(&self, id: i64) -> Result<Option<Submolt>> {
-        submolts::submolt_by_id(&self.db, id).await
+        replica_lookup!(self, |db| submolts::submolt_by_id(db, id))
     }
 
     async fn submolt_by_name(&self, name: &str) -> Result<Option<Submolt>> {
-        submolts::submolt_by_name(&self.db, name).await
+        replica_lookup!(self, |db| submolts::submolt_by_name(db, name))
     }
 
     async fn list_submolts(&self, sort: SubmoltSort, page: PageRequest) -> Result<Page<Submolt>> {
-        submolts::list_submolts(&self.db, sort, page).await
+        replica_read!(self, |db| submolts::list_submolts(db, sort, page.clone()))
     }
 
     async fn subscribe(&self, agent_id: i64, submolt_id: i64, now: i64) -> Result<bool> {
-        submolts::subscribe(&self.db, agent_id, submolt_id, now).await
+        self.wrote(submolts::subscribe(&self.db, agent_id, submolt_id, now))
+            .await
     }
 
     async fn unsubscribe(&self, agent_id: i64, submolt_id: i64) -> Result<bool> {
-        submolts::unsubscribe(&self.db, agent_id, submolt_id).await
+        self.wrote(submolts::unsubscribe(&self.db, agent_id, submolt_id))
+            .await
     }
 
     async fn is_subscribed(&self, agent_id: i64, submolt_id: i64) -> Result<bool> {
-        submolts::is_subscribed(&self.db, agent_id, submolt_id).await
+        replica_read!(self, |db| submolts::is_subscribed(db, agent_id, submolt_id))
     }
 
     async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<String>> {
@@ -230,67 +264,72 @@ impl Store for PgStore {
     }
 
     async fn update_submolt(&self, id: i64, change: SettingsChange) -> Result<Submolt> {
-        submolts::update_submolt(&self.db, id, change).await
+        self.wrote(submolts::update_submolt(&self.db, id, change))
+            .await
     }
 
     async fn moderators(&self, submolt_id: i64) -> Result<Vec<Moderator>> {
-        submolts::moderators(&self.db, submolt_id).await
+        replica_read!(self, |db| submolts::moderators(db, submolt_id))
     }
 
     async fn add_moderator(&self, submolt_id: i64, agent_id: i64, now: i64) -> Result<bool> {
-        submolts::add_moderator(&self.db, submolt_id, agent_id, now).await
+        self.wrote(submolts::add_moderator(&self.db, submolt_id, agent_id, now))
+            .await
     }
 
     async fn remove_moderator(&self, submolt_id: i64, agent_id: i64) -> Result<bool> {
-        submolts::remove_moderator(&self.db, submolt_id, agent_id).await
+        self.wrote(submolts::remove_moderator(&self.db, submolt_id, agent_id))
+            .await
     }
 
     async fn create_post(&self, new: NewPost) -> Result<Post> {
-        content::create_post(&self.db, new).await
+        self.wrote(content::create_post(&self.db, new)).await
     }
 
     async fn post_by_id(&self, id: i64) -> Result<Option<Post>> {
-        content::post_by_id(&self.db, id).await
+        replica_lookup!(self, |db| content::post_by_id(db, id))
     }
 
     async fn post_by_uuid(&self, uuid: &str) -> Result<Option<Post>> {
-        content::post_by_uuid(&self.db, uuid).await
+        replica_lookup!(self, |db| content::post_by_uuid(db, uuid))
     }
 
     async fn delete_post(&self, post_id: i64) -> Result<()> {
-        content::delete_post(&self.db, post_id).await
+        self.wrote(content::delete_post(&self.db, post_id)).await
     }
 
     async fn set_pinned(&self, post_id: i64, pinned: bool) -> Result<bool> {
-        content::set_pinned(&self.db, post_id, pinned).await
+        self.wrote(content::set_pinned(&self.db, post_id, pinned))
+            .await
     }
 
     async fn pinned(&self, submolt_id: i64) -> Result<Vec<Post>> {
-        content::pinned(&self.db, submolt_id).await
+        replica_read!(self, |db| content::pinned(db, submolt_id))
     }
 
     async fn stats(&self) -> Result<Vec<(String, i64)>> {
-        content::stats(&self.db).await
+        replica_read!(self, |db| content::stats(db))
     }
 
     async fn create_comment(&self, new: NewComment) -> Result<Comment> {
-        content::create_comment(&self.db, new).await
+        self.wrote(content::create_comment(&self.db, new)).await
     }
 
     async fn comment_by_id(&self, id: i64) -> Result<Option<Comment>> {
-        content::comment_by_id(&self.db, id).await
+        replica_lookup!(self, |db| content::comment_by_id(db, id))
     }
 
     async fn comment_by_uuid(&self, uuid: &str) -> Result<Option<Comment>> {
-        content::comment_by_uuid(&self.db, uuid).await
+        replica_lookup!(self, |db| content::comment_by_uuid(db, uuid))
     }
 
     async fn delete_comment(&self, comment_id: i64) -> Result<()> {
-        content::delete_comment(&self.db, comment_id).await
+        self.wrote(content::delete_comment(&self.db, comment_id))
+            .await
     }
 
     async fn cast_vote(&self, ballot: Ballot) -> Result<(VoteAction, bool)> {
-        content::cast_vote(&self.db, ballot).await
+        self.wrote(content::cast_vote(&self.db, ballot)).await
     }
 
     async fn retract_vote(
@@ -301,7 +340,10 @@ impl Store for PgStore {
         author_id: i64,
         now: i64,
     ) -> Result<bool> {
-        content::retract_vote(&self.db, voter_id, kind, target_id, author_id, now).await
+        self.wrote(content::retract_vote(
+            &self.db, voter_id, kind, target_id, author_id, now,
+        ))
+        .await
     }
 
     async fn list_posts(
@@ -312,7 +354,14 @@ impl Store for PgStore {
         exclude_pinned: bool,
         page: PageRequest,
     ) -> Result<Page<Post>> {
-        listings::list_posts(&self.db, scope, sort, window, exclude_pinned, page).await
+        replica_read!(self, |db| listings::list_posts(
+            db,
+            scope,
+            sort,
+            window,
+            exclude_pinned,
+            page.clone()
+        ))
     }
 
     async fn personal_feed(
@@ -322,7 +371,13 @@ impl Store for PgStore {
         sort: PostSort,
         page: PageRequest,
     ) -> Result<Page<Post>> {
-        listings::personal_feed(&self.db, agent_id, following_only, sort, page).await
+        replica_read!(self, |db| listings::personal_feed(
+            db,
+            agent_id,
+            following_only,
+            sort,
+            page.clone()
+        ))
     }
 
     async fn comment_tree(
@@ -331,7 +386,12 @@ impl Store for PgStore {
         sort: CommentSort,
         page: PageRequest,
     ) -> Result<(Page<Comment>, Vec<Comment>)> {
-        listings::comment_tree(&self.db, post_id, sort, page).await
+        replica_read!(self, |db| listings::comment_tree(
+            db,
+            post_id,
+            sort,
+            page.clone()
+        ))
     }
 
     async fn recent_comments_by(
@@ -340,7 +400,12 @@ impl Store for PgStore {
         limit: i64,
         include_quarantined: bool,
     ) -> Result<Vec<Comment>> {
-        listings::recent_comments_by(&self.db, author_id, limit, include_quarantined).await
+        replica_read!(self, |db| listings::recent_comments_by(
+            db,
+            author_id,
+            limit,
+            include_quarantined
+        ))
     }
 
     async fn search_posts(
@@ -349,7 +414,12 @@ impl Store for PgStore {
         limit: i64,
         include_quarantined: bool,
     ) -> Result<Vec<(Post, f64)>> {
-        search::search_posts(&self.db, query, limit, include_quarantined).await
+        replica_read!(self, |db| search::search_posts(
+            db,
+            query,
+            limit,
+            include_quarantined
+        ))
     }
 
     async fn search_comments(
@@ -358,7 +428,12 @@ impl Store for PgStore {
         limit: i64,
         include_quarantined: bool,
     ) -> Result<Vec<(Comment, f64)>> {
-        search::search_comments(&self.db, query, limit, include_quarantined).await
+        replica_read!(self, |db| search::search_comments(
+            db,
+            query,
+            limit,
+            include_quarantined
+        ))
     }
 
     async fn queued_posts(
@@ -386,7 +461,8 @@ impl Store for PgStore {
         action: QueueAction,
         log: ModerationRecord,
     ) -> Result<()> {
-        moderation::moderate_item(&self.db, kind, id, action, log).await
+        self.wrote(moderation::moderate_item(&self.db, kind, id, action, log))
+            .await
     }
 
     async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>> {
@@ -426,6 +502,7 @@ impl Store for PgStore {
     }
 
     fn shutdown(&self) {
+        self.reads.stop();
         self.db.deadpool().close();
     }
 
@@ -440,9 +517,21 @@ impl Store for PgStore {
                 idle: status.available as u64,
                 waiting: status.waiting as u64,
             }],
-            // Reads do not go to replicas yet (docs/SCALE-OUT.md); the replica router
-            // reports each replica's lag here.
-            replicas: Vec::new(),
+            // Each configured replica's lag (unknown while it does not answer) and reads.
+            replicas: self
+                .read_stats()
+                .replicas
+                .into_iter()
+                .map(|r| tidepool_store::ReplicaStats {
+                    lag_seconds: r
+                        .healthy
+                        .then_some(r.lag_ms)
+                        .flatten()
+                        .map(|ms| ms as f64 / 1000.0),
+                    name: r.url,
+                    reads: r.reads,
+                })
+                .collect(),
         }
     }
 }

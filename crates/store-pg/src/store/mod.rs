@@ -1,5 +1,80 @@
 //! The storage trait on PostgreSQL.
 
+use std::sync::Arc;
+
+use crate::replicas::{ReadStats, Replicas};
+use crate::{PgConfig, PgError, PgPool};
+
+/// Runs a read-only query function `|db| f(db, ...)` on a replica when one may serve the
+/// current caller (see [`crate::replicas`]), else on the primary. A read that fails or
+/// times out on a replica is repeated on the primary; arguments are evaluated again for
+/// that, so pass clones of what the call consumes.
+macro_rules! replica_read {
+    ($store:expr, |$db:ident| $call:expr) => {{
+        let store = &$store;
+        match store.reads.route().await {
+            None => {
+                let $db = &store.db;
+                $call.await
+            }
+            Some(replica) => {
+                let answer = {
+                    let $db = &replica.pool;
+                    store.reads.on_replica($call).await
+                };
+                match answer {
+                    Ok(found) => {
+                        replica.served();
+                        Ok(found)
+                    }
+                    Err(failure) => {
+                        store.reads.fell_back(replica, failure);
+                        let $db = &store.db;
+                        $call.await
+                    }
+                }
+            }
+        }
+    }};
+}
+
+/// [`replica_read`] for a lookup by id or name (`Result<Option<_>>`): nothing found on a
+/// replica may only mean the row has not arrived there yet, so the primary is asked too.
+macro_rules! replica_lookup {
+    ($store:expr, |$db:ident| $call:expr) => {{
+        let store = &$store;
+        match store.reads.route().await {
+            None => {
+                let $db = &store.db;
+                $call.await
+            }
+            Some(replica) => {
+                let answer = {
+                    let $db = &replica.pool;
+                    store.reads.on_replica($call).await
+                };
+                match answer {
+                    Ok(Some(found)) => {
+                        replica.served();
+                        Ok(Some(found))
+                    }
+                    Ok(None) => {
+                        store.reads.missed();
+                        let $db = &store.db;
+                        $call.await
+                    }
+                    Err(failure) => {
+                        store.reads.fell_back(replica, failure);
+                        let $db = &store.db;
+                        $call.await
+                    }
+                }
+            }
+        }
+    }};
+}
+
+// After the macros: `macro_rules!` are visible only to modules declared below them.
 mod agents;
 mod content;
 mod imp;
@@ -12,32 +87,65 @@ mod search;
 mod submolts;
 mod transfer;
 
-use crate::{PgConfig, PgError, PgPool};
-
 /// tidepool's store on PostgreSQL: stateless, so any number of server processes may share
 /// one database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgStore {
+    /// The primary: every write, and every read that must not be stale.
     db: PgPool,
+    /// Read replicas for the read-only listings, with their lag sampler.
+    reads: Arc<Replicas>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("db", &self.db)
+            .field("reads", &self.reads.stats())
+            .finish()
+    }
 }
 
 impl PgStore {
     /// Connects (checking the statement mode works on this connection path), brings the
-    /// schema up to date and creates the default submolts.
+    /// schema up to date and creates the default submolts. Replicas are not needed to
+    /// start: their pools connect when the lag sampler first reaches them, and reads use
+    /// the primary until then.
     pub async fn open(config: &PgConfig) -> crate::Result<Self> {
         let db = PgPool::connect(config).await?;
         if config.statements == crate::StatementMode::Unnamed && config.statement_timeout_ms > 0 {
             warn_without_role_timeout(&db).await?;
         }
         db.migrate().await?;
-        let store = Self { db };
+        let reads = Arc::new(Replicas::new(config, db.clone())?);
+        reads.start();
+        let store = Self { db, reads };
         store.ensure_defaults().await?;
         Ok(store)
     }
 
-    /// The pool (for health checks and metrics).
+    /// The primary's pool (for health checks, shared state and metrics).
     pub fn pool(&self) -> &PgPool {
         &self.db
+    }
+
+    /// Where replica-eligible reads went and how each replica is doing (lag, health),
+    /// for metrics. Cheap: counters and the lag sampler's last results, no query.
+    pub fn read_stats(&self) -> ReadStats {
+        self.reads.stats()
+    }
+
+    /// Runs a write; after a successful one, records, for the current caller, where the
+    /// write is, so their next reads wait for it (see [`crate::replicas`]).
+    async fn wrote<T>(
+        &self,
+        write: impl std::future::Future<Output = tidepool_store::Result<T>>,
+    ) -> tidepool_store::Result<T> {
+        let result = write.await;
+        if result.is_ok() {
+            self.reads.wrote().await;
+        }
+        result
     }
 
     async fn ensure_defaults(&self) -> crate::Result<()> {
@@ -64,6 +172,9 @@ async fn warn_without_role_timeout(db: &PgPool) -> crate::Result<()> {
 impl From<PgError> for tidepool_store::StoreError {
     fn from(e: PgError) -> Self {
         use tidepool_store::StoreError as E;
+        // Inside a replica read: noted there (a lost connection takes the replica out),
+        // and the read is repeated on the primary.
+        let on_replica = crate::replicas::note_error(&e);
         match e {
             PgError::Pool(e) => E::Unavailable(e.to_string()),
             PgError::Db(e) if e.is_closed() => E::Unavailable(e.to_string()),
@@ -80,7 +191,13 @@ impl From<PgError> for tidepool_store::StoreError {
                         if *c == SqlState::T_R_DEADLOCK_DETECTED
                             || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
                     {
-                        tracing::warn!(error = %e, "transaction aborted by the database");
+                        // On a standby this is a recovery conflict (replay had to cancel
+                        // the query), which is normal there.
+                        if on_replica {
+                            tracing::debug!(error = %e, "replica read cancelled by recovery");
+                        } else {
+                            tracing::warn!(error = %e, "transaction aborted by the database");
+                        }
                         E::Unavailable("a conflicting transaction was rolled back".into())
                     }
                     // Text PostgreSQL cannot hold (a NUL): the client's input, not our fault.
