@@ -289,7 +289,11 @@ async fn column_types(tx: &Tx<'_>, table: &'static TableSpec) -> Result<Vec<Type
     }
     let described = tx
         .driver()
-        .prepare(&format!("SELECT {} FROM {}", column_list(table), table.name))
+        .prepare(&format!(
+            "SELECT {} FROM {}",
+            column_list(table),
+            table.name
+        ))
         .await
         .map_err(PgError::from)?;
     let types: Vec<Type> = described
@@ -496,4 +500,58 @@ pub(crate) async fn import_finish(db: &PgPool) -> Result<()> {
     }
     db.get().await?.batch_execute("ANALYZE").await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn refused(r: Result<CopyValue<'_>>) -> String {
+        match r {
+            Err(StoreError::Refused(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cells_become_their_columns_exact_types_or_are_refused_by_name() {
+        let one = Cell::Int(1);
+        assert!(matches!(
+            copy_value("posts", "is_deleted", &one, ColumnKind::Int, &Type::INT2),
+            Ok(CopyValue::Int2(1))
+        ));
+        assert!(matches!(
+            copy_value("comments", "depth", &one, ColumnKind::Int, &Type::INT4),
+            Ok(CopyValue::Int4(1))
+        ));
+        assert!(matches!(
+            copy_value("posts", "url", &Cell::Null, ColumnKind::Text, &Type::TEXT),
+            Ok(CopyValue::Null)
+        ));
+        let wide = Cell::Int(70_000);
+        let m = refused(copy_value(
+            "votes",
+            "value",
+            &wide,
+            ColumnKind::Int,
+            &Type::INT2,
+        ));
+        assert!(m.contains("votes.value") && m.contains("70000"), "{m}");
+        let text = Cell::Text("seven".into());
+        let m = refused(copy_value(
+            "posts",
+            "score",
+            &text,
+            ColumnKind::Int,
+            &Type::INT8,
+        ));
+        assert!(m.contains("posts.score: text where Int belongs"), "{m}");
+        // A column stored as something the portable form does not map to is a bug, not
+        // bad input.
+        assert!(matches!(
+            copy_value("posts", "title", &text, ColumnKind::Text, &Type::JSONB),
+            Err(StoreError::Internal(_))
+        ));
+    }
 }
