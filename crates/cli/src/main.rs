@@ -67,10 +67,12 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Bulk-load a realistic network into an empty data directory (for benchmarks).
+    /// Bulk-load a realistic network into an empty store (for benchmarks): the embedded
+    /// store in the data directory, or with --database an empty PostgreSQL database
+    /// (loaded through binary COPY; API keys are hashed with the data directory's secret).
     Seed {
-        #[arg(long, env = "TIDEPOOL_DATA_DIR", default_value = "./tidepool-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        target: AdminTarget,
         #[arg(long, default_value_t = 2_000)]
         agents: usize,
         #[arg(long, default_value_t = 50)]
@@ -311,7 +313,7 @@ fn main() -> Result<()> {
         }
         Command::Admin { command } => admin(command),
         Command::Seed {
-            data_dir,
+            target,
             agents,
             submolts,
             posts,
@@ -319,9 +321,9 @@ fn main() -> Result<()> {
             votes,
             seed,
             keys_out,
-        } => seed::run(
-            &data_dir,
-            seed::SeedArgs {
+        } => {
+            let config = target.resolve()?;
+            let args = seed::SeedArgs {
                 agents,
                 submolts,
                 posts,
@@ -329,8 +331,12 @@ fn main() -> Result<()> {
                 votes,
                 seed,
                 keys_out,
-            },
-        ),
+            };
+            match config.database {
+                None => seed::run(&config.data_dir, args),
+                Some(_) => seed::run_postgres(&config, args),
+            }
+        }
         Command::Bench { command } => match command {
             BenchCommand::Load(args) => bench::load(args),
             BenchCommand::Seed(args) => bench::seed(args),

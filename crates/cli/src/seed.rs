@@ -214,22 +214,112 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
+fn check(args: &SeedArgs) -> Result<()> {
     if args.agents < 2 {
         bail!("--agents must be at least 2 (agents cannot vote on their own content)");
     }
     if args.posts == 0 && (args.comments > 0 || args.votes > 0) {
         bail!("comments and votes need posts (--posts > 0)");
     }
-    let store = Store::open(data_dir, StoreOptions::default())?;
+    Ok(())
+}
+
+/// Seeds the embedded store in `data_dir`.
+pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
+    check(&args)?;
+    let (submolts, votes) = (args.submolts, generate(data_dir, data_dir, &args)?);
+    eprintln!(
+        "seeded {} agents, {submolts} submolts, {} posts, {} comments, {votes} votes into {}",
+        args.agents,
+        args.posts,
+        args.comments,
+        data_dir.display()
+    );
+    Ok(())
+}
+
+/// Seeds the PostgreSQL store of `config`: the network is generated into a temporary
+/// embedded store inside the data directory (API keys hashed with the data directory's
+/// server secret, which the server on PostgreSQL uses too), then streamed table by table
+/// into PostgreSQL through binary COPY and verified; the temporary store is deleted.
+pub fn run_postgres(config: &tidepool_server::config::Config, args: SeedArgs) -> Result<()> {
+    check(&args)?;
+    let Some(pg) = &config.database else {
+        bail!("no PostgreSQL database configured");
+    };
+    let target = pg.redacted_url();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let to = rt
+        .block_on(tidepool_server::open_store(config))
+        .with_context(|| format!("opening {target}"))?;
+    let result = (|| {
+        if rt.block_on(holds_a_network(to.as_ref()))? {
+            bail!("{target} already holds a network: seed into an empty database");
+        }
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".seed-")
+            .tempdir_in(&config.data_dir)
+            .with_context(|| format!("creating a directory in {}", config.data_dir.display()))?;
+        let votes = generate(tmp.path(), &config.data_dir, &args)?;
+        let from = Store::open(
+            tmp.path(),
+            StoreOptions {
+                readers: 2,
+                ..StoreOptions::default()
+            },
+        )?;
+        let t = std::time::Instant::now();
+        eprintln!("loading into {target} ...");
+        let copied = rt.block_on(crate::transfer::copy(&from, to.as_ref()));
+        from.shutdown();
+        drop(from);
+        tmp.close().context("removing the temporary store")?;
+        let rows = copied?;
+        eprintln!("  {rows} rows in {:.1} s", t.elapsed().as_secs_f64());
+        Ok(votes)
+    })();
+    to.shutdown();
+    let votes = result?;
+    eprintln!(
+        "seeded {} agents, {} submolts, {} posts, {} comments, {votes} votes into {target}",
+        args.agents, args.submolts, args.posts, args.comments
+    );
+    Ok(())
+}
+
+/// Whether `store` holds a network already (an owner, an agent or a post).
+async fn holds_a_network(store: &dyn tidepool_store::Store) -> Result<bool> {
+    for name in ["owners", "agents", "posts"] {
+        let Some(table) = tidepool_store::transfer::TABLES
+            .iter()
+            .find(|t| t.name == name)
+        else {
+            bail!("the portable form has no table {name}");
+        };
+        if !store.export_rows(table, None, 1).await?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Generates the network into the empty embedded store in `store_dir`, hashing API keys
+/// with the server secret of `secret_dir`; returns the number of votes written.
+fn generate(store_dir: &Path, secret_dir: &Path, args: &SeedArgs) -> Result<usize> {
+    let store = Store::open(store_dir, StoreOptions::default())?;
     let existing = store.read(seed::agent_count)?;
     if existing > 0 {
         bail!(
             "{} already holds {existing} agents: seed into an empty data directory",
-            data_dir.display()
+            store_dir.display()
         );
     }
-    let hasher = CredentialHasher::new(load_or_create_secret(data_dir)?);
+    let hasher = CredentialHasher::new(load_or_create_secret(secret_dir)?);
     let mut rng = Rng(args.seed);
     let now = tidepool_core::time::now_ms();
     let start = now - 42 * DAY_MS;
@@ -637,10 +727,5 @@ pub fn run(data_dir: &Path, args: SeedArgs) -> Result<()> {
     eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
     store.write_blocking(seed::analyze)?;
     store.shutdown();
-    eprintln!(
-        "seeded {n_agents} agents, {} submolts, {n_posts} posts, {n_comments} comments, {total_votes} votes into {}",
-        args.submolts,
-        data_dir.display()
-    );
-    Ok(())
+    Ok(total_votes)
 }

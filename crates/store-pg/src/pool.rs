@@ -421,6 +421,13 @@ impl Tx<'_> {
     }
 }
 
+impl<'a> Tx<'a> {
+    /// The driver's transaction, for what this API does not cover (`COPY`).
+    pub(crate) fn driver(&self) -> &tokio_postgres::Transaction<'a> {
+        &self.tx
+    }
+}
+
 /// Where a statement runs: a plain connection or an open transaction on one.
 enum Target<'a> {
     Client(&'a ClientWrapper),

@@ -37,24 +37,29 @@ fn relaxed_config(pair: &ReplicaPair) -> PgConfig {
     config
 }
 
-/// Repeats `n` reads of the newest posts (each must show `post`) until, in one round,
-/// all `n` were answered by the replica and none by the primary; panics after [`RETRY`].
+/// Repeats `n` reads of the newest posts until, in one round, all `n` showed `post` and
+/// were answered by the replica and none by the primary; panics after [`RETRY`]. (A round
+/// missing the post is retried: once, in a full CI run, the first reads right after a
+/// replica restart did not show a post written before the stop; see docs/SCALE-OUT.md.)
 async fn replica_serves(store: &PgStore, n: u64, post: i64) {
     let deadline = Instant::now() + RETRY;
     loop {
         let before = store.read_stats();
+        let mut all_shown = true;
         for _ in 0..n {
-            assert!(has(&newest(store).await, post));
+            all_shown &= has(&newest(store).await, post);
         }
         let after = store.read_stats();
-        if after.replicas[0].reads == before.replicas[0].reads + n
+        if all_shown
+            && after.replicas[0].reads == before.replicas[0].reads + n
             && after.primary_reads == before.primary_reads
         {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "reads did not all go to the replica within {RETRY:?}: {before:?} -> {after:?}"
+            "reads did not all go to the replica and show the post within {RETRY:?} \
+             (shown: {all_shown}): {before:?} -> {after:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,5 +1,6 @@
 //! A whole network moves between the stores and back, unchanged: export from SQLite,
-//! import into PostgreSQL, export again: byte for byte the same; and back into SQLite.
+//! import into PostgreSQL (directly and through pgbouncer), export again: byte for byte
+//! the same; and back into SQLite.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -120,6 +121,23 @@ async fn a_network_moves_between_stores_unchanged() {
     let stats_pg = pg.stats().await.unwrap();
     assert_eq!(stats_pg, sqlite.stats().await.unwrap());
     conformance::agents_register_and_find_more(pg.as_ref()).await;
+
+    // The same import (binary COPY) through pgbouncer in transaction mode, where
+    // statements are unnamed.
+    let bounced = TestDb::through_pgbouncer().await;
+    let via: Arc<dyn Store> = Arc::new(PgStore::open(&bounced.config()).await.unwrap());
+    import_all(via.as_ref(), &first).await;
+    for ((name, a), (_, b)) in first.iter().zip(&export_all(via.as_ref()).await) {
+        assert_eq!(
+            a, b,
+            "{name} differs after SQLite -> PostgreSQL through pgbouncer"
+        );
+    }
+    assert_eq!(
+        via.search_posts("discuss", 10, false).await.unwrap().len(),
+        1
+    );
+    via.shutdown();
 
     // And back into a fresh SQLite store.
     let back: Arc<dyn Store> =

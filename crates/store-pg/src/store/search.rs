@@ -114,7 +114,6 @@ pub(crate) enum Index {
 /// The statements of one index (the same shape for both tables).
 struct Statements {
     insert: Sql,
-    insert_many: Sql,
     remove: Sql,
     first: Sql,
     next: Sql,
@@ -135,22 +134,6 @@ macro_rules! statements {
                      SELECT u.w, $2, u.x, $4 FROM unnest($1::text[], $3::int4[]) AS u(w, x)"
                 ),
                 &[Type::TEXT_ARRAY, Type::INT8, Type::INT4_ARRAY, Type::INT4],
-            ),
-            insert_many: Sql::new(
-                concat!(
-                    "INSERT INTO ",
-                    $table,
-                    "(word, ",
-                    $id,
-                    ", weight, len)
-                     SELECT * FROM unnest($1::text[], $2::int8[], $3::int4[], $4::int4[])"
-                ),
-                &[
-                    Type::TEXT_ARRAY,
-                    Type::INT8_ARRAY,
-                    Type::INT4_ARRAY,
-                    Type::INT4_ARRAY,
-                ],
             ),
             remove: Sql::new(
                 concat!(
@@ -233,6 +216,14 @@ const POSTS: Statements = statements!("post_words", "post_id");
 const COMMENTS: Statements = statements!("comment_words", "comment_id");
 
 impl Index {
+    /// The index's table and its item column.
+    pub(crate) fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Posts => ("post_words", "post_id"),
+            Self::Comments => ("comment_words", "comment_id"),
+        }
+    }
+
     fn sql(self) -> &'static Statements {
         match self {
             Self::Posts => &POSTS,
@@ -247,30 +238,6 @@ pub(crate) async fn insert(tx: &Tx<'_>, index: Index, id: i64, p: &Postings) -> 
         return Ok(());
     }
     tx.execute(&index.sql().insert, &[&p.words, &id, &p.weights, &p.len])
-        .await?;
-    Ok(())
-}
-
-/// Indexes many items at once (import): parallel arrays, one row per (word, item).
-pub(crate) async fn insert_many(
-    tx: &Tx<'_>,
-    index: Index,
-    items: impl IntoIterator<Item = (i64, Postings)>,
-) -> Result<()> {
-    let (mut words, mut ids, mut weights, mut lens) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (id, p) in items {
-        for (w, x) in p.words.into_iter().zip(p.weights) {
-            words.push(w);
-            ids.push(id);
-            weights.push(x);
-            lens.push(p.len);
-        }
-    }
-    if words.is_empty() {
-        return Ok(());
-    }
-    tx.execute(&index.sql().insert_many, &[&words, &ids, &weights, &lens])
         .await?;
     Ok(())
 }

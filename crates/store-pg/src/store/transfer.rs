@@ -9,8 +9,11 @@ use std::sync::{Mutex, OnceLock};
 use tidepool_store::transfer::{Cell, ColumnKind, Row as TransferRow, TableSpec};
 use tidepool_store::{Result, StoreError};
 
-use super::search::{self, Index, Postings};
-use crate::{PgPool, Row, Sql, ToSql, Type};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{IsNull, to_sql_checked};
+
+use super::search::{Index, Postings};
+use crate::{PgError, PgPool, Row, Sql, ToSql, Tx, Type};
 
 /// The statement with this text and these parameter types, built once.
 fn statement(text: String, types: Vec<Type>) -> Result<Sql> {
@@ -46,15 +49,6 @@ fn scalar_type(kind: ColumnKind) -> Type {
         ColumnKind::Float => Type::FLOAT8,
         ColumnKind::Text => Type::TEXT,
         ColumnKind::Bytes => Type::BYTEA,
-    }
-}
-
-fn array_type(kind: ColumnKind) -> (Type, &'static str) {
-    match kind {
-        ColumnKind::Int => (Type::INT8_ARRAY, "bigint[]"),
-        ColumnKind::Float => (Type::FLOAT8_ARRAY, "float8[]"),
-        ColumnKind::Text => (Type::TEXT_ARRAY, "text[]"),
-        ColumnKind::Bytes => (Type::BYTEA_ARRAY, "bytea[]"),
     }
 }
 
@@ -244,83 +238,194 @@ pub(crate) async fn import_rows(
         tx.commit().await?;
         return Ok(());
     }
-    // One array per column, then rows come out of unnest in one statement.
-    let mut arrays: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-    let mut types = Vec::new();
-    let mut casts = Vec::new();
-    for (i, (_, kind)) in table.columns.iter().enumerate() {
-        let column = rows.iter().map(|r| r.get(i).unwrap_or(&Cell::Null));
-        arrays.push(match kind {
-            ColumnKind::Int => Box::new(
-                column
-                    .map(|c| match c {
-                        Cell::Int(v) => Ok(Some(*v)),
-                        Cell::Null => Ok(None),
-                        other => Err(StoreError::Refused(format!(
-                            "{other:?} in an integer column"
-                        ))),
-                    })
-                    .collect::<Result<Vec<Option<i64>>>>()?,
-            ),
-            ColumnKind::Float => Box::new(
-                column
-                    .map(|c| match c {
-                        Cell::Float(v) => Ok(Some(*v)),
-                        Cell::Null => Ok(None),
-                        other => Err(StoreError::Refused(format!("{other:?} in a float column"))),
-                    })
-                    .collect::<Result<Vec<Option<f64>>>>()?,
-            ),
-            ColumnKind::Text => Box::new(
-                column
-                    .map(|c| match c {
-                        Cell::Text(v) => Ok(Some(v.clone())),
-                        Cell::Null => Ok(None),
-                        other => Err(StoreError::Refused(format!("{other:?} in a text column"))),
-                    })
-                    .collect::<Result<Vec<Option<String>>>>()?,
-            ),
-            ColumnKind::Bytes => Box::new(
-                column
-                    .map(|c| match c {
-                        Cell::Bytes(v) => Ok(Some(v.clone())),
-                        Cell::Null => Ok(None),
-                        other => Err(StoreError::Refused(format!("{other:?} in a bytes column"))),
-                    })
-                    .collect::<Result<Vec<Option<Vec<u8>>>>>()?,
-            ),
-        });
-        let (ty, cast) = array_type(*kind);
-        types.push(ty);
-        casts.push(format!("${}::{cast}", i + 1));
-    }
+    // The rows go in through binary COPY, each cell checked against its column's kind and
+    // converted to the column's exact type (a smallint flag, an integer depth).
+    let types = column_types(&tx, table).await?;
     let cols = column_list(table);
-    let select: Vec<String> = table
-        .columns
-        .iter()
-        .map(|(c, _)| format!("u.{c}"))
-        .collect();
-    let aliases: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
-    let sql = statement(
-        format!(
-            "INSERT INTO {} ({cols}) SELECT {} FROM unnest({}) AS u({})",
-            table.name,
-            select.join(", "),
-            casts.join(", "),
-            aliases.join(", ")
-        ),
-        types,
-    )?;
-    let refs: Vec<&(dyn ToSql + Sync)> = arrays
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect();
-    tx.execute(&sql, &refs).await?;
+    let sink = tx
+        .driver()
+        .copy_in(&format!("COPY {} ({cols}) FROM STDIN BINARY", table.name))
+        .await
+        .map_err(PgError::from)?;
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    for row in &rows {
+        if row.len() != table.columns.len() {
+            return Err(StoreError::Refused(format!(
+                "{}: a row of {} cells, expected {}",
+                table.name,
+                row.len(),
+                table.columns.len()
+            )));
+        }
+        let values = row
+            .iter()
+            .zip(table.columns)
+            .zip(&types)
+            .map(|((cell, (column, kind)), ty)| copy_value(table.name, column, cell, *kind, ty))
+            .collect::<Result<Vec<CopyValue<'_>>>>()?;
+        writer
+            .as_mut()
+            .write_raw(values)
+            .await
+            .map_err(PgError::from)?;
+    }
+    writer.as_mut().finish().await.map_err(PgError::from)?;
     // The search index, made in Rust as for every post and comment written.
     if let Some((index, postings)) = postings_of(table, &rows) {
-        search::insert_many(&tx, index, postings).await?;
+        copy_postings(&tx, index, postings).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The exact types of `table`'s columns in the portable form's order, read from the
+/// database once per table.
+async fn column_types(tx: &Tx<'_>, table: &'static TableSpec) -> Result<Vec<Type>> {
+    static KNOWN: OnceLock<Mutex<HashMap<&'static str, Vec<Type>>>> = OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    if let Some(types) = known.lock().map_err(StoreError::internal)?.get(table.name) {
+        return Ok(types.clone());
+    }
+    let described = tx
+        .driver()
+        .prepare(&format!(
+            "SELECT {} FROM {}",
+            column_list(table),
+            table.name
+        ))
+        .await
+        .map_err(PgError::from)?;
+    let types: Vec<Type> = described
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    known
+        .lock()
+        .map_err(StoreError::internal)?
+        .insert(table.name, types.clone());
+    Ok(types)
+}
+
+/// One value of a binary COPY row, in its column's exact type.
+#[derive(Debug)]
+enum CopyValue<'a> {
+    Null,
+    Int2(i16),
+    Int4(i32),
+    Int8(i64),
+    Float8(f64),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+impl ToSql for CopyValue<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Self::Null => Ok(IsNull::Yes),
+            Self::Int2(v) => v.to_sql(ty, out),
+            Self::Int4(v) => v.to_sql(ty, out),
+            Self::Int8(v) => v.to_sql(ty, out),
+            Self::Float8(v) => v.to_sql(ty, out),
+            Self::Text(v) => v.to_sql(ty, out),
+            Self::Bytes(v) => v.to_sql(ty, out),
+        }
+    }
+
+    // Each value is made for its column's type by `copy_value`; `to_sql` above hands it
+    // to the driver's own conversion for that type, which checks again.
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+fn cell_name(cell: &Cell) -> &'static str {
+    match cell {
+        Cell::Null => "null",
+        Cell::Int(_) => "an integer",
+        Cell::Float(_) => "a number",
+        Cell::Text(_) => "text",
+        Cell::Bytes(_) => "bytes",
+    }
+}
+
+/// `cell` of column `column` (declared `kind`, stored as `ty`) as a COPY value; a cell of
+/// the wrong kind, or an integer too wide for its column, is refused by name.
+fn copy_value<'a>(
+    table: &str,
+    column: &str,
+    cell: &'a Cell,
+    kind: ColumnKind,
+    ty: &Type,
+) -> Result<CopyValue<'a>> {
+    let too_wide = |v: i64| {
+        StoreError::Refused(format!(
+            "{table}.{column}: {v} does not fit the column's type ({ty})"
+        ))
+    };
+    Ok(match (cell, kind) {
+        (Cell::Null, _) => CopyValue::Null,
+        (Cell::Int(v), ColumnKind::Int) => match *ty {
+            Type::INT2 => CopyValue::Int2(i16::try_from(*v).map_err(|_| too_wide(*v))?),
+            Type::INT4 => CopyValue::Int4(i32::try_from(*v).map_err(|_| too_wide(*v))?),
+            Type::INT8 => CopyValue::Int8(*v),
+            _ => return Err(stored_as(table, column, kind, ty)),
+        },
+        (Cell::Float(v), ColumnKind::Float) if *ty == Type::FLOAT8 => CopyValue::Float8(*v),
+        (Cell::Text(v), ColumnKind::Text) if matches!(*ty, Type::TEXT | Type::VARCHAR) => {
+            CopyValue::Text(v)
+        }
+        (Cell::Bytes(v), ColumnKind::Bytes) if *ty == Type::BYTEA => CopyValue::Bytes(v),
+        (Cell::Float(_), ColumnKind::Float)
+        | (Cell::Text(_), ColumnKind::Text)
+        | (Cell::Bytes(_), ColumnKind::Bytes) => return Err(stored_as(table, column, kind, ty)),
+        (cell, kind) => {
+            return Err(StoreError::Refused(format!(
+                "{table}.{column}: {} where {kind:?} belongs",
+                cell_name(cell)
+            )));
+        }
+    })
+}
+
+fn stored_as(table: &str, column: &str, kind: ColumnKind, ty: &Type) -> StoreError {
+    StoreError::Internal(format!(
+        "{table}.{column}: stored as {ty}, which the portable form's {kind:?} does not map to"
+    ))
+}
+
+/// Writes the postings of many items through binary COPY: one row per (word, item).
+async fn copy_postings(tx: &Tx<'_>, index: Index, items: Vec<(i64, Postings)>) -> Result<()> {
+    if items.iter().all(|(_, p)| p.words.is_empty()) {
+        return Ok(());
+    }
+    let (table, id_column) = index.table();
+    let sink = tx
+        .driver()
+        .copy_in(&format!(
+            "COPY {table} (word, {id_column}, weight, len) FROM STDIN BINARY"
+        ))
+        .await
+        .map_err(PgError::from)?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8, Type::INT4, Type::INT4]);
+    let mut writer = std::pin::pin!(writer);
+    for (id, p) in &items {
+        for (word, weight) in p.words.iter().zip(&p.weights) {
+            writer
+                .as_mut()
+                .write(&[word, id, weight, &p.len])
+                .await
+                .map_err(PgError::from)?;
+        }
+    }
+    writer.as_mut().finish().await.map_err(PgError::from)?;
     Ok(())
 }
 
@@ -395,4 +500,58 @@ pub(crate) async fn import_finish(db: &PgPool) -> Result<()> {
     }
     db.get().await?.batch_execute("ANALYZE").await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn refused(r: Result<CopyValue<'_>>) -> String {
+        match r {
+            Err(StoreError::Refused(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cells_become_their_columns_exact_types_or_are_refused_by_name() {
+        let one = Cell::Int(1);
+        assert!(matches!(
+            copy_value("posts", "is_deleted", &one, ColumnKind::Int, &Type::INT2),
+            Ok(CopyValue::Int2(1))
+        ));
+        assert!(matches!(
+            copy_value("comments", "depth", &one, ColumnKind::Int, &Type::INT4),
+            Ok(CopyValue::Int4(1))
+        ));
+        assert!(matches!(
+            copy_value("posts", "url", &Cell::Null, ColumnKind::Text, &Type::TEXT),
+            Ok(CopyValue::Null)
+        ));
+        let wide = Cell::Int(70_000);
+        let m = refused(copy_value(
+            "votes",
+            "value",
+            &wide,
+            ColumnKind::Int,
+            &Type::INT2,
+        ));
+        assert!(m.contains("votes.value") && m.contains("70000"), "{m}");
+        let text = Cell::Text("seven".into());
+        let m = refused(copy_value(
+            "posts",
+            "score",
+            &text,
+            ColumnKind::Int,
+            &Type::INT8,
+        ));
+        assert!(m.contains("posts.score: text where Int belongs"), "{m}");
+        // A column stored as something the portable form does not map to is a bug, not
+        // bad input.
+        assert!(matches!(
+            copy_value("posts", "title", &text, ColumnKind::Text, &Type::JSONB),
+            Err(StoreError::Internal(_))
+        ));
+    }
 }
