@@ -90,16 +90,7 @@ impl TestDb {
             }
         };
         let name = format!("tp_test_{:016x}", random_u64());
-        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("connecting to {}: {e}", redact(&admin_url)))?;
-        let conn_task = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .map_err(|e| format!("CREATE DATABASE {name} on {}: {e}", redact(&admin_url)))?;
-        drop(client);
-        let _ = conn_task.await;
+        create_database(&admin_url, &name).await?;
         let url = with_dbname(&admin_url, &name)?;
         Ok(Self {
             url,
@@ -939,6 +930,22 @@ impl std::fmt::Debug for ReplicaPair {
     }
 }
 
+/// Creates the database `name` on the server `admin_url` leads to (one connection,
+/// closed before returning).
+async fn create_database(admin_url: &str, name: &str) -> Result<(), String> {
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("connecting to {}: {e}", redact(admin_url)))?;
+    let task = tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .map_err(|e| format!("CREATE DATABASE {name} on {}: {e}", redact(admin_url)))?;
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
 /// The database a [`ReplicaPair`] creates.
 const PAIR_DATABASE: &str = "tidepool";
 
@@ -961,16 +968,7 @@ impl ReplicaPair {
             "postgres://postgres@127.0.0.1:{}/postgres",
             pair.primary_port
         );
-        let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("connecting to the pair's primary: {e}"))?;
-        let task = tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {PAIR_DATABASE}"))
-            .await
-            .map_err(|e| format!("CREATE DATABASE on the pair's primary: {e}"))?;
-        drop(client);
-        let _ = task.await;
+        create_database(&admin, PAIR_DATABASE).await?;
         // The database reaches the replica by replication: wait for it (bounded).
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -10,7 +10,12 @@ use crate::{PgConfig, PgError, PgPool};
 /// times out on a replica is repeated on the primary; arguments are evaluated again for
 /// that, so pass clones of what the call consumes.
 macro_rules! replica_read {
-    ($store:expr, |$db:ident| $call:expr) => {{
+    ($store:expr, |$db:ident| $call:expr) => {
+        replica_read!(@ $store, $db, $call, |_answer| true)
+    };
+    // `$keep` decides whether the replica's answer stands; one that does not (and does
+    // not fail) is asked of the primary again.
+    (@ $store:expr, $db:ident, $call:expr, $keep:expr) => {{
         let store = &$store;
         match store.reads.route().await {
             None => {
@@ -23,9 +28,14 @@ macro_rules! replica_read {
                     store.reads.on_replica($call).await
                 };
                 match answer {
-                    Ok(found) => {
+                    Ok(found) if ($keep)(&found) => {
                         replica.served();
                         Ok(found)
+                    }
+                    Ok(_) => {
+                        store.reads.missed();
+                        let $db = &store.db;
+                        $call.await
                     }
                     Err(failure) => {
                         store.reads.fell_back(replica, failure);
@@ -41,37 +51,9 @@ macro_rules! replica_read {
 /// [`replica_read`] for a lookup by id or name (`Result<Option<_>>`): nothing found on a
 /// replica may only mean the row has not arrived there yet, so the primary is asked too.
 macro_rules! replica_lookup {
-    ($store:expr, |$db:ident| $call:expr) => {{
-        let store = &$store;
-        match store.reads.route().await {
-            None => {
-                let $db = &store.db;
-                $call.await
-            }
-            Some(replica) => {
-                let answer = {
-                    let $db = &replica.pool;
-                    store.reads.on_replica($call).await
-                };
-                match answer {
-                    Ok(Some(found)) => {
-                        replica.served();
-                        Ok(Some(found))
-                    }
-                    Ok(None) => {
-                        store.reads.missed();
-                        let $db = &store.db;
-                        $call.await
-                    }
-                    Err(failure) => {
-                        store.reads.fell_back(replica, failure);
-                        let $db = &store.db;
-                        $call.await
-                    }
-                }
-            }
-        }
-    }};
+    ($store:expr, |$db:ident| $call:expr) => {
+        replica_read!(@ $store, $db, $call, |found: &Option<_>| found.is_some())
+    };
 }
 
 // After the macros: `macro_rules!` are visible only to modules declared below them.
