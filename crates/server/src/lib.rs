@@ -191,6 +191,7 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         openapi,
         pages,
         metrics: metrics.clone(),
+        listener: std::sync::Mutex::new(None),
     });
 
     let api = routes::router(routes);
@@ -259,6 +260,7 @@ pub async fn serve(
             Arc::new(state.clone()) as Arc<dyn tidepool_store_pg::InvalidationSink>,
         )
     });
+    state.set_listener(invalidations.as_ref().map(|l| l.watch()));
     let pruner = jobs::spawn(
         state.clone(),
         jobs::Schedule {

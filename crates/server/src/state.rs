@@ -27,6 +27,8 @@ pub struct Inner {
     pub pages: Arc<PageCache>,
     /// What `/metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The listener for other nodes' invalidations while serving on a shared database.
+    pub listener: std::sync::Mutex<Option<tidepool_store_pg::ListenerWatch>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -47,6 +49,23 @@ impl AppState {
     /// Shares `inner` between handlers.
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// What the listener for other nodes' invalidations is doing: `None` on the embedded
+    /// store, or before serving.
+    pub fn listener_status(&self) -> Option<tidepool_store_pg::ListenerStatus> {
+        self.listener_slot().as_ref().map(|w| w.status())
+    }
+
+    pub(crate) fn set_listener(&self, watch: Option<tidepool_store_pg::ListenerWatch>) {
+        *self.listener_slot() = watch;
+    }
+
+    fn listener_slot(&self) -> std::sync::MutexGuard<'_, Option<tidepool_store_pg::ListenerWatch>> {
+        match self.listener.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
     }
 }
 

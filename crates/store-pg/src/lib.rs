@@ -40,7 +40,9 @@ mod tests;
 pub use config::{PgConfig, StatementMode};
 pub use error::{PgError, Result};
 pub use migrate::LATEST_VERSION;
-pub use notify::{CHANNEL, Invalidation, InvalidationSink, Listener, ListenerStatus, PING_EVERY};
+pub use notify::{
+    CHANNEL, Invalidation, InvalidationSink, Listener, ListenerStatus, ListenerWatch, PING_EVERY,
+};
 pub use pool::{Conn, PgPool, Sql, Tx};
 pub use replicas::{ReadStats, ReplicaStats};
 pub use shared::{

@@ -142,6 +142,29 @@ impl Listener {
     pub fn status(&self) -> ListenerStatus {
         lock(&self.status).clone()
     }
+
+    /// A handle that reads [`Listener::status`] and outlives nothing: once the listener
+    /// is dropped it reports the last status it had.
+    pub fn watch(&self) -> ListenerWatch {
+        ListenerWatch(self.status.clone())
+    }
+}
+
+/// Reads a [`Listener`]'s status from elsewhere (see [`Listener::watch`]).
+#[derive(Clone)]
+pub struct ListenerWatch(Arc<Mutex<ListenerStatus>>);
+
+impl ListenerWatch {
+    /// What the listener is doing now.
+    pub fn status(&self) -> ListenerStatus {
+        lock(&self.0).clone()
+    }
+}
+
+impl std::fmt::Debug for ListenerWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.status().fmt(f)
+    }
 }
 
 impl Drop for Listener {
@@ -246,7 +269,7 @@ async fn session(
         .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {ping}"))
         .await
         .map_err(|e| format!("LISTEN: {e}"))?;
-    if let Err(e) = check_own_session(config, &client, &ping).await {
+    if let Err(e) = check_own_session(config, &client, &ping, pid).await {
         // Through a pooler the LISTEN stays on a pooled server connection: take it back.
         let _ = client.batch_execute("UNLISTEN *").await;
         return Err(e);
@@ -329,13 +352,33 @@ async fn session(
 /// Refuses a connection whose session state does not stay its own, as behind a
 /// transaction-mode pooler: there `LISTEN` lands on a pooled server connection that other
 /// clients then use, and this node would hear nothing (or hear pings while missing
-/// invalidations). A second connection holds a transaction open, which behind such a
-/// pooler pins the server connection this one just used; the channels this connection
-/// listens on must still be its own.
+/// invalidations). `pid` is the server process this connection talked to. In each of
+/// [`CHECK_ROUNDS`] rounds a second connection holds a transaction open, which behind
+/// such a pooler pins a server connection, usually the one this connection just used;
+/// the check passes only if, every time, the holder got another server process and this
+/// connection still reaches `pid` and still listens on `ping`. A direct connection always
+/// passes; a pooled one would have to be handed back the same server process every round
+/// while another client held a different one.
 async fn check_own_session(
     config: &tokio_postgres::Config,
     client: &tokio_postgres::Client,
     ping: &str,
+    pid: i32,
+) -> Result<(), String> {
+    for _ in 0..CHECK_ROUNDS {
+        check_round(config, client, ping, pid).await?;
+    }
+    Ok(())
+}
+
+/// How many times [`check_own_session`] looks.
+const CHECK_ROUNDS: usize = 3;
+
+async fn check_round(
+    config: &tokio_postgres::Config,
+    client: &tokio_postgres::Client,
+    ping: &str,
+    pid: i32,
 ) -> Result<(), String> {
     let wait = config
         .get_connect_timeout()
@@ -348,31 +391,36 @@ async fn check_own_session(
         .await
         .map_err(|e| format!("connecting a second time to check LISTEN: {e}"))?;
     let connection = tokio::spawn(connection);
+    let pooled = || {
+        "LISTEN does not stay on this connection: it leads through a transaction-mode \
+         pooler (pgbouncer). Set [database] listen_url to PostgreSQL itself"
+            .to_owned()
+    };
     let result = async {
-        holder
-            .batch_execute("BEGIN; SELECT 1")
+        let held: i32 =
+            tokio::time::timeout(wait, first_value(&holder, "BEGIN; SELECT pg_backend_pid()"))
+                .await
+                .map_err(|_| "checking LISTEN: no answer".to_owned())??
+                .parse()
+                .map_err(|e| format!("checking LISTEN: pg_backend_pid: {e}"))?;
+        if held == pid {
+            return Err(pooled());
+        }
+        let sql = format!(
+            "SELECT pg_backend_pid(), count(*) FROM pg_listening_channels() c \
+             WHERE c = '{ping}'"
+        );
+        let rows = tokio::time::timeout(wait, client.simple_query(&sql))
             .await
+            .map_err(|_| "checking LISTEN: no answer".to_owned())?
             .map_err(|e| format!("checking LISTEN: {e}"))?;
-        let rows = tokio::time::timeout(
-            wait,
-            client.simple_query("SELECT c FROM pg_listening_channels() c"),
-        )
-        .await
-        .map_err(|_| "checking LISTEN: no answer".to_owned())?
-        .map_err(|e| format!("checking LISTEN: {e}"))?;
         let own = rows.iter().any(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0) == Some(ping),
+            SimpleQueryMessage::Row(r) => {
+                r.get(0) == Some(pid.to_string().as_str()) && r.get(1) == Some("1")
+            }
             _ => false,
         });
-        if own {
-            Ok(())
-        } else {
-            Err(
-                "LISTEN does not stay on this connection: it leads through a transaction-mode \
-                 pooler (pgbouncer). Set [database] listen_url to PostgreSQL itself"
-                    .to_owned(),
-            )
-        }
+        if own { Ok(()) } else { Err(pooled()) }
     }
     .await;
     // Closed before going on, so it is gone from `pg_stat_activity` too.

@@ -93,7 +93,15 @@ impl TestServer {
             public_url: format!("http://{addr}"),
             ..Config::default()
         };
-        config.database = database.as_ref().map(|db| db.config());
+        config.database = database.as_ref().map(|db| {
+            let mut pg = db.config();
+            // As SCALE-OUT.md deploys it: LISTEN needs a session of its own, so the
+            // listener goes to PostgreSQL itself, not through the pooler.
+            if db.via_pgbouncer() {
+                pg.listen_url = Some(db.direct_url());
+            }
+            pg
+        });
         tweak(&mut config);
         let app = tidepool_server::build(config).await.unwrap();
         let state = app.state.clone();
@@ -105,6 +113,21 @@ impl TestServer {
             .await
             .unwrap();
         });
+        if database.is_some() {
+            // Listening drops every cache first (what was sent meanwhile went unheard):
+            // a test counting cache entries must start after that.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                match state.listener_status() {
+                    Some(s) if s.listening => break,
+                    s => assert!(
+                        std::time::Instant::now() < deadline,
+                        "the server's invalidation listener never started: {s:?}"
+                    ),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
         Self {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
