@@ -11,6 +11,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod chain;
+pub mod concepts;
 pub mod injection;
 pub mod model;
 pub mod normalize;

@@ -56,8 +56,11 @@ fn category_offset() -> usize {
 fn named_offset() -> usize {
     RULES.len() + Category::ALL.len()
 }
-fn hash_offset() -> usize {
+fn concept_offset() -> usize {
     named_offset() + NAMED.len()
+}
+fn hash_offset() -> usize {
+    concept_offset() + crate::concepts::N_FEATURES
 }
 
 /// Total number of features.
@@ -316,6 +319,7 @@ fn features_counted(folded: &str, hits: &[Hit], carriers: Carriers) -> (Features
         f.push((named("encoded_attack"), 1.0));
     }
     let toks = tokens(folded);
+    crate::concepts::push_features(folded, &toks, concept_offset(), &mut f);
     if !toks.is_empty() {
         let you = toks
             .iter()
