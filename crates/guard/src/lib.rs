@@ -49,26 +49,9 @@ pub struct Finding {
     pub end: usize,
 }
 
-/// What happens to a text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Allow,
-    Label,
-    Quarantine,
-    Block,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Label => "label",
-            Self::Quarantine => "quarantine",
-            Self::Block => "block",
-        }
-    }
-}
+/// What happens to a text: the domain's verdict, so what the guard decides is what the
+/// rest of tidepool stores and shows, with no second list of names to keep in step.
+pub use tidepool_core::model::posts::Verdict;
 
 /// How findings turn into a verdict.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -75,7 +75,7 @@ impl<'a> SafetyView<'a> {
             _ => empty_list(),
         };
         Self {
-            verdict: &s.verdict,
+            verdict: s.verdict.as_str(),
             labels,
             injection_score: s.injection_score,
             quarantined: s.quarantined,

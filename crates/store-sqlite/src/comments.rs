@@ -85,7 +85,7 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
         depth,
         new.content,
         new.now,
-        new.safety.verdict,
+        new.safety.verdict.as_str(),
         new.safety.labels,
         new.safety.injection_score,
         new.safety.quarantined

@@ -73,7 +73,7 @@ pub(crate) fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
 
 pub(crate) fn safety_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Safety> {
     Ok(Safety {
-        verdict: r.get(at)?,
+        verdict: crate::parsed(r, at, str::parse)?,
         labels: r.get(at + 1)?,
         injection_score: r.get(at + 2)?,
         // is_quarantined is a visibility: 0 everywhere, 1 quarantined, 2 submolt only.
@@ -97,7 +97,7 @@ pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
         new.url,
         new.post_type,
         new.now,
-        new.safety.verdict,
+        new.safety.verdict.as_str(),
         new.safety.labels,
         new.safety.injection_score,
         new.safety.quarantined

@@ -14,7 +14,7 @@ use tidepool_core::model::comments::{CommentSort, NewComment};
 use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{QueueScope, Release};
 use tidepool_core::model::owners::{ClaimOutcome, SuspensionLevel};
-use tidepool_core::model::posts::{NewPost, Post, Safety};
+use tidepool_core::model::posts::{NewPost, Post, Safety, Verdict};
 use tidepool_core::model::submolts::{NewSubmolt, SubmoltSort};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 
@@ -63,7 +63,7 @@ fn text_post(author: &Agent, submolt_id: i64, title: &str, at: i64) -> NewPost {
 
 fn quarantined() -> Safety {
     Safety {
-        verdict: "quarantine".into(),
+        verdict: Verdict::Quarantine,
         labels: "[\"injection\"]".into(),
         injection_score: 0.97,
         quarantined: true,

@@ -99,7 +99,7 @@ pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) ->
         .with_field("revoked_keys", revoked));
     }
     Ok(Safety {
-        verdict: verdict.as_str().to_owned(),
+        verdict,
         labels: serde_json::to_string(&labels).unwrap_or_else(|_| "[]".into()),
         injection_score: score,
         quarantined: verdict == Verdict::Quarantine,
