@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tidepool_core::model::comments::{Comment, CommentSort, NewComment, TREE_NODE_CAP};
 use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, RISING_WINDOW_MS, Window};
 use tidepool_core::model::moderation::{QueueScope, Release};
-use tidepool_core::model::posts::{NewPost, Post, Safety, Verdict};
+use tidepool_core::model::posts::{Label, Labels, NewPost, Post, Safety, Verdict};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_core::rank;
 use tidepool_store::{ModerationRecord, QueueAction, Store, StoreError};
@@ -112,7 +112,7 @@ fn new_comment(
 fn quarantine() -> Safety {
     Safety {
         verdict: Verdict::Quarantine,
-        labels: "[\"injection\"]".into(),
+        labels: Labels::from_iter([Label::Injection]),
         injection_score: 0.75,
         quarantined: true,
         submolt_only: false,

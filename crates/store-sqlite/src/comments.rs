@@ -86,7 +86,7 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
         new.content,
         new.now,
         new.safety.verdict.as_str(),
-        new.safety.labels,
+        new.safety.labels.to_json(),
         new.safety.injection_score,
         new.safety.quarantined
     ])?;

@@ -57,7 +57,7 @@ fn audit_quarantine(
     id: &str,
 ) -> crate::Result<()> {
     if safety.quarantined {
-        let labels = serde_json::from_str::<Value>(&safety.labels).unwrap_or_default();
+        let labels = Value::from(&safety.labels);
         audit(
             c,
             "content_quarantined",

@@ -74,7 +74,7 @@ pub(crate) fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
 pub(crate) fn safety_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Safety> {
     Ok(Safety {
         verdict: crate::parsed(r, at, str::parse)?,
-        labels: r.get(at + 1)?,
+        labels: crate::parsed(r, at + 1, Labels::from_json)?,
         injection_score: r.get(at + 2)?,
         // is_quarantined is a visibility: 0 everywhere, 1 quarantined, 2 submolt only.
         quarantined: r.get::<_, i64>(at + 3)? == 1,
@@ -98,7 +98,7 @@ pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
         new.post_type,
         new.now,
         new.safety.verdict.as_str(),
-        new.safety.labels,
+        new.safety.labels.to_json(),
         new.safety.injection_score,
         new.safety.quarantined
     ])?;

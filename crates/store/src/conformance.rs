@@ -14,7 +14,7 @@ use tidepool_core::model::comments::{CommentSort, NewComment};
 use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{QueueScope, Release};
 use tidepool_core::model::owners::{ClaimOutcome, SuspensionLevel};
-use tidepool_core::model::posts::{NewPost, Post, Safety, Verdict};
+use tidepool_core::model::posts::{Label, Labels, NewPost, Post, Safety, Verdict};
 use tidepool_core::model::submolts::{NewSubmolt, SubmoltSort};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 
@@ -64,7 +64,7 @@ fn text_post(author: &Agent, submolt_id: i64, title: &str, at: i64) -> NewPost {
 fn quarantined() -> Safety {
     Safety {
         verdict: Verdict::Quarantine,
-        labels: "[\"injection\"]".into(),
+        labels: Labels::from_iter([Label::Injection]),
         injection_score: 0.97,
         quarantined: true,
         submolt_only: false,

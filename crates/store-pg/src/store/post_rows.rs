@@ -8,7 +8,7 @@
 
 use tidepool_core::model::comments::{Comment, CommentSort};
 use tidepool_core::model::feed::{FeedScope, PostSort};
-use tidepool_core::model::posts::{AuthorRef, Post, Safety, SubmoltRef};
+use tidepool_core::model::posts::{AuthorRef, Labels, Post, Safety, SubmoltRef};
 use tidepool_store::{Result, StoreError};
 use tokio_postgres::types::FromSql;
 
@@ -93,7 +93,7 @@ pub(crate) fn safety(row: &Row, at: usize) -> Result<Safety> {
     let visibility: i16 = get(row, at + 3)?;
     Ok(Safety {
         verdict: parsed(row, at, str::parse)?,
-        labels: get(row, at + 1)?,
+        labels: parsed(row, at + 1, Labels::from_json)?,
         injection_score: get(row, at + 2)?,
         quarantined: visibility == 1,
         submolt_only: visibility == 2,
