@@ -7,7 +7,7 @@ use tidepool_core::model::agents::Agent;
 use tidepool_core::model::comments::Comment;
 use tidepool_core::model::feed::Page;
 use tidepool_core::model::posts::{AuthorRef, Labels, Post};
-use tidepool_core::model::submolts::Submolt;
+use tidepool_core::model::submolts::{Role, Submolt};
 use tidepool_core::time::iso;
 
 /// `{"success": true, ...fields}`.
@@ -314,7 +314,7 @@ pub fn agent(a: &Agent) -> Value {
     })
 }
 
-pub fn submolt(s: &Submolt, your_role: Option<&str>) -> Value {
+pub fn submolt(s: &Submolt, your_role: Option<Role>) -> Value {
     let created_by = s
         .created_by
         .as_ref()
@@ -337,7 +337,7 @@ pub fn submolt(s: &Submolt, your_role: Option<&str>) -> Value {
         "created_by": created_by,
         "created_at": iso(s.created_at),
         "last_activity_at": iso(s.last_activity_at),
-        "your_role": your_role,
+        "your_role": your_role.map(Role::as_str),
     })
 }
 

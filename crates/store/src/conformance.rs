@@ -15,7 +15,7 @@ use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{QueueScope, Release};
 use tidepool_core::model::owners::{ClaimOutcome, SuspensionLevel};
 use tidepool_core::model::posts::{Label, Labels, NewPost, Post, Safety, Verdict};
-use tidepool_core::model::submolts::{NewSubmolt, SubmoltSort};
+use tidepool_core::model::submolts::{NewSubmolt, Role, SubmoltSort};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 
 use crate::{AdminClaim, ModerationRecord, QueueAction, Store, StoreError};
@@ -496,10 +496,7 @@ pub async fn submolts_lifecycle(store: &dyn Store) {
         store.create_submolt(new("reefs")).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(
-        store.role_of(s.id, a.id).await.unwrap().as_deref(),
-        Some("owner")
-    );
+    assert_eq!(store.role_of(s.id, a.id).await.unwrap(), Some(Role::Owner));
     assert!(store.is_subscribed(a.id, s.id).await.unwrap());
     assert_eq!(
         store
@@ -525,11 +522,11 @@ pub async fn submolts_lifecycle(store: &dyn Store) {
     assert!(store.add_moderator(s.id, b.id, NOW).await.unwrap());
     assert!(!store.add_moderator(s.id, b.id, NOW).await.unwrap());
     assert_eq!(
-        store.role_of(s.id, b.id).await.unwrap().as_deref(),
-        Some("moderator")
+        store.role_of(s.id, b.id).await.unwrap(),
+        Some(Role::Moderator)
     );
     let mods = store.moderators(s.id).await.unwrap();
-    assert_eq!(mods.first().map(|m| m.role.as_str()), Some("owner"));
+    assert_eq!(mods.first().map(|m| m.role), Some(Role::Owner));
     assert_eq!(mods.len(), 2);
     assert!(store.remove_moderator(s.id, b.id).await.unwrap());
     let changed = store
