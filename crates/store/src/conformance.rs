@@ -597,6 +597,49 @@ pub async fn posts_create_pin_delete(store: &dyn Store) {
     assert!(listed.items.iter().all(|p| p.id != posts[3].id));
 }
 
+/// What the guard decided comes back as it went in, a label this build does not know
+/// included (a newer guard's labels must survive a read; see `Label::Other`).
+pub async fn safety_round_trips(store: &dyn Store) {
+    let a = store
+        .register_agent(new_agent("Labelled", true))
+        .await
+        .unwrap();
+    let g = general(store).await;
+    let safety = Safety {
+        verdict: Verdict::Label,
+        labels: Labels::from_iter([
+            Label::Injection,
+            Label::from("from_a_newer_guard"),
+            Label::Urgency,
+        ]),
+        injection_score: 0.61,
+        quarantined: false,
+        submolt_only: false,
+    };
+    let mut new = text_post(&a, g, "Labelled", NOW);
+    new.safety = safety.clone();
+    let p = store.create_post(new).await.unwrap();
+    let got = store.post_by_uuid(&p.uuid).await.unwrap().unwrap();
+    assert_eq!(got.safety, safety);
+    assert_eq!(
+        got.safety.labels.to_json(),
+        r#"["injection","from_a_newer_guard","urgency"]"#
+    );
+    let c = store
+        .create_comment(NewComment {
+            post_id: p.id,
+            author_id: a.id,
+            parent_uuid: None,
+            content: "labelled too".into(),
+            safety: safety.clone(),
+            now: NOW,
+        })
+        .await
+        .unwrap();
+    let got = store.comment_by_uuid(&c.uuid).await.unwrap().unwrap();
+    assert_eq!(got.safety, safety);
+}
+
 /// Votes: up, the same again removes, the other way changes; counters and karma follow;
 /// nobody votes on their own post.
 pub async fn votes_move_counters_and_karma(store: &dyn Store) {
@@ -1200,6 +1243,7 @@ macro_rules! conformance_tests {
             owners_suspension_levels,
             submolts_lifecycle,
             posts_create_pin_delete,
+            safety_round_trips,
             votes_move_counters_and_karma,
             comments_tree_and_counts,
             listings_page_without_gaps_or_duplicates,
