@@ -59,8 +59,8 @@ pub(crate) fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
         .map_err(|e| StoreError::Internal(format!("postgres row, column {i}: {e}")))
 }
 
-/// Reads text column `i` as a domain value (a verdict, labels). A stored name this build
-/// cannot read is a store error naming the column, never a guess.
+/// Reads text column `i` as a domain value (a verdict, labels, a role). A stored name this
+/// build cannot read is a store error naming the column, never a guess.
 pub(crate) fn parsed<T, E: std::fmt::Display>(
     row: &Row,
     i: usize,
