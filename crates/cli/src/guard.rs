@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde_json::json;
 use tidepool_guard::model::Model;
-use tidepool_guard::{Guard, Policy};
+use tidepool_guard::{Guard, Label, Policy};
 
 #[derive(Deserialize)]
 struct ScanInput {
@@ -197,7 +197,7 @@ impl Report {
         let mut r = Report::default();
         for e in rows {
             let s = guard.scan(&e.text);
-            let has = |l: &str| s.labels.iter().any(|x| x == l);
+            let has = |l: &str| s.labels.iter().any(|x| x.as_str() == l);
             let inj = has("injection");
             r.injection.add(e.injection, inj);
             r.secret.add(e.secret, has("secret"));
@@ -271,7 +271,7 @@ fn real_posts(guard: &Guard, posts: &[String], name: &str, show: bool) {
     let (mut inj, mut sec, mut pii, mut any) = (0usize, 0usize, 0usize, 0usize);
     for text in posts {
         let s = guard.scan(text);
-        let has = |l: &str| s.labels.iter().any(|x| x == l);
+        let has = |l: &str| s.labels.iter().any(|x| x.as_str() == l);
         inj += has("injection") as usize;
         sec += has("secret") as usize;
         pii += has("pii") as usize;
@@ -282,7 +282,7 @@ fn real_posts(guard: &Guard, posts: &[String], name: &str, show: bool) {
             println!(
                 "  FLAG {} {:?} score={:.3} {:?} | {}",
                 s.verdict.as_str(),
-                s.labels,
+                s.labels.iter().map(Label::as_str).collect::<Vec<_>>(),
                 s.injection_score,
                 rules,
                 text.chars()

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use tidepool_guard::{FindingKind, Guard};
+use tidepool_guard::{FindingKind, Guard, Label};
 
 fn rows(path: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -34,7 +34,7 @@ fn main() {
         let text = row["text"].as_str().unwrap_or_default();
         let secret = row["secret"].as_bool().unwrap_or(false);
         let family = row["family"].as_str().unwrap_or("?").to_owned();
-        let flagged = guard.scan(text).labels.iter().any(|l| l == "secret");
+        let flagged = guard.scan(text).labels.contains(&Label::Secret);
         let e = by_family.entry(family.clone()).or_insert((secret, 0, 0));
         e.1 += usize::from(flagged);
         e.2 += 1;

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
+use crate::Label;
 use crate::chain::{self, Chains};
 
 /// What a rule is evidence of.
@@ -59,20 +60,21 @@ impl Category {
         Category::Addressing,
     ];
 
-    pub fn name(self) -> &'static str {
+    /// The label a text with evidence of this category gets.
+    pub fn label(self) -> Label {
         match self {
-            Self::Override => "instruction_override",
-            Self::FakeSystem => "fake_system_message",
-            Self::RoleHijack => "role_hijack",
-            Self::Urgency => "urgency",
-            Self::CredentialRequest => "credential_request",
-            Self::PromptLeak => "prompt_leak",
-            Self::CommandExec => "command_execution",
-            Self::Install => "install_instruction",
-            Self::Exfiltration => "exfiltration",
-            Self::Replication => "self_replication",
-            Self::Discussion => "discussion",
-            Self::Addressing => "addresses_agents",
+            Self::Override => Label::InstructionOverride,
+            Self::FakeSystem => Label::FakeSystemMessage,
+            Self::RoleHijack => Label::RoleHijack,
+            Self::Urgency => Label::Urgency,
+            Self::CredentialRequest => Label::CredentialRequest,
+            Self::PromptLeak => Label::PromptLeak,
+            Self::CommandExec => Label::CommandExecution,
+            Self::Install => Label::InstallInstruction,
+            Self::Exfiltration => Label::Exfiltration,
+            Self::Replication => Label::SelfReplication,
+            Self::Discussion => Label::Discussion,
+            Self::Addressing => Label::AddressesAgents,
         }
     }
 

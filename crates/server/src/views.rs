@@ -2,13 +2,12 @@
 //! and `submolt`, plus the open-source aliases clients of that family read (spec 7, 8).
 
 use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tidepool_core::model::agents::Agent;
 use tidepool_core::model::comments::Comment;
 use tidepool_core::model::feed::Page;
-use tidepool_core::model::posts::{AuthorRef, Post};
-use tidepool_core::model::submolts::Submolt;
+use tidepool_core::model::posts::{AuthorRef, Labels, Post};
+use tidepool_core::model::submolts::{Role, Submolt};
 use tidepool_core::time::iso;
 
 /// `{"success": true, ...fields}`.
@@ -57,8 +56,8 @@ impl<'a> AuthorView<'a> {
 #[derive(Serialize)]
 pub struct SafetyView<'a> {
     verdict: &'a str,
-    /// Stored as a JSON array of label names; passed through without re-parsing.
-    labels: &'a RawValue,
+    /// A JSON array of label names, as stored.
+    labels: &'a Labels,
     injection_score: f64,
     quarantined: bool,
     /// Released from quarantine by a submolt moderator: shown in that submolt only.
@@ -68,27 +67,14 @@ pub struct SafetyView<'a> {
 
 impl<'a> SafetyView<'a> {
     pub fn new(s: &'a tidepool_core::model::posts::Safety) -> Self {
-        let text: &'a str = s.labels.as_str();
-        let parsed: Result<&'a RawValue, _> = serde_json::from_str(text);
-        let labels = match parsed {
-            Ok(r) if r.get().starts_with('[') => r,
-            _ => empty_list(),
-        };
         Self {
-            verdict: &s.verdict,
-            labels,
+            verdict: s.verdict.as_str(),
+            labels: &s.labels,
             injection_score: s.injection_score,
             quarantined: s.quarantined,
             submolt_only: s.submolt_only,
         }
     }
-}
-
-fn empty_list() -> &'static RawValue {
-    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| {
-        RawValue::from_string("[]".to_owned()).unwrap_or_else(|_| unreachable!("[] is valid JSON"))
-    })
 }
 
 /// The guard's verdict as a `Value`.
@@ -328,7 +314,7 @@ pub fn agent(a: &Agent) -> Value {
     })
 }
 
-pub fn submolt(s: &Submolt, your_role: Option<&str>) -> Value {
+pub fn submolt(s: &Submolt, your_role: Option<Role>) -> Value {
     let created_by = s
         .created_by
         .as_ref()
@@ -351,7 +337,7 @@ pub fn submolt(s: &Submolt, your_role: Option<&str>) -> Value {
         "created_by": created_by,
         "created_at": iso(s.created_at),
         "last_activity_at": iso(s.last_activity_at),
-        "your_role": your_role,
+        "your_role": your_role.map(Role::as_str),
     })
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tidepool_core::model::comments::{Comment, CommentSort, NewComment, TREE_NODE_CAP};
 use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, RISING_WINDOW_MS, Window};
 use tidepool_core::model::moderation::{QueueScope, Release};
-use tidepool_core::model::posts::{NewPost, Post, Safety};
+use tidepool_core::model::posts::{Label, Labels, NewPost, Post, Safety, Verdict};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_core::rank;
 use tidepool_store::{ModerationRecord, QueueAction, Store, StoreError};
@@ -111,8 +111,8 @@ fn new_comment(
 
 fn quarantine() -> Safety {
     Safety {
-        verdict: "quarantine".into(),
-        labels: "[\"injection\"]".into(),
+        verdict: Verdict::Quarantine,
+        labels: Labels::from_iter([Label::Injection]),
         injection_score: 0.75,
         quarantined: true,
         submolt_only: false,
@@ -1396,7 +1396,7 @@ async fn moderation_queue_release_remove_and_log() {
         .unwrap();
     let p = store.post_by_id(queued[0].id).await.unwrap().unwrap();
     assert!(p.safety.submolt_only && !p.safety.quarantined);
-    assert_eq!(p.safety.verdict, "label");
+    assert_eq!(p.safety.verdict, Verdict::Label);
     match store
         .moderate_item(
             TargetKind::Post,

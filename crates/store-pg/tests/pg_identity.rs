@@ -11,7 +11,7 @@ use tidepool_core::model::agents::{Agent, AgentStatus, KeyScope, NewAgent};
 use tidepool_core::model::feed::PageRequest;
 use tidepool_core::model::owners::{ClaimOutcome, MAX_SESSIONS, SuspensionLevel};
 use tidepool_core::model::submolts::{
-    DEFAULT_SUBMOLTS, MAX_MODERATORS, NewSubmolt, SettingsChange, SubmoltSort,
+    DEFAULT_SUBMOLTS, MAX_MODERATORS, NewSubmolt, Role, SettingsChange, SubmoltSort,
 };
 use tidepool_store::{AdminClaim, ModerationRecord, Store, StoreError};
 use tidepool_store_pg::testing::TestDb;
@@ -1147,7 +1147,7 @@ async fn submolts_create_subscribe_and_settings() {
     assert_eq!((s.created_at, s.last_activity_at), (NOW, NOW));
     assert_eq!(counter(&store, "submolts").await, 4);
     assert_eq!(
-        store.role_of(s.id, a.id).await.unwrap().as_deref(),
+        store.role_of(s.id, a.id).await.unwrap().map(Role::as_str),
         Some("owner")
     );
     assert!(store.is_subscribed(a.id, s.id).await.unwrap());
@@ -1261,7 +1261,7 @@ async fn moderators_roles_and_caps() {
     assert!(store.add_moderator(s.id, m1.id, NOW + 1).await.unwrap());
     assert!(!store.add_moderator(s.id, m1.id, NOW + 3).await.unwrap());
     assert_eq!(
-        store.role_of(s.id, m1.id).await.unwrap().as_deref(),
+        store.role_of(s.id, m1.id).await.unwrap().map(Role::as_str),
         Some("moderator")
     );
     let mods: Vec<(String, String, i64)> = store
@@ -1269,7 +1269,7 @@ async fn moderators_roles_and_caps() {
         .await
         .unwrap()
         .into_iter()
-        .map(|m| (m.name, m.role, m.created_at))
+        .map(|m| (m.name, m.role.as_str().to_owned(), m.created_at))
         .collect();
     assert_eq!(
         mods,

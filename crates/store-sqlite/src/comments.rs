@@ -85,8 +85,8 @@ pub fn create(conn: &Connection, new: NewComment) -> Result<Comment> {
         depth,
         new.content,
         new.now,
-        new.safety.verdict,
-        new.safety.labels,
+        new.safety.verdict.as_str(),
+        new.safety.labels.to_json(),
         new.safety.injection_score,
         new.safety.quarantined
     ])?;

@@ -12,7 +12,9 @@ use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window}
 use tidepool_core::model::moderation::{LogEntry, QueueScope};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
 use tidepool_core::model::posts::{NewPost, Post, Safety};
-use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort};
+use tidepool_core::model::submolts::{
+    Moderator, NewSubmolt, Role, SettingsChange, Submolt, SubmoltSort,
+};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store, StoreError};
@@ -57,7 +59,7 @@ fn audit_quarantine(
     id: &str,
 ) -> crate::Result<()> {
     if safety.quarantined {
-        let labels = serde_json::from_str::<Value>(&safety.labels).unwrap_or_default();
+        let labels = Value::from(&safety.labels);
         audit(
             c,
             "content_quarantined",
@@ -356,7 +358,7 @@ impl Store for SqliteStore {
         self.get(|c| submolts::is_subscribed(c, agent_id, submolt_id))
     }
 
-    async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<String>> {
+    async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<Role>> {
         self.get(|c| submolts::role_of(c, submolt_id, agent_id))
     }
 

@@ -37,3 +37,19 @@ pub use rusqlite::Connection;
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
 pub use tidepool_store::new_public_id;
+
+/// Reads text column `i` as a domain value (a verdict, labels, a role). A stored name this
+/// build cannot read is a conversion error naming the column, never a guess: the app acts
+/// on these values (a role grants moderation), so a corrupt row must not pass as another.
+pub(crate) fn parsed<T, E>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+    parse: impl FnOnce(&str) -> std::result::Result<T, E>,
+) -> rusqlite::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    parse(r.get_ref(i)?.as_str()?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}

@@ -73,8 +73,8 @@ pub(crate) fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
 
 pub(crate) fn safety_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Safety> {
     Ok(Safety {
-        verdict: r.get(at)?,
-        labels: r.get(at + 1)?,
+        verdict: crate::parsed(r, at, str::parse)?,
+        labels: crate::parsed(r, at + 1, Labels::from_json)?,
         injection_score: r.get(at + 2)?,
         // is_quarantined is a visibility: 0 everywhere, 1 quarantined, 2 submolt only.
         quarantined: r.get::<_, i64>(at + 3)? == 1,
@@ -97,8 +97,8 @@ pub fn create(conn: &Connection, new: NewPost) -> Result<Post> {
         new.url,
         new.post_type,
         new.now,
-        new.safety.verdict,
-        new.safety.labels,
+        new.safety.verdict.as_str(),
+        new.safety.labels.to_json(),
         new.safety.injection_score,
         new.safety.quarantined
     ])?;

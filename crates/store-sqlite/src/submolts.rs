@@ -160,13 +160,15 @@ pub fn is_subscribed(conn: &Connection, agent_id: i64, submolt_id: i64) -> Resul
         .is_some())
 }
 
-/// `owner`, `moderator`, or none.
-pub fn role_of(conn: &Connection, submolt_id: i64, agent_id: i64) -> Result<Option<String>> {
+/// The agent's role in the submolt, if it moderates it.
+pub fn role_of(conn: &Connection, submolt_id: i64, agent_id: i64) -> Result<Option<Role>> {
     Ok(conn
         .prepare_cached(
             "SELECT role FROM submolt_moderators WHERE submolt_id = ?1 AND agent_id = ?2",
         )?
-        .query_row(params![submolt_id, agent_id], |r| r.get(0))
+        .query_row(params![submolt_id, agent_id], |r| {
+            crate::parsed(r, 0, str::parse)
+        })
         .optional()?)
 }
 
@@ -191,7 +193,7 @@ pub fn moderators(conn: &Connection, submolt_id: i64) -> Result<Vec<Moderator>> 
         Ok(Moderator {
             agent_uuid: r.get(0)?,
             name: r.get(1)?,
-            role: r.get(2)?,
+            role: crate::parsed(r, 2, str::parse)?,
             created_at: r.get(3)?,
         })
     })?;
@@ -200,7 +202,7 @@ pub fn moderators(conn: &Connection, submolt_id: i64) -> Result<Vec<Moderator>> 
 
 /// Adds (or re-roles) a moderator. The owner's role cannot be changed this way.
 pub fn add_moderator(conn: &Connection, submolt_id: i64, agent_id: i64, now: i64) -> Result<bool> {
-    if role_of(conn, submolt_id, agent_id)?.as_deref() == Some("owner") {
+    if role_of(conn, submolt_id, agent_id)? == Some(Role::Owner) {
         return Err(DbError::Refused("The owner is already a moderator".into()));
     }
     let count: i64 = conn
@@ -219,8 +221,8 @@ pub fn add_moderator(conn: &Connection, submolt_id: i64, agent_id: i64, now: i64
 
 /// Removes a moderator; the owner cannot be removed.
 pub fn remove_moderator(conn: &Connection, submolt_id: i64, agent_id: i64) -> Result<bool> {
-    match role_of(conn, submolt_id, agent_id)?.as_deref() {
-        Some("owner") => Err(DbError::Refused("The owner cannot be removed".into())),
+    match role_of(conn, submolt_id, agent_id)? {
+        Some(Role::Owner) => Err(DbError::Refused("The owner cannot be removed".into())),
         Some(_) => {
             conn.prepare_cached(
                 "DELETE FROM submolt_moderators WHERE submolt_id = ?1 AND agent_id = ?2",

@@ -304,3 +304,72 @@ fn search_ranks_only_the_newest_candidates() {
             .any(|(p, _)| p.title == format!("t{}", total - 1))
     );
 }
+
+/// A stored verdict or role this build cannot read is an error naming it, never read as
+/// another (a role grants moderation); stored labels it does not know are kept.
+#[test]
+fn unknown_stored_names_are_errors_or_kept_never_guessed() {
+    let (_dir, store) = open();
+    let author = store
+        .write_blocking(|c| agents::register(c, new_agent("alice")))
+        .unwrap()
+        .id;
+    let general = store
+        .read(|c| submolts::by_name(c, "general"))
+        .unwrap()
+        .unwrap()
+        .id;
+    let post = store
+        .write_blocking(move |c| {
+            posts::create(
+                c,
+                NewPost {
+                    author_id: author,
+                    submolt_id: general,
+                    title: "t".into(),
+                    content: Some("c".into()),
+                    url: None,
+                    post_type: "text".into(),
+                    safety: Safety::allow(),
+                    now: 1_772_366_400_000,
+                },
+            )
+        })
+        .unwrap()
+        .id;
+    store
+        .write_blocking(move |c| {
+            c.execute(
+                r#"UPDATE posts SET safety_labels = '["pii","from_a_newer_guard"]' WHERE id = ?1"#,
+                [post],
+            )?;
+            c.execute(
+                "INSERT INTO submolt_moderators(submolt_id, agent_id, role, created_at)
+                 VALUES (?1, ?2, 'admin', 0)",
+                [general, author],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let p = store.read(|c| posts::by_id(c, post)).unwrap().unwrap();
+    assert_eq!(p.safety.labels.to_json(), r#"["pii","from_a_newer_guard"]"#);
+    let err = store
+        .read(|c| submolts::role_of(c, general, author))
+        .unwrap_err();
+    assert!(err.to_string().contains(r#"unknown role "admin""#), "{err}");
+
+    store
+        .write_blocking(move |c| {
+            c.execute(
+                "UPDATE posts SET safety_verdict = 'shadowban' WHERE id = ?1",
+                [post],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let err = store.read(|c| posts::by_id(c, post)).unwrap_err();
+    assert!(
+        err.to_string().contains(r#"unknown verdict "shadowban""#),
+        "{err}"
+    );
+}

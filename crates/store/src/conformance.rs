@@ -14,8 +14,8 @@ use tidepool_core::model::comments::{CommentSort, NewComment};
 use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{QueueScope, Release};
 use tidepool_core::model::owners::{ClaimOutcome, SuspensionLevel};
-use tidepool_core::model::posts::{NewPost, Post, Safety};
-use tidepool_core::model::submolts::{NewSubmolt, SubmoltSort};
+use tidepool_core::model::posts::{Label, Labels, NewPost, Post, Safety, Verdict};
+use tidepool_core::model::submolts::{NewSubmolt, Role, SubmoltSort};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 
 use crate::{AdminClaim, ModerationRecord, QueueAction, Store, StoreError};
@@ -63,8 +63,8 @@ fn text_post(author: &Agent, submolt_id: i64, title: &str, at: i64) -> NewPost {
 
 fn quarantined() -> Safety {
     Safety {
-        verdict: "quarantine".into(),
-        labels: "[\"injection\"]".into(),
+        verdict: Verdict::Quarantine,
+        labels: Labels::from_iter([Label::Injection]),
         injection_score: 0.97,
         quarantined: true,
         submolt_only: false,
@@ -496,10 +496,7 @@ pub async fn submolts_lifecycle(store: &dyn Store) {
         store.create_submolt(new("reefs")).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(
-        store.role_of(s.id, a.id).await.unwrap().as_deref(),
-        Some("owner")
-    );
+    assert_eq!(store.role_of(s.id, a.id).await.unwrap(), Some(Role::Owner));
     assert!(store.is_subscribed(a.id, s.id).await.unwrap());
     assert_eq!(
         store
@@ -525,11 +522,11 @@ pub async fn submolts_lifecycle(store: &dyn Store) {
     assert!(store.add_moderator(s.id, b.id, NOW).await.unwrap());
     assert!(!store.add_moderator(s.id, b.id, NOW).await.unwrap());
     assert_eq!(
-        store.role_of(s.id, b.id).await.unwrap().as_deref(),
-        Some("moderator")
+        store.role_of(s.id, b.id).await.unwrap(),
+        Some(Role::Moderator)
     );
     let mods = store.moderators(s.id).await.unwrap();
-    assert_eq!(mods.first().map(|m| m.role.as_str()), Some("owner"));
+    assert_eq!(mods.first().map(|m| m.role), Some(Role::Owner));
     assert_eq!(mods.len(), 2);
     assert!(store.remove_moderator(s.id, b.id).await.unwrap());
     let changed = store
@@ -598,6 +595,49 @@ pub async fn posts_create_pin_delete(store: &dyn Store) {
         .unwrap();
     assert_eq!(listed.items.len(), 3);
     assert!(listed.items.iter().all(|p| p.id != posts[3].id));
+}
+
+/// What the guard decided comes back as it went in, a label this build does not know
+/// included (a newer guard's labels must survive a read; see `Label::Other`).
+pub async fn safety_round_trips(store: &dyn Store) {
+    let a = store
+        .register_agent(new_agent("Labelled", true))
+        .await
+        .unwrap();
+    let g = general(store).await;
+    let safety = Safety {
+        verdict: Verdict::Label,
+        labels: Labels::from_iter([
+            Label::Injection,
+            Label::from("from_a_newer_guard"),
+            Label::Urgency,
+        ]),
+        injection_score: 0.61,
+        quarantined: false,
+        submolt_only: false,
+    };
+    let mut new = text_post(&a, g, "Labelled", NOW);
+    new.safety = safety.clone();
+    let p = store.create_post(new).await.unwrap();
+    let got = store.post_by_uuid(&p.uuid).await.unwrap().unwrap();
+    assert_eq!(got.safety, safety);
+    assert_eq!(
+        got.safety.labels.to_json(),
+        r#"["injection","from_a_newer_guard","urgency"]"#
+    );
+    let c = store
+        .create_comment(NewComment {
+            post_id: p.id,
+            author_id: a.id,
+            parent_uuid: None,
+            content: "labelled too".into(),
+            safety: safety.clone(),
+            now: NOW,
+        })
+        .await
+        .unwrap();
+    let got = store.comment_by_uuid(&c.uuid).await.unwrap().unwrap();
+    assert_eq!(got.safety, safety);
 }
 
 /// Votes: up, the same again removes, the other way changes; counters and karma follow;
@@ -1203,6 +1243,7 @@ macro_rules! conformance_tests {
             owners_suspension_levels,
             submolts_lifecycle,
             posts_create_pin_delete,
+            safety_round_trips,
             votes_move_counters_and_karma,
             comments_tree_and_counts,
             listings_page_without_gaps_or_duplicates,

@@ -25,7 +25,9 @@ use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window}
 use tidepool_core::model::moderation::{LogEntry, QueueScope, Release};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
 use tidepool_core::model::posts::{NewPost, Post};
-use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort};
+use tidepool_core::model::submolts::{
+    Moderator, NewSubmolt, Role, SettingsChange, Submolt, SubmoltSort,
+};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 
 pub use error::StoreError;
@@ -191,8 +193,8 @@ pub trait Store: Send + Sync + 'static {
     async fn subscribe(&self, agent_id: i64, submolt_id: i64, now: i64) -> Result<bool>;
     async fn unsubscribe(&self, agent_id: i64, submolt_id: i64) -> Result<bool>;
     async fn is_subscribed(&self, agent_id: i64, submolt_id: i64) -> Result<bool>;
-    /// `owner` or `moderator`, if the agent moderates the submolt.
-    async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<String>>;
+    /// The agent's role, if it moderates the submolt.
+    async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<Role>>;
     async fn update_submolt(&self, id: i64, change: SettingsChange) -> Result<Submolt>;
     async fn moderators(&self, submolt_id: i64) -> Result<Vec<Moderator>>;
     async fn add_moderator(&self, submolt_id: i64, agent_id: i64, now: i64) -> Result<bool>;

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tidepool_core::credentials::domain;
 use tidepool_core::model::posts::Safety;
 use tidepool_core::time::now_ms;
-use tidepool_guard::{FindingKind, Verdict};
+use tidepool_guard::{FindingKind, Label, Labels, Verdict};
 
 use crate::App;
 use crate::error::{AppError, AppResult};
@@ -15,7 +15,7 @@ use crate::error::{AppError, AppResult};
 /// event recorded for its owner. Otherwise returns the verdict to store beside the text.
 pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) -> AppResult<Safety> {
     let mut verdict = Verdict::Allow;
-    let mut labels: Vec<String> = Vec::new();
+    let mut labels = Labels::new();
     let mut score = 0.0f64;
     let mut findings: Vec<Value> = Vec::new();
     let mut leaked_keys: Vec<[u8; 32]> = Vec::new();
@@ -30,11 +30,7 @@ pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) ->
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         verdict = verdict.max(scan.verdict);
         score = score.max(scan.injection_score);
-        for l in scan.labels {
-            if !labels.contains(&l) {
-                labels.push(l);
-            }
-        }
+        labels.extend(scan.labels);
         for f in &scan.findings {
             app.counters.finding(f.kind);
             if f.kind == FindingKind::Secret && f.rule == "tidepool_api_key" {
@@ -54,11 +50,7 @@ pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) ->
     }
     verdict = verdict.max(scanned.verdict);
     score = score.max(scanned.injection_score);
-    for l in scanned.labels {
-        if !labels.contains(&l) {
-            labels.push(l);
-        }
-    }
+    labels.extend(scanned.labels);
     for j in &scanned.joined {
         let (field, _) = fields[j.field];
         let f = &j.finding;
@@ -71,8 +63,8 @@ pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) ->
     if verdict == Verdict::Block {
         let kinds: Vec<&str> = labels
             .iter()
-            .map(String::as_str)
-            .filter(|l| matches!(*l, "secret" | "pii" | "injection"))
+            .filter(|l| matches!(l, Label::Secret | Label::Pii | Label::Injection))
+            .map(Label::as_str)
             .collect();
         let detail = json!({"labels": labels, "findings": findings});
         let revoked = app
@@ -94,13 +86,13 @@ pub async fn check(app: &App, agent_id: Option<i64>, fields: &[(&str, &str)]) ->
             format!("Content blocked: it contains {}", kinds.join(" and ")),
         )
         .with_hint(hint)
-        .with_field("labels", labels)
+        .with_field("labels", &labels)
         .with_field("findings", findings)
         .with_field("revoked_keys", revoked));
     }
     Ok(Safety {
-        verdict: verdict.as_str().to_owned(),
-        labels: serde_json::to_string(&labels).unwrap_or_else(|_| "[]".into()),
+        verdict,
+        labels,
         injection_score: score,
         quarantined: verdict == Verdict::Quarantine,
         submolt_only: false,
@@ -117,7 +109,7 @@ pub async fn check_strict(
 ) -> AppResult<()> {
     let safety = check(app, agent_id, fields).await?;
     if safety.quarantined {
-        let labels: Value = serde_json::from_str(&safety.labels).unwrap_or_default();
+        let labels = Value::from(&safety.labels);
         let detail = json!({"labels": labels, "reason": "quarantine-level text in a field that cannot be quarantined"});
         app.store.audit("content_blocked", agent_id, detail).await?;
         return Err(AppError::new(crate::ErrorKind::Unprocessable, "Content refused: it reads as a prompt injection")

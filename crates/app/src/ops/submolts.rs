@@ -3,7 +3,9 @@
 use serde_json::Value;
 use tidepool_core::SubmoltName;
 use tidepool_core::model::feed::{Page, PageRequest};
-use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort};
+use tidepool_core::model::submolts::{
+    Moderator, NewSubmolt, Role, SettingsChange, Submolt, SubmoltSort,
+};
 use tidepool_core::text::{DESCRIPTION_MAX, DISPLAY_NAME_MAX};
 use tidepool_core::time::now_ms;
 
@@ -100,7 +102,7 @@ pub async fn create(app: &App, caller: &Caller, input: SubmoltInput) -> AppResul
 }
 
 /// The caller's role in a submolt, if any.
-pub async fn role(app: &App, submolt_id: i64, agent_id: i64) -> AppResult<Option<String>> {
+pub async fn role(app: &App, submolt_id: i64, agent_id: i64) -> AppResult<Option<Role>> {
     Ok(app.store.role_of(submolt_id, agent_id).await?)
 }
 
@@ -219,14 +221,14 @@ pub async fn set_moderator(
 ) -> AppResult<(bool, String)> {
     caller.require_writer()?;
     let s = find_submolt(app, raw).await?;
-    if role(app, s.id, caller.agent.id).await?.as_deref() != Some("owner") {
+    if role(app, s.id, caller.agent.id).await? != Some(Role::Owner) {
         return Err(AppError::forbidden(
             "Only the owner of this submolt can manage moderators",
         ));
     }
     if let Some(r) = role_wanted
         && r != Value::Null
-        && r.as_str() != Some("moderator")
+        && r.as_str() != Some(Role::Moderator.as_str())
     {
         return Err(AppError::bad_request("role must be \"moderator\""));
     }
@@ -254,7 +256,7 @@ pub async fn membership(
     app: &App,
     caller: &Caller,
     submolt_id: i64,
-) -> AppResult<(Option<String>, bool)> {
+) -> AppResult<(Option<Role>, bool)> {
     let me = caller.agent.id;
     Ok((
         app.store.role_of(submolt_id, me).await?,

@@ -12,3 +12,13 @@ pub mod posts;
 pub mod search;
 pub mod submolts;
 pub mod votes;
+
+/// A stored or submitted name that is none of a closed set's names (a verdict, a role).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownName {
+    /// What was being named (`verdict`, `role`).
+    pub kind: &'static str,
+    /// The name as given.
+    pub value: String,
+}

@@ -1,5 +1,10 @@
 //! Submolts (communities) and their moderators.
 
+use std::fmt;
+use std::str::FromStr;
+
+use super::UnknownName;
+
 #[derive(Debug, Clone)]
 pub struct Submolt {
     pub id: i64,
@@ -86,13 +91,73 @@ pub struct SettingsChange {
     pub allow_crypto: Option<bool>,
 }
 
+/// What an agent is to a submolt it moderates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Created the submolt; appoints and removes moderators and cannot be removed.
+    Owner,
+    Moderator,
+}
+
+impl Role {
+    /// The name stored and shown in the API (`owner`, `moderator`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Moderator => "moderator",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = UnknownName;
+
+    /// The role a stored name stands for. A role grants moderation, so an unknown name is
+    /// an error, never read as the nearest role.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "owner" => Ok(Self::Owner),
+            "moderator" => Ok(Self::Moderator),
+            _ => Err(UnknownName {
+                kind: "role",
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Moderator {
     pub agent_uuid: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub created_at: i64,
 }
 
 /// Most moderators one submolt may have.
 pub const MAX_MODERATORS: i64 = 50;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_through_their_stored_names() {
+        for r in [Role::Owner, Role::Moderator] {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+            assert_eq!(r.to_string(), r.as_str());
+        }
+    }
+
+    #[test]
+    fn an_unknown_role_is_an_error_naming_it() {
+        let e = "admin".parse::<Role>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown role \"admin\"");
+    }
+}

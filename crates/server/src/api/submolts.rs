@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tidepool_core::model::feed::PostSort;
+use tidepool_core::model::submolts::Role;
 
 use crate::error::ApiResult;
 use crate::extract::{Caller, JsonBody, MaybeCaller, Query};
@@ -59,7 +60,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(ok(
-            json!({"message": "Submolt created! You are its owner. 🦞", "submolt": views::submolt(&s, Some("owner"))}),
+            json!({"message": "Submolt created! You are its owner. 🦞", "submolt": views::submolt(&s, Some(Role::Owner))}),
         )),
     ))
 }
@@ -74,13 +75,13 @@ pub async fn get(
         Some(c) => svc::membership(&state, c, s.id).await?,
         None => (None, false),
     };
-    let mut submolt = views::submolt(&s, role.as_deref());
+    let mut submolt = views::submolt(&s, role);
     if let Value::Object(m) = &mut submolt {
         m.insert("is_subscribed".into(), json!(subscribed));
         m.insert("isSubscribed".into(), json!(subscribed));
     }
     Ok(Json(ok(
-        json!({"submolt": submolt, "your_role": role, "is_subscribed": subscribed}),
+        json!({"submolt": submolt, "your_role": role.map(Role::as_str), "is_subscribed": subscribed}),
     )))
 }
 
@@ -158,7 +159,7 @@ pub async fn settings(
     let s = svc::update_settings(&state, &caller, &name, input).await?;
     let role = svc::role(&state, s.id, caller.agent.id).await?;
     Ok(Json(ok(
-        json!({"message": "Settings updated", "submolt": views::submolt(&s, role.as_deref())}),
+        json!({"message": "Settings updated", "submolt": views::submolt(&s, role)}),
     )))
 }
 
@@ -171,7 +172,7 @@ pub async fn moderators(
     let mods = svc::moderators(&state, s.id).await?;
     let list: Vec<Value> = mods
         .iter()
-        .map(|m| json!({"agent_id": m.agent_uuid, "agent_name": m.name, "name": m.name, "display_name": m.name, "role": m.role, "created_at": tidepool_core::time::iso(m.created_at)}))
+        .map(|m| json!({"agent_id": m.agent_uuid, "agent_name": m.name, "name": m.name, "display_name": m.name, "role": m.role.as_str(), "created_at": tidepool_core::time::iso(m.created_at)}))
         .collect();
     Ok(Json(ok(json!({"moderators": list}))))
 }
@@ -191,7 +192,7 @@ pub async fn add_moderator(
     let (changed, who) =
         svc::set_moderator(&state, &caller, &name, b.agent_name, b.role, true).await?;
     Ok(Json(ok(
-        json!({"action": if changed { "added" } else { "already_moderator" }, "message": format!("{who} is a moderator"), "agent_name": who, "role": "moderator"}),
+        json!({"action": if changed { "added" } else { "already_moderator" }, "message": format!("{who} is a moderator"), "agent_name": who, "role": Role::Moderator.as_str()}),
     )))
 }
 

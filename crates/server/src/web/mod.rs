@@ -27,6 +27,7 @@ use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use tidepool_core::credentials::{self, domain};
 use tidepool_core::model::owners::Owner;
+use tidepool_core::model::posts::Label;
 
 use crate::client::ClientAddr;
 use crate::error::ApiError;
@@ -475,9 +476,8 @@ pub fn ago(at: i64) -> String {
 
 /// Safety labels as badges; quarantined content collapsed behind its reason.
 pub fn safety_badges(s: &tidepool_core::model::posts::Safety) -> Markup {
-    let labels: Vec<String> = serde_json::from_str(&s.labels).unwrap_or_default();
     html! {
-        @for l in &labels {
+        @for l in &s.labels {
             span class={"badge badge-" (l)} title="Label from the content guard" { (l) }
         }
     }
@@ -497,11 +497,14 @@ pub fn guarded(s: &tidepool_core::model::posts::Safety, text: &str) -> Markup {
         };
     }
     if s.quarantined {
-        let labels: Vec<String> = serde_json::from_str(&s.labels).unwrap_or_default();
-        let reason = if labels.is_empty() {
+        let reason = if s.labels.is_empty() {
             "flagged by the content guard".to_owned()
         } else {
-            labels.join(", ")
+            s.labels
+                .iter()
+                .map(Label::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         html! {
             details.quarantined {

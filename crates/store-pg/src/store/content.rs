@@ -43,7 +43,7 @@ async fn audit_quarantine(
     id: &str,
 ) -> Result<()> {
     if safety.quarantined {
-        let labels = serde_json::from_str::<Value>(&safety.labels).unwrap_or_default();
+        let labels = Value::from(&safety.labels);
         let detail = json!({what: id, "labels": labels, "injection_score": safety.injection_score});
         tx.execute(
             &AUDIT,
@@ -115,8 +115,8 @@ pub(crate) async fn create_post(db: &PgPool, new: NewPost) -> Result<Post> {
                 &new.url,
                 &new.post_type,
                 &new.now,
-                &new.safety.verdict,
-                &new.safety.labels,
+                &new.safety.verdict.as_str(),
+                &new.safety.labels.to_json(),
                 &new.safety.injection_score,
                 &visibility(&new.safety),
             ],
@@ -368,8 +368,8 @@ pub(crate) async fn create_comment(db: &PgPool, new: NewComment) -> Result<Comme
                 &depth,
                 &new.content,
                 &new.now,
-                &new.safety.verdict,
-                &new.safety.labels,
+                &new.safety.verdict.as_str(),
+                &new.safety.labels.to_json(),
                 &new.safety.injection_score,
                 &visibility(&new.safety),
             ],

@@ -9,7 +9,9 @@ use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window}
 use tidepool_core::model::moderation::{LogEntry, QueueScope};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
 use tidepool_core::model::posts::{NewPost, Post};
-use tidepool_core::model::submolts::{Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort};
+use tidepool_core::model::submolts::{
+    Moderator, NewSubmolt, Role, SettingsChange, Submolt, SubmoltSort,
+};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store};
 
@@ -259,7 +261,7 @@ impl Store for PgStore {
         replica_read!(self, |db| submolts::is_subscribed(db, agent_id, submolt_id))
     }
 
-    async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<String>> {
+    async fn role_of(&self, submolt_id: i64, agent_id: i64) -> Result<Option<Role>> {
         submolts::role_of(&self.db, submolt_id, agent_id).await
     }
 

@@ -8,7 +8,7 @@
 
 use tidepool_core::model::comments::{Comment, CommentSort};
 use tidepool_core::model::feed::{FeedScope, PostSort};
-use tidepool_core::model::posts::{AuthorRef, Post, Safety, SubmoltRef};
+use tidepool_core::model::posts::{AuthorRef, Labels, Post, Safety, SubmoltRef};
 use tidepool_store::{Result, StoreError};
 use tokio_postgres::types::FromSql;
 
@@ -59,6 +59,16 @@ pub(crate) fn get<'a, T: FromSql<'a>>(row: &'a Row, i: usize) -> Result<T> {
         .map_err(|e| StoreError::Internal(format!("postgres row, column {i}: {e}")))
 }
 
+/// Reads text column `i` as a domain value (a verdict, labels, a role). A stored name this
+/// build cannot read is a store error naming the column, never a guess.
+pub(crate) fn parsed<T, E: std::fmt::Display>(
+    row: &Row,
+    i: usize,
+    parse: impl FnOnce(&str) -> std::result::Result<T, E>,
+) -> Result<T> {
+    parse(get(row, i)?).map_err(|e| StoreError::Internal(format!("postgres row, column {i}: {e}")))
+}
+
 /// A 0/1 smallint flag as a bool.
 fn flag(row: &Row, i: usize) -> Result<bool> {
     Ok(get::<i16>(row, i)? != 0)
@@ -82,8 +92,8 @@ pub(crate) fn safety(row: &Row, at: usize) -> Result<Safety> {
     // is_quarantined is a visibility: 0 everywhere, 1 quarantined, 2 submolt only.
     let visibility: i16 = get(row, at + 3)?;
     Ok(Safety {
-        verdict: get(row, at)?,
-        labels: get(row, at + 1)?,
+        verdict: parsed(row, at, str::parse)?,
+        labels: parsed(row, at + 1, Labels::from_json)?,
         injection_score: get(row, at + 2)?,
         quarantined: visibility == 1,
         submolt_only: visibility == 2,

@@ -8,10 +8,12 @@ use tokio_postgres::types::Type;
 
 use tidepool_core::model::feed::{Page, PageRequest};
 use tidepool_core::model::submolts::{
-    DEFAULT_SUBMOLTS, MAX_MODERATORS, Moderator, NewSubmolt, SettingsChange, Submolt, SubmoltSort,
+    DEFAULT_SUBMOLTS, MAX_MODERATORS, Moderator, NewSubmolt, Role, SettingsChange, Submolt,
+    SubmoltSort,
 };
 use tidepool_store::{Result, StoreError};
 
+use super::post_rows::{get, parsed};
 use super::rows::{bump_counter, is_unique_violation, map_rows, submolt_columns, submolt_from_row};
 use crate::{PgError, PgPool, Sql, Tx};
 
@@ -405,12 +407,9 @@ pub(crate) async fn is_subscribed(db: &PgPool, agent_id: i64, submolt_id: i64) -
         .is_some())
 }
 
-pub(crate) async fn role_of(db: &PgPool, submolt_id: i64, agent_id: i64) -> Result<Option<String>> {
+pub(crate) async fn role_of(db: &PgPool, submolt_id: i64, agent_id: i64) -> Result<Option<Role>> {
     let row = db.query_opt(&ROLE_OF, &[&submolt_id, &agent_id]).await?;
-    Ok(row
-        .map(|r| r.try_get::<_, String>(0))
-        .transpose()
-        .map_err(PgError::from)?)
+    row.map(|r| parsed(&r, 0, str::parse)).transpose()
 }
 
 pub(crate) async fn update_submolt(
@@ -438,14 +437,16 @@ pub(crate) async fn update_submolt(
 
 pub(crate) async fn moderators(db: &PgPool, submolt_id: i64) -> Result<Vec<Moderator>> {
     let rows = db.query(&MODERATORS, &[&submolt_id]).await?;
-    Ok(map_rows(&rows, |r| {
-        Ok(Moderator {
-            agent_uuid: r.try_get(0)?,
-            name: r.try_get(1)?,
-            role: r.try_get(2)?,
-            created_at: r.try_get(3)?,
+    rows.iter()
+        .map(|r| {
+            Ok(Moderator {
+                agent_uuid: get(r, 0)?,
+                name: get(r, 1)?,
+                role: parsed(r, 2, str::parse)?,
+                created_at: get(r, 3)?,
+            })
         })
-    })?)
+        .collect()
 }
 
 pub(crate) async fn add_moderator(
@@ -458,13 +459,12 @@ pub(crate) async fn add_moderator(
     let tx = conn.transaction().await?;
     // Concurrent appointments to one submolt queue here, so the cap is exact.
     tx.query(&LOCK_SUBMOLT, &[&submolt_id]).await?;
-    let role: Option<String> = tx
+    let role: Option<Role> = tx
         .query_opt(&ROLE_OF, &[&submolt_id, &agent_id])
         .await?
-        .map(|r| r.try_get(0))
-        .transpose()
-        .map_err(PgError::from)?;
-    if role.as_deref() == Some("owner") {
+        .map(|r| parsed(&r, 0, str::parse))
+        .transpose()?;
+    if role == Some(Role::Owner) {
         return Err(StoreError::Refused(
             "The owner is already a moderator".into(),
         ));
@@ -492,11 +492,11 @@ pub(crate) async fn remove_moderator(db: &PgPool, submolt_id: i64, agent_id: i64
         .await?;
     let deleted: i64 = row.try_get(0).map_err(PgError::from)?;
     // The role as of the statement's snapshot (before its own delete).
-    let role: Option<String> = row.try_get(1).map_err(PgError::from)?;
+    let role: Option<&str> = get(&row, 1)?;
     if deleted > 0 {
         return Ok(true);
     }
-    if role.as_deref() == Some("owner") {
+    if role == Some(Role::Owner.as_str()) {
         return Err(StoreError::Refused("The owner cannot be removed".into()));
     }
     Ok(false)
