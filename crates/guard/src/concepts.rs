@@ -337,7 +337,7 @@ fn requested(tokens: &[&str], i: usize, clause_start: usize, asked: bool) -> boo
     if asked && i > 0 && matches!(tokens[i - 1], "and" | "then") {
         return true;
     }
-    let prev = |k: usize| (i >= k).then(|| tokens[i - k]).unwrap_or("");
+    let prev = |k: usize| if i >= k { tokens[i - k] } else { "" };
     let in_list = |w: &str, list: &str| list.split_whitespace().any(|x| x == w);
     let (p1, p2) = (prev(1), prev(2));
     (in_list(p1, SOFTENERS) && (i - 1 == clause_start || p1 != "and"))
@@ -430,7 +430,7 @@ fn sentence_sets(folded: &str, tokens: &[&str]) -> Vec<u32> {
 /// Appends the concept features of a folded text (indices from `offset`), given its word
 /// tokens: each (asked, action, object) triple that some sentence holds, once.
 pub fn push_features(folded: &str, tokens: &[&str], offset: usize, out: &mut Vec<(usize, f32)>) {
-    let mut seen = vec![false; N_FEATURES];
+    let mut seen = [false; N_FEATURES];
     for set in sentence_sets(folded, tokens) {
         for (k, t) in triples().enumerate() {
             // Persist as both action and object is no triple.
