@@ -326,6 +326,21 @@ fn decode_base64(body: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
+/// [`decode_base64`] of a run that may start with a word glued to it (`key` + base64: the
+/// word's letters are base64 too, so the run decodes misaligned into noise): the first of
+/// the four alignments that decodes to readable text, else the run as it is.
+fn decode_base64_glued(body: &str) -> Option<Vec<u8>> {
+    let whole = decode_base64(body);
+    if whole.as_deref().and_then(printable).is_some() {
+        return whole;
+    }
+    (1..4)
+        .filter_map(|skip| body.get(skip..))
+        .filter_map(decode_base64)
+        .find(|b| printable(b).is_some())
+        .or(whole)
+}
+
 fn decode_hex(digits: &str) -> Option<Vec<u8>> {
     let b = digits.as_bytes();
     if b.len() % 2 == 1 {
@@ -403,7 +418,7 @@ fn printable_segments(text: &str) -> Vec<(&'static str, usize, usize, String)> {
             }
         }
         if let Some((start, end, body)) = pending.take() {
-            keep("base64", start, end, decode_base64(&body), &mut out);
+            keep("base64", start, end, decode_base64_glued(&body), &mut out);
         }
         pending = Some((m.start(), m.end(), m.as_str().to_owned()));
     }
@@ -414,7 +429,7 @@ fn printable_segments(text: &str) -> Vec<(&'static str, usize, usize, String)> {
             body.push_str(&text[s..e]);
             end = e;
         }
-        keep("base64", start, end, decode_base64(&body), &mut out);
+        keep("base64", start, end, decode_base64_glued(&body), &mut out);
     }
     for m in c.secret_hex.find_iter(text).take(MAX_SECRET_CANDIDATES) {
         let digits = m.as_str().trim_start_matches("0x").trim_start_matches("0X");
@@ -1307,6 +1322,9 @@ mod tests {
                 ),
                 "github_token",
             ),
+            // Glued to a word, so the run starts out of step with the encoding.
+            (format!("x{}", b64(&format!("token {ghp}"))), "github_token"),
+            (format!("key{}", b64(&key)), "tidepool_api_key"),
             // Encoded twice.
             (b64(&b64(ghp)), "github_token"),
             (b64(&hex(ghp)), "github_token"),

@@ -80,7 +80,7 @@ fn patterns() -> &'static Patterns {
         // Any grouped or compact number right after a word that says it is a phone number
         // ("tel. 512 345 678", "portable : 0612345678"): the cue stands in for the layout.
         phone_cued: re(concat!(
-            r"(?i)\b(?:tel|tél|phone|telephone|téléphone|telefon|mobile|mobil|mob|cell phone|cellphone|handy|portable|numer|numerem|whatsapp|signal|fax|call me|text me|ring me|joindre|appeler|appelez|zadzwoń|dzwoń|kontakt|contact|coordonnées)\b\.?",
+            r"(?i)\b(?:tel|tél|phone|telephone|téléphone|telefon|mobile|mobil|mob|cell phone|cellphone|my number|my cell|handy|portable|numer|numerem|nummer|numéro|numero|kom|komórka|komorka|whatsapp|signal|telegram|sms|fax|call me|text me|ring me|joindre|appeler|appelez|anrufen|zadzwoń|dzwoń|kontakt|contact|coordonnées)\b\.?",
             r"[ \t]*(?:(?:number|no\.?|nr\.?|n°|is|:|-)[ \t]*){0,3}",
             r"(\+?[0-9](?:[0-9]|[ .-][0-9]){6,16})\b",
         )),
@@ -929,9 +929,33 @@ fn find_counted(text: &str) -> Found {
         {
             6
         } else if mentions(&[
-            "tel", "phone", "mob", "handy", "portable", "numer", "whatsapp", "signal", "fax",
-            "call me", "text me", "ring me", "joindre", "appel", "dzwo", "kontakt", "contact",
+            "tel",
+            "phone",
+            "mob",
+            "handy",
+            "portable",
+            "numer",
+            "whatsapp",
+            "signal",
+            "fax",
+            "call me",
+            "text me",
+            "ring me",
+            "joindre",
+            "appel",
+            "dzwo",
+            "kontakt",
+            "contact",
             "coordonn",
+            "cell",
+            "my number",
+            "nummer",
+            "numéro",
+            "numero",
+            "kom",
+            "telegram",
+            "sms",
+            "anruf",
         ]) {
             // Only the cued pattern: its cue is the evidence the layout would give.
             usize::MAX
@@ -1078,6 +1102,9 @@ mod tests {
             ("fixe : 01.23.45.67.89", "phone_number"),
             ("zadzwoń +48 512 345 678", "phone_number"),
             ("tel. 512-345-678", "phone_number"),
+            ("kom. 512345678", "phone_number"),
+            ("my number 4155550132, call after six", "phone_number"),
+            ("Nummer: 015123456789", "phone_number"),
             ("call (555) 123-4567", "phone_number"),
             ("text 555.123.4567", "phone_number"),
             ("+1-555-123-4567", "phone_number"),

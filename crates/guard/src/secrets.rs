@@ -1174,6 +1174,14 @@ fn could_be_one_token(tail: &[u8], head: &[u8]) -> bool {
     digit || (lower && inner_upper)
 }
 
+/// A short run of small letters ending a line (`cat token.txt`, `source .env`): a word or a
+/// file extension, not the end of a key cut by a terminal's width (which is the width of
+/// the line, random, and rarely all small letters). Joining it to the next line would glue
+/// the word to a key that starts there and hide the key's beginning.
+fn short_word(tail: &[u8]) -> bool {
+    tail.len() <= 8 && tail.iter().all(u8::is_ascii_lowercase)
+}
+
 /// The start of the line at `b` could continue a token from the line before: it is not
 /// the next line of a file (`NAME=value`, `key: value`) nor a short word of prose (a
 /// random piece of a key is all small letters, then a space, with low probability).
@@ -1193,8 +1201,10 @@ fn next_line_continues(b: &[u8]) -> bool {
 }
 
 /// After a closing quote at `i`: the glue of a string concatenation and the next literal's
-/// opening quote; the index of the literal's first character.
-fn glue_end(b: &[u8], i: usize) -> Option<usize> {
+/// opening quote; the index of the literal's first character, and whether the glue was a
+/// comma (a list of pieces joined in code, `''.join(["sk-", "..."])`, which needs more
+/// evidence than an operator: any list of strings has commas).
+fn glue_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
     let limit = (i + 1 + LOOK).min(b.len());
     let space = |j: &mut usize| {
         while *j < limit && matches!(b[*j], b' ' | b'\t' | b'\n' | b'\r') {
@@ -1203,8 +1213,10 @@ fn glue_end(b: &[u8], i: usize) -> Option<usize> {
     };
     let mut j = i + 1;
     space(&mut j);
+    let comma = b.get(j) == Some(&b',');
     for op in [
         &b".."[..],
+        b",",
         b"||",
         b"++",
         b"<>",
@@ -1229,7 +1241,7 @@ fn glue_end(b: &[u8], i: usize) -> Option<usize> {
         k += 1;
     }
     (k < limit && matches!(b[k], b'"' | b'\'' | b'`') && b.get(k + 1).is_some_and(|&x| key_byte(x)))
-        .then_some(k + 1)
+        .then_some((k + 1, comma))
 }
 
 /// A line break at `i` (a newline, a backslash continuation, or a literal `\n` / `\r\n`
@@ -1374,7 +1386,8 @@ pub fn rejoin(text: &str) -> Option<Rejoined> {
         if repairs < MAX_REPAIRS {
             if matches!(x, b'"' | b'\'' | b'`')
                 && prev_key
-                && let Some(next) = glue_end(b, i)
+                && let Some((next, comma)) = glue_end(b, i)
+                && (!comma || could_be_one_token(tail_run(out).as_bytes(), head_run(&b[next..])))
             {
                 let mut copy = begin(&mut r, i);
                 copy.join();
@@ -1387,6 +1400,7 @@ pub fn rejoin(text: &str) -> Option<Rejoined> {
                 && prev_key
                 && let Some((next, real)) = line_break_end(b, i)
                 && (!real || continues.is_none_or(|before| i - line_start >= before))
+                && !(real && short_word(tail_run(out).as_bytes()))
                 && next_line_continues(&b[next..])
                 && could_be_one_token(tail_run(out).as_bytes(), head_run(&b[next..]))
             {
@@ -1972,6 +1986,29 @@ mod tests {
                 "tidepool_api_key",
                 &tidepool,
             ),
+            // The command's line ends in a small word (the file name) just before the key's
+            // first line: the word stays apart, the key's lines are joined.
+            (
+                format!("$ cat token.txt\n{}\n{}\n$", &ghp[..26], &ghp[26..]),
+                "github_token",
+                &ghp,
+            ),
+            // Pieces joined from a list in code.
+            (
+                format!(
+                    "key = ''.join(['{}', '{}', '{}'])",
+                    &openai[..16],
+                    &openai[16..32],
+                    &openai[32..]
+                ),
+                "openai_api_key",
+                &openai,
+            ),
+            (
+                format!("const k = [\"{g1}\", \"{g2}\"].join(\"\");"),
+                "github_token",
+                &ghp,
+            ),
             // A literal \n in an escaped string, and markdown bold inside the token.
             (format!("{{\"k\": \"{g1}\\n{g2}\"}}"), "github_token", &ghp),
             (format!("my key {g1}**{g2}** lol"), "github_token", &ghp),
@@ -2250,6 +2287,10 @@ mod tests {
             format!("commits:\n{sha}\n{}\n", &sha[..20]),
             format!("h = \"{}\" + \"{}\"", &sha[..20], &sha[20..]),
             "id = \"550e8400-e29b-41d4-a716\" + \"-446655440000\"".to_owned(),
+            // Lists of strings: words, hashes, ids.
+            "tags = ['rust', 'postgres', 'agents', 'safety']".to_owned(),
+            format!("shas = [\"{sha}\", \"{}\"]", &sha[..20]),
+            "ids: [\"550e8400-e29b-41d4-a716-446655440000\", \"6fa459ea-ee8a-3ca4-894e-db77e160355e\"]".to_owned(),
             // Two public addresses on consecutive lines or in adjacent literals.
             format!("wallets:\n{sol1}\n{sol2}"),
             format!("addrs = \"{sol1}\" \"{sol2}\""),
