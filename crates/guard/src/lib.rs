@@ -326,20 +326,38 @@ fn decode_base64(body: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-/// [`decode_base64`] of a run that may start with a word glued to it (`key` + base64: the
-/// word's letters are base64 too, so the run decodes misaligned into noise): the first of
-/// the four alignments that decodes to readable text, else the run as it is.
+/// [`decode_base64`] of a run that may start with a word glued to it (`token` + base64: the
+/// word's letters are base64 too, so the run decodes misaligned into noise, or into a few
+/// bytes of noise before the text): of the four alignments, the first whose decoding is
+/// readable text once at most [`GLUED_BYTES`] leading bytes are dropped; else the run as
+/// it is.
 fn decode_base64_glued(body: &str) -> Option<Vec<u8>> {
     let whole = decode_base64(body);
     if whole.as_deref().and_then(printable).is_some() {
         return whole;
     }
-    (1..4)
+    (0..4)
         .filter_map(|skip| body.get(skip..))
         .filter_map(decode_base64)
-        .find(|b| printable(b).is_some())
+        .find_map(|b| {
+            // Dropping bytes is for short runs (a key glued to a word); a long run is read
+            // at its alignments only, so the cost stays a few passes over it.
+            let most = if b.len() <= GLUED_RUN_MAX {
+                GLUED_BYTES
+            } else {
+                0
+            };
+            (0..=most.min(b.len().saturating_sub(8)))
+                .find(|&drop| printable(&b[drop..]).is_some())
+                .map(|drop| b[drop..].to_vec())
+        })
         .or(whole)
 }
+
+/// Most bytes of noise a word glued before base64 decodes to (a word of 32 letters).
+const GLUED_BYTES: usize = 24;
+/// Longest decoded run whose leading bytes are dropped one by one.
+const GLUED_RUN_MAX: usize = 1024;
 
 fn decode_hex(digits: &str) -> Option<Vec<u8>> {
     let b = digits.as_bytes();
@@ -1325,6 +1343,11 @@ mod tests {
             // Glued to a word, so the run starts out of step with the encoding.
             (format!("x{}", b64(&format!("token {ghp}"))), "github_token"),
             (format!("key{}", b64(&key)), "tidepool_api_key"),
+            (format!("mysecret{}", b64(&key)), "tidepool_api_key"),
+            (
+                format!("apikey{}", b64(&format!("gh {ghp}"))),
+                "github_token",
+            ),
             // Encoded twice.
             (b64(&b64(ghp)), "github_token"),
             (b64(&hex(ghp)), "github_token"),

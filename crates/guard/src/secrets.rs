@@ -1045,6 +1045,10 @@ fn find_counted(text: &str, work: &mut Work) -> Vec<SecretMatch> {
         let covers = out[i..k].iter().all(|o| {
             start <= o.start && end >= o.end && (!is_generic(found.rule) || is_generic(o.rule))
         });
+        // Two whole keys of one kind side by side (a list, two lines) joined read as one
+        // longer key of that kind: each stays itself (each must be revoked).
+        let whole_keys = out[i..k].iter().filter(|o| o.rule == found.rule).count();
+        let covers = covers && whole_keys < 2;
         if covers {
             replaced[i..k].fill(true);
             added.push(found);
@@ -1201,10 +1205,8 @@ fn next_line_continues(b: &[u8]) -> bool {
 }
 
 /// After a closing quote at `i`: the glue of a string concatenation and the next literal's
-/// opening quote; the index of the literal's first character, and whether the glue was a
-/// comma (a list of pieces joined in code, `''.join(["sk-", "..."])`, which needs more
-/// evidence than an operator: any list of strings has commas).
-fn glue_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+/// opening quote; the index of the literal's first character.
+fn glue_end(b: &[u8], i: usize) -> Option<usize> {
     let limit = (i + 1 + LOOK).min(b.len());
     let space = |j: &mut usize| {
         while *j < limit && matches!(b[*j], b' ' | b'\t' | b'\n' | b'\r') {
@@ -1213,10 +1215,8 @@ fn glue_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
     };
     let mut j = i + 1;
     space(&mut j);
-    let comma = b.get(j) == Some(&b',');
     for op in [
         &b".."[..],
-        b",",
         b"||",
         b"++",
         b"<>",
@@ -1241,7 +1241,7 @@ fn glue_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
         k += 1;
     }
     (k < limit && matches!(b[k], b'"' | b'\'' | b'`') && b.get(k + 1).is_some_and(|&x| key_byte(x)))
-        .then_some((k + 1, comma))
+        .then_some(k + 1)
 }
 
 /// A line break at `i` (a newline, a backslash continuation, or a literal `\n` / `\r\n`
@@ -1386,8 +1386,7 @@ pub fn rejoin(text: &str) -> Option<Rejoined> {
         if repairs < MAX_REPAIRS {
             if matches!(x, b'"' | b'\'' | b'`')
                 && prev_key
-                && let Some((next, comma)) = glue_end(b, i)
-                && (!comma || could_be_one_token(tail_run(out).as_bytes(), head_run(&b[next..])))
+                && let Some(next) = glue_end(b, i)
             {
                 let mut copy = begin(&mut r, i);
                 copy.join();
@@ -1993,22 +1992,6 @@ mod tests {
                 "github_token",
                 &ghp,
             ),
-            // Pieces joined from a list in code.
-            (
-                format!(
-                    "key = ''.join(['{}', '{}', '{}'])",
-                    &openai[..16],
-                    &openai[16..32],
-                    &openai[32..]
-                ),
-                "openai_api_key",
-                &openai,
-            ),
-            (
-                format!("const k = [\"{g1}\", \"{g2}\"].join(\"\");"),
-                "github_token",
-                &ghp,
-            ),
             // A literal \n in an escaped string, and markdown bold inside the token.
             (format!("{{\"k\": \"{g1}\\n{g2}\"}}"), "github_token", &ghp),
             (format!("my key {g1}**{g2}** lol"), "github_token", &ghp),
@@ -2287,6 +2270,9 @@ mod tests {
             format!("commits:\n{sha}\n{}\n", &sha[..20]),
             format!("h = \"{}\" + \"{}\"", &sha[..20], &sha[20..]),
             "id = \"550e8400-e29b-41d4-a716\" + \"-446655440000\"".to_owned(),
+            // Request bodies and dicts: a value, then the next key.
+            "Example request body: {\"api_key\": \"abc123\", \"organization\": \"acme\"}".to_owned(),
+            "cfg = {'api_key': 'test1234', 'user_name': 'bob'}".to_owned(),
             // Lists of strings: words, hashes, ids.
             "tags = ['rust', 'postgres', 'agents', 'safety']".to_owned(),
             format!("shas = [\"{sha}\", \"{}\"]", &sha[..20]),
@@ -2311,6 +2297,25 @@ mod tests {
             "Привет всем, мой агент работает на Python 3.12 и Rust".to_owned(),
         ] {
             assert!(rules(&text).is_empty(), "false positive in {text:?}: {:?}", rules(&text));
+        }
+    }
+
+    #[test]
+    fn two_keys_side_by_side_stay_two_keys() {
+        let a = format!("moltbook_sk_{}", rnd(71, 43, B62));
+        let b = format!("moltbook_sk_{}", rnd(72, 43, B62));
+        for text in [
+            format!("keys = [\"{a}\", \"{b}\"]"),
+            format!("k = \"{a}\" \"{b}\""),
+            format!("{a}\n{b}"),
+        ] {
+            let f = found(&text);
+            let keys: Vec<&String> = f
+                .iter()
+                .filter(|(r, _)| *r == "tidepool_api_key")
+                .map(|(_, v)| v)
+                .collect();
+            assert_eq!(keys, [&a, &b], "{text}: {f:?}");
         }
     }
 

@@ -425,8 +425,10 @@ async fn check_round(
     .await;
     // Closed before going on, so it is gone from `pg_stat_activity` too.
     drop(holder);
-    if tokio::time::timeout(wait, connection).await.is_err() {
+    let mut connection = connection;
+    if tokio::time::timeout(wait, &mut connection).await.is_err() {
         tracing::debug!("listener: the checking connection did not close in time");
+        connection.abort();
     }
     result
 }
