@@ -26,7 +26,7 @@
 //! from any data set; they are English (other languages rely on the rules and character
 //! n-grams).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 /// The concepts, one bit each.
@@ -273,6 +273,46 @@ fn lexicon() -> &'static HashMap<&'static str, u32> {
     })
 }
 
+/// The small word lists, as sets (looked up once per token, so a set, not a scan).
+struct Lists {
+    key_adjective: HashSet<&'static str>,
+    needs_owner: HashSet<&'static str>,
+    owners: HashSet<&'static str>,
+    softeners: HashSet<&'static str>,
+    told: HashSet<&'static str>,
+}
+
+fn lists() -> &'static Lists {
+    static LISTS: OnceLock<Lists> = OnceLock::new();
+    LISTS.get_or_init(|| {
+        let set = |l: &'static str| l.split_whitespace().collect();
+        Lists {
+            key_adjective: set(KEY_AS_ADJECTIVE),
+            needs_owner: set(NEEDS_OWNER),
+            owners: set(OWNERS),
+            softeners: set(SOFTENERS),
+            told: set(TOLD),
+        }
+    })
+}
+
+/// Each triple's concepts as one mask (0 for Persist as both action and object, which is
+/// no triple), in feature order.
+fn triple_masks() -> &'static [u32] {
+    static MASKS: OnceLock<Vec<u32>> = OnceLock::new();
+    MASKS.get_or_init(|| {
+        triples()
+            .map(|t| {
+                if t[1] == t[2] {
+                    0
+                } else {
+                    t.iter().fold(0, |m, c| m | c.bit())
+                }
+            })
+            .collect()
+    })
+}
+
 fn openers() -> &'static HashMap<&'static str, ()> {
     static OPENERS: OnceLock<HashMap<&'static str, ()>> = OnceLock::new();
     OPENERS.get_or_init(|| {
@@ -348,10 +388,10 @@ fn requested(tokens: &[&str], i: usize, clause_start: usize, asked: bool) -> boo
         return true;
     }
     let prev = |k: usize| if i >= k { tokens[i - k] } else { "" };
-    let in_list = |w: &str, list: &str| list.split_whitespace().any(|x| x == w);
+    let l = lists();
     let (p1, p2) = (prev(1), prev(2));
-    (in_list(p1, SOFTENERS) && (i - 1 == clause_start || p1 != "and"))
-        || (matches!(p1, "must" | "should" | "shall") && in_list(p2, TOLD))
+    (l.softeners.contains(p1) && (i - 1 == clause_start || p1 != "and"))
+        || (matches!(p1, "must" | "should" | "shall") && l.told.contains(p2))
         || (matches!(p1, "you" | "u") && matches!(p2, "can" | "could" | "would" | "will" | "pls"))
         || (p1 == "to" && matches!(p2, "you" | "sure" | "remember" | "forget" | "u"))
 }
@@ -401,16 +441,16 @@ fn sentence_sets(folded: &str, tokens: &[&str]) -> Vec<u32> {
         if matches!(*t, "key" | "keys")
             && tokens
                 .get(i + 1)
-                .is_some_and(|n| KEY_AS_ADJECTIVE.split_whitespace().any(|w| w == *n))
+                .is_some_and(|n| lists().key_adjective.contains(n))
         {
             // "key takeaways", "the key points": not a credential.
             bits &= !Concept::Secret.bit();
         }
         if bits & (Concept::Secret.bit() | Concept::Private.bit()) != 0
-            && NEEDS_OWNER.split_whitespace().any(|w| w == *t)
+            && lists().needs_owner.contains(t)
             && !tokens[i.saturating_sub(2)..i]
                 .iter()
-                .any(|p| OWNERS.split_whitespace().any(|w| w == *p))
+                .any(|p| lists().owners.contains(p))
         {
             bits &= !(Concept::Secret.bit() | Concept::Private.bit());
         }
@@ -452,10 +492,10 @@ fn sentence_sets(folded: &str, tokens: &[&str]) -> Vec<u32> {
 /// tokens: each (asked, action, object) triple that some sentence holds, once.
 pub fn push_features(folded: &str, tokens: &[&str], offset: usize, out: &mut Vec<(usize, f32)>) {
     let mut seen = [false; N_FEATURES];
+    let masks = triple_masks();
     for set in sentence_sets(folded, tokens) {
-        for (k, t) in triples().enumerate() {
-            // Persist as both action and object is no triple.
-            if t[1] != t[2] && t.iter().all(|c| set & c.bit() != 0) {
+        for (k, &m) in masks.iter().enumerate() {
+            if m != 0 && set & m == m {
                 seen[k] = true;
             }
         }
