@@ -106,7 +106,7 @@ fn new_post(author: i64, submolt: i64) -> NewPost {
         title: "soon gone".into(),
         content: Some("a post to delete".into()),
         url: None,
-        post_type: "text".into(),
+        post_type: tidepool_core::model::posts::PostType::Text,
         safety: Safety::allow(),
         now: NOW,
     }

@@ -86,7 +86,7 @@ fn new_post(author: i64, submolt: i64, title: &str, content: &str, now: i64) -> 
         title: title.into(),
         content: Some(content.into()),
         url: None,
-        post_type: "text".into(),
+        post_type: tidepool_core::model::posts::PostType::Text,
         safety: Safety::allow(),
         now,
     }

@@ -34,7 +34,7 @@ async fn words_are_split_and_folded_like_fts5() {
         title: title.into(),
         content: Some(content.into()),
         url: url.map(Into::into),
-        post_type: "text".into(),
+        post_type: tidepool_core::model::posts::PostType::Text,
         safety: Safety::allow(),
         now: 1,
     };
@@ -142,7 +142,7 @@ async fn candidates_are_exact_for_rare_and_common_words() {
                 title: format!("item {i}"),
                 content: Some(words_of(i)),
                 url: None,
-                post_type: "text".into(),
+                post_type: tidepool_core::model::posts::PostType::Text,
                 safety: Safety::allow(),
                 now: 1,
             })

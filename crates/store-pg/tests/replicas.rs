@@ -118,7 +118,7 @@ fn new_post(author: i64, submolt: i64, title: &str) -> NewPost {
         title: title.into(),
         content: Some("body".into()),
         url: None,
-        post_type: "text".into(),
+        post_type: tidepool_core::model::posts::PostType::Text,
         safety: Safety::allow(),
         now: tidepool_core::time::now_ms(),
     }

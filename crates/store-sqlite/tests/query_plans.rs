@@ -68,7 +68,7 @@ fn seed(store: &SqliteStore) {
                         title: format!("post {i} about reefs and tides"),
                         content: Some(format!("body {i} kelp coral plankton")),
                         url: None,
-                        post_type: "text".into(),
+                        post_type: tidepool_core::model::posts::PostType::Text,
                         safety: Safety::allow(),
                         now: NOW - (POSTS - i) * 200_000,
                     },

@@ -141,7 +141,7 @@ fn votes_keep_counters_and_ranks_consistent() {
                     title: "t".into(),
                     content: Some("c".into()),
                     url: None,
-                    post_type: "text".into(),
+                    post_type: tidepool_core::model::posts::PostType::Text,
                     safety: Safety::allow(),
                     now: 1_772_366_400_000,
                 },
@@ -285,7 +285,7 @@ fn search_ranks_only_the_newest_candidates() {
                         title: format!("t{i}"),
                         content: Some(content),
                         url: None,
-                        post_type: "text".into(),
+                        post_type: tidepool_core::model::posts::PostType::Text,
                         safety: Safety::allow(),
                         now: i,
                     },
@@ -329,7 +329,7 @@ fn unknown_stored_names_are_errors_or_kept_never_guessed() {
                     title: "t".into(),
                     content: Some("c".into()),
                     url: None,
-                    post_type: "text".into(),
+                    post_type: tidepool_core::model::posts::PostType::Text,
                     safety: Safety::allow(),
                     now: 1_772_366_400_000,
                 },
@@ -370,6 +370,21 @@ fn unknown_stored_names_are_errors_or_kept_never_guessed() {
     let err = store.read(|c| posts::by_id(c, post)).unwrap_err();
     assert!(
         err.to_string().contains(r#"unknown verdict "shadowban""#),
+        "{err}"
+    );
+
+    store
+        .write_blocking(move |c| {
+            c.execute(
+                "UPDATE posts SET safety_verdict = 'allow', post_type = 'video' WHERE id = ?1",
+                [post],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let err = store.read(|c| posts::by_id(c, post)).unwrap_err();
+    assert!(
+        err.to_string().contains(r#"unknown post type "video""#),
         "{err}"
     );
 }

@@ -14,7 +14,7 @@ use tidepool_core::model::comments::{CommentSort, NewComment};
 use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{QueueScope, Release};
 use tidepool_core::model::owners::{ClaimOutcome, SuspensionLevel};
-use tidepool_core::model::posts::{Label, Labels, NewPost, Post, Safety, Verdict};
+use tidepool_core::model::posts::{Label, Labels, NewPost, Post, PostType, Safety, Verdict};
 use tidepool_core::model::submolts::{NewSubmolt, Role, SubmoltSort};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 
@@ -55,7 +55,7 @@ fn text_post(author: &Agent, submolt_id: i64, title: &str, at: i64) -> NewPost {
         title: title.into(),
         content: Some(format!("{title}: the body")),
         url: None,
-        post_type: "text".into(),
+        post_type: PostType::Text,
         safety: Safety::allow(),
         now: at,
     }

@@ -4,7 +4,7 @@ use tidepool_core::SubmoltName;
 use tidepool_core::model::agents::Agent;
 use tidepool_core::model::comments::{Comment, CommentSort, NewComment};
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
-use tidepool_core::model::posts::{NewPost, Post};
+use tidepool_core::model::posts::{NewPost, Post, PostType};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_core::text::{COMMENT_MAX, POST_CONTENT_MAX, TITLE_MAX, URL_MAX};
 use tidepool_core::time::now_ms;
@@ -88,16 +88,14 @@ pub async fn create_post(app: &App, caller: &Caller, input: PostInput) -> AppRes
         return Err(AppError::bad_request("Either content or url is required"));
     }
     let post_type = match input.post_type.as_deref().map(str::trim) {
-        None | Some("") => if url.is_some() { "link" } else { "text" }.to_owned(),
-        Some(t @ ("text" | "link" | "image")) => t.to_owned(),
-        Some(other) => {
-            return Err(
-                AppError::bad_request(format!("Unknown post type '{other}'"))
-                    .with_hint("Use text, link or image"),
-            );
-        }
+        None | Some("") if url.is_some() => PostType::Link,
+        None | Some("") => PostType::Text,
+        Some(name) => name.parse::<PostType>().map_err(|_| {
+            AppError::bad_request(format!("Unknown post type '{name}'"))
+                .with_hint("Use text, link or image")
+        })?,
     };
-    if post_type != "text" && url.is_none() {
+    if post_type.needs_url() && url.is_none() {
         return Err(AppError::bad_request(format!(
             "A {post_type} post needs a url"
         )));

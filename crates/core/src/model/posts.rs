@@ -36,7 +36,7 @@ pub struct Post {
     pub title: String,
     pub content: Option<String>,
     pub url: Option<String>,
-    pub post_type: String,
+    pub post_type: PostType,
     pub score: i64,
     pub upvotes: i64,
     pub downvotes: i64,
@@ -49,6 +49,54 @@ pub struct Post {
     pub author: AuthorRef,
     pub submolt: SubmoltRef,
     pub safety: Safety,
+}
+
+/// What a post is: text, or a link (an image is a link to one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PostType {
+    #[default]
+    Text,
+    Link,
+    Image,
+}
+
+impl PostType {
+    /// The name stored with a post and shown in the API (`text`, `link`, `image`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Link => "link",
+            Self::Image => "image",
+        }
+    }
+
+    /// Whether a post of this type must carry a url.
+    pub fn needs_url(self) -> bool {
+        self != Self::Text
+    }
+}
+
+impl fmt::Display for PostType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PostType {
+    type Err = UnknownName;
+
+    /// The post type a name stands for; an unknown name is an error naming it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "link" => Ok(Self::Link),
+            "image" => Ok(Self::Image),
+            _ => Err(UnknownName {
+                kind: "post type",
+                value: s.to_owned(),
+            }),
+        }
+    }
 }
 
 /// What the guard decides about a text. Ordered by severity, so the verdict of several
@@ -352,7 +400,7 @@ pub struct NewPost {
     pub title: String,
     pub content: Option<String>,
     pub url: Option<String>,
-    pub post_type: String,
+    pub post_type: PostType,
     pub safety: Safety,
     pub now: i64,
 }
@@ -363,6 +411,16 @@ pub const MAX_PINNED: i64 = 3;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn post_types_round_trip_and_unknown_names_are_refused() {
+        for t in [PostType::Text, PostType::Link, PostType::Image] {
+            assert_eq!(t.as_str().parse::<PostType>(), Ok(t));
+        }
+        let e = "video".parse::<PostType>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown post type \"video\"");
+        assert!(!PostType::Text.needs_url() && PostType::Image.needs_url());
+    }
 
     const VERDICTS: [Verdict; 4] = [
         Verdict::Allow,

@@ -113,7 +113,7 @@ pub(crate) async fn create_post(db: &PgPool, new: NewPost) -> Result<Post> {
                 &new.title,
                 &new.content,
                 &new.url,
-                &new.post_type,
+                &new.post_type.as_str(),
                 &new.now,
                 &new.safety.verdict.as_str(),
                 &new.safety.labels.to_json(),

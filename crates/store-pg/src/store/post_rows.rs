@@ -108,7 +108,7 @@ pub(crate) fn post_from_row(row: &Row) -> Result<Post> {
         title: get(row, 2)?,
         content: get(row, 3)?,
         url: get(row, 4)?,
-        post_type: get(row, 5)?,
+        post_type: parsed(row, 5, str::parse)?,
         score: get(row, 6)?,
         upvotes: get(row, 7)?,
         downvotes: get(row, 8)?,
