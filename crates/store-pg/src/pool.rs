@@ -280,9 +280,17 @@ async fn run_prepared_probe(
     // Behind a transaction-mode pooler this takes the server connection just released
     // by the prepare above, and keeps it until the runs are done.
     holder.batch_execute("BEGIN; SELECT 1").await?;
+    // Every step of the probe's own connection that fails says prepared statements do not
+    // work on it: behind a pooler the failure can also surface as a protocol error
+    // ("unexpected message from server") at the transaction's start or end, not only at
+    // the statement.
     for run in ["first", "second"] {
-        let tx = conn.client.transaction().await?;
         let step = format!("the {run} run of a prepared statement in its own transaction");
+        let tx = conn
+            .client
+            .transaction()
+            .await
+            .map_err(|e| refusal(&step, &e))?;
         let row = tx
             .query_one(&statement, &[&41i64])
             .await
@@ -291,9 +299,12 @@ async fn run_prepared_probe(
         if got != 42 {
             return Err(refusal(&step, &format!("it returned {got}, not 42")));
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(|e| refusal(&step, &e))?;
         if !between.is_empty() {
-            conn.client.batch_execute(between).await?;
+            conn.client
+                .batch_execute(between)
+                .await
+                .map_err(|e| refusal(&step, &e))?;
         }
     }
     holder.batch_execute("COMMIT").await?;
