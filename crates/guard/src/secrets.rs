@@ -1244,6 +1244,62 @@ fn glue_end(b: &[u8], i: usize) -> Option<usize> {
         .then_some(k + 1)
 }
 
+/// After a closing quote at `i`, the next element of a list of string literals
+/// (`["sk-proj-ab", "cd..."]`, `('ab', 'cd')`, the pieces of a `join`): the index of its
+/// first character. Only inside a list: the literal closed at `i` opens after `[`, `(` or
+/// a comma, and the next one is followed by a comma, `]` or `)`, with the same quotes, so
+/// the values of a dict or a JSON object (`"abc123", "organization": ...`) are never
+/// joined to the key after them.
+fn list_glue_end(b: &[u8], i: usize) -> Option<usize> {
+    let quote = b[i];
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    // This literal's opening quote, and what stands before it.
+    let run = b[..i]
+        .iter()
+        .rev()
+        .take(LOOK)
+        .take_while(|&&c| key_byte(c))
+        .count();
+    let open = i.checked_sub(run + 1)?;
+    if b[open] != quote {
+        return None;
+    }
+    let before = b[..open].iter().rev().take(LOOK).find(|&&c| !is_space(c));
+    if !matches!(before, Some(b'[' | b'(' | b',')) {
+        return None;
+    }
+    // A comma, then the next literal with the same quotes, then a comma or the list's end.
+    let limit = (i + 1 + LOOK).min(b.len());
+    let mut j = i + 1;
+    while j < limit && is_space(b[j]) {
+        j += 1;
+    }
+    if b.get(j) != Some(&b',') {
+        return None;
+    }
+    j += 1;
+    while j < limit && is_space(b[j]) {
+        j += 1;
+    }
+    if j >= limit || b[j] != quote {
+        return None;
+    }
+    let start = j + 1;
+    let len = b[start..]
+        .iter()
+        .take(LOOK)
+        .take_while(|&&c| key_byte(c))
+        .count();
+    if len == 0 || b.get(start + len) != Some(&quote) {
+        return None;
+    }
+    let after = b[start + len + 1..]
+        .iter()
+        .take(LOOK)
+        .find(|&&c| !is_space(c));
+    matches!(after, Some(b',' | b']' | b')')).then_some(start)
+}
+
 /// A line break at `i` (a newline, a backslash continuation, or a literal `\n` / `\r\n`
 /// escape) and the indentation after it: the index of the next line's first character,
 /// and whether the break is a real one (not an escape).
@@ -1386,7 +1442,11 @@ pub fn rejoin(text: &str) -> Option<Rejoined> {
         if repairs < MAX_REPAIRS {
             if matches!(x, b'"' | b'\'' | b'`')
                 && prev_key
-                && let Some(next) = glue_end(b, i)
+                && let Some(next) = glue_end(b, i).or_else(|| {
+                    list_glue_end(b, i).filter(|&n| {
+                        could_be_one_token(tail_run(out).as_bytes(), head_run(&b[n..]))
+                    })
+                })
             {
                 let mut copy = begin(&mut r, i);
                 copy.join();
@@ -1989,6 +2049,22 @@ mod tests {
             // first line: the word stays apart, the key's lines are joined.
             (
                 format!("$ cat token.txt\n{}\n{}\n$", &ghp[..26], &ghp[26..]),
+                "github_token",
+                &ghp,
+            ),
+            // Pieces of a list joined in code.
+            (
+                format!(
+                    "key = ''.join(['{}', '{}', '{}'])",
+                    &openai[..16],
+                    &openai[16..32],
+                    &openai[32..]
+                ),
+                "openai_api_key",
+                &openai,
+            ),
+            (
+                format!("const k = [\"{g1}\", \"{g2}\"].join(\"\");"),
                 "github_token",
                 &ghp,
             ),
