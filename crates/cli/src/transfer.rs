@@ -180,14 +180,7 @@ pub async fn import(store: &dyn Store, from: &Path) -> Result<()> {
     store.import_finish().await?;
     // Verified: the store now exports exactly what was imported.
     for (table, entry) in TABLES.iter().zip(&manifest.tables) {
-        let mut digest = Sha256::new();
-        let rows = export_table(store, table, |line| {
-            digest.update(line.as_bytes());
-            digest.update(b"\n");
-            Ok(())
-        })
-        .await?;
-        let sha = hex::encode(digest.finalize());
+        let (rows, sha) = digest_table(store, table).await?;
         if rows != entry.rows || sha != entry.sha256 {
             bail!(
                 "{} differs after the import ({rows} rows, digest {sha}; expected {} rows, {})",

@@ -1,12 +1,9 @@
 //! Posts and what the guard decided about them.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-
-use super::UnknownName;
 
 /// The author as embedded in posts and comments.
 #[derive(Debug, Clone)]
@@ -60,42 +57,16 @@ pub enum PostType {
     Image,
 }
 
-impl PostType {
-    /// The name stored with a post and shown in the API (`text`, `link`, `image`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Link => "link",
-            Self::Image => "image",
-        }
-    }
+closed_names!(PostType, "post type", {
+    Text => "text",
+    Link => "link",
+    Image => "image",
+});
 
+impl PostType {
     /// Whether a post of this type must carry a url.
     pub fn needs_url(self) -> bool {
         self != Self::Text
-    }
-}
-
-impl fmt::Display for PostType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PostType {
-    type Err = UnknownName;
-
-    /// The post type a name stands for; an unknown name is an error naming it.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "text" => Ok(Self::Text),
-            "link" => Ok(Self::Link),
-            "image" => Ok(Self::Image),
-            _ => Err(UnknownName {
-                kind: "post type",
-                value: s.to_owned(),
-            }),
-        }
     }
 }
 
@@ -114,42 +85,13 @@ pub enum Verdict {
     Block,
 }
 
-impl Verdict {
-    /// The name stored beside a text and shown in the API (`allow`, `label`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allow => "allow",
-            Self::Label => "label",
-            Self::Quarantine => "quarantine",
-            Self::Block => "block",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Verdict {
-    type Err = UnknownName;
-
-    /// The verdict a stored name stands for. Verdicts are a closed set the app acts on, so
-    /// an unknown name is an error, never a guess.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "allow" => Ok(Self::Allow),
-            "label" => Ok(Self::Label),
-            "quarantine" => Ok(Self::Quarantine),
-            "block" => Ok(Self::Block),
-            _ => Err(UnknownName {
-                kind: "verdict",
-                value: s.to_owned(),
-            }),
-        }
-    }
-}
+// Verdicts are a closed set the app acts on: an unknown stored name is an error.
+closed_names!(Verdict, "verdict", {
+    Allow => "allow",
+    Label => "label",
+    Quarantine => "quarantine",
+    Block => "block",
+});
 
 /// A label the guard puts on a text: what it found and, for an injection, which kinds of
 /// attack it reads as.

@@ -1,10 +1,5 @@
 //! Submolts (communities) and their moderators.
 
-use std::fmt;
-use std::str::FromStr;
-
-use super::UnknownName;
-
 #[derive(Debug, Clone)]
 pub struct Submolt {
     pub id: i64,
@@ -99,38 +94,11 @@ pub enum Role {
     Moderator,
 }
 
-impl Role {
-    /// The name stored and shown in the API (`owner`, `moderator`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Moderator => "moderator",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = UnknownName;
-
-    /// The role a stored name stands for. A role grants moderation, so an unknown name is
-    /// an error, never read as the nearest role.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "owner" => Ok(Self::Owner),
-            "moderator" => Ok(Self::Moderator),
-            _ => Err(UnknownName {
-                kind: "role",
-                value: s.to_owned(),
-            }),
-        }
-    }
-}
+// A role grants moderation: an unknown stored name is an error, never the nearest role.
+closed_names!(Role, "role", {
+    Owner => "owner",
+    Moderator => "moderator",
+});
 
 #[derive(Debug, Clone)]
 pub struct Moderator {
