@@ -97,7 +97,7 @@ pub async fn create_post(app: &App, caller: &Caller, input: PostInput) -> AppRes
     };
     if post_type.needs_url() && url.is_none() {
         return Err(AppError::bad_request(format!(
-            "A {post_type} post needs a url"
+            "A post of type '{post_type}' needs a url"
         )));
     }
     // Every limit before any expensive work (store reads, the guard): a throttled agent
