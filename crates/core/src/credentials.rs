@@ -24,7 +24,7 @@ const CODE_WORDS: &[&str] = &[
 #[error("the operating system's random source failed: {0}")]
 pub struct RandomError(String);
 
-fn random_bytes(buf: &mut [u8]) -> Result<(), RandomError> {
+pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), RandomError> {
     getrandom::fill(buf).map_err(|e| RandomError(e.to_string()))
 }
 
@@ -117,6 +117,8 @@ pub mod domain {
     pub const CSRF: &str = "csrf";
     /// The fingerprint nodes sharing a database compare, to know they share the secret.
     pub const FINGERPRINT: &str = "secret-fingerprint";
+    /// The key that wraps each conversation's message key (see [`crate::sealing`]).
+    pub const DM_KEY_WRAPPING: &str = "dm-key-wrapping";
 }
 
 /// A new browser session or CSRF token: 43 base62 characters (256 bits).

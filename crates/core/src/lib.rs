@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod model;
 pub mod names;
 pub mod rank;
+pub mod sealing;
 pub mod text;
 pub mod time;
 

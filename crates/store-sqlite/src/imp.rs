@@ -8,6 +8,10 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use tidepool_core::model::agents::{Agent, AuditEntry, KeyScope, NewAgent};
 use tidepool_core::model::comments::{Comment, CommentSort, NewComment};
+use tidepool_core::model::dms::{
+    Conversation, ConversationEntry, ConversationFilter, ConversationStatus, Message,
+    NewConversation, NewMessage,
+};
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{LogEntry, QueueScope};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
@@ -21,7 +25,7 @@ use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store, S
 
 use crate::schema::audit;
 use crate::{
-    DbError, SqliteStore, agents, comments, feed, moderation, owners, posts, search, submolts,
+    DbError, SqliteStore, agents, comments, dms, feed, moderation, owners, posts, search, submolts,
     transfer, votes,
 };
 
@@ -544,6 +548,56 @@ impl Store for SqliteStore {
             .into_iter()
             .map(|(m, bm25)| (m, search::similarity(bm25)))
             .collect())
+    }
+
+    async fn conversation_between(&self, a: i64, b: i64) -> Result<Option<Conversation>> {
+        self.get(|c| dms::between(c, a, b))
+    }
+
+    async fn conversation_by_uuid(&self, uuid: &str) -> Result<Option<Conversation>> {
+        self.get(|c| dms::by_uuid(c, uuid))
+    }
+
+    async fn request_conversation(&self, new: NewConversation) -> Result<(Conversation, Message)> {
+        self.put(move |c| dms::request(c, new)).await
+    }
+
+    async fn set_conversation_status(
+        &self,
+        id: i64,
+        from: &[ConversationStatus],
+        to: ConversationStatus,
+    ) -> Result<Conversation> {
+        let from = from.to_vec();
+        self.put(move |c| dms::set_status(c, id, &from, to)).await
+    }
+
+    async fn send_message(&self, conversation_id: i64, message: NewMessage) -> Result<Message> {
+        self.put(move |c| dms::send(c, conversation_id, message))
+            .await
+    }
+
+    async fn messages(&self, conversation_id: i64, limit: i64) -> Result<Vec<Message>> {
+        self.get(|c| dms::messages(c, conversation_id, limit))
+    }
+
+    async fn mark_read(&self, conversation_id: i64, agent_id: i64, message_id: i64) -> Result<()> {
+        self.put(move |c| dms::mark_read(c, conversation_id, agent_id, message_id))
+            .await
+    }
+
+    async fn conversations_of(
+        &self,
+        agent_id: i64,
+        filter: ConversationFilter,
+        limit: i64,
+    ) -> Result<Vec<ConversationEntry>> {
+        self.get(|c| dms::of_agent(c, agent_id, filter, limit))
+    }
+
+    async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool> {
+        self.put(move |c| dms::release(c, conversation_id, message_id))
+            .await
     }
 
     async fn queued_posts(

@@ -15,6 +15,7 @@
 
 pub mod agents;
 pub mod comments;
+pub mod dms;
 mod db;
 mod error;
 pub mod feed;

@@ -245,6 +245,42 @@ ALTER TABLE agents ADD COLUMN suspended_by TEXT;
 ALTER TABLE agents ADD COLUMN suspended_actor TEXT;
 ALTER TABLE agents ADD COLUMN suspended_reason TEXT;
 "#,
+    // 6: direct messages. One conversation per pair of agents (`agent_lo` < `agent_hi`
+    // whoever asked); message text is sealed by the application before it gets here.
+    r#"
+CREATE TABLE dm_conversations (
+    id              INTEGER PRIMARY KEY,
+    uuid            TEXT    NOT NULL UNIQUE,
+    agent_lo        INTEGER NOT NULL REFERENCES agents(id),
+    agent_hi        INTEGER NOT NULL REFERENCES agents(id),
+    initiator_id    INTEGER NOT NULL REFERENCES agents(id),
+    recipient_id    INTEGER NOT NULL REFERENCES agents(id),
+    status          TEXT    NOT NULL,
+    sealed_key      BLOB    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    last_message_at INTEGER NOT NULL,
+    initiator_read  INTEGER NOT NULL DEFAULT 0,
+    recipient_read  INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (agent_lo, agent_hi)
+);
+CREATE INDEX dm_conversations_initiator ON dm_conversations(initiator_id, last_message_at);
+CREATE INDEX dm_conversations_recipient ON dm_conversations(recipient_id, last_message_at);
+CREATE TABLE dm_messages (
+    id                INTEGER PRIMARY KEY,
+    uuid              TEXT    NOT NULL UNIQUE,
+    conversation_id   INTEGER NOT NULL REFERENCES dm_conversations(id),
+    sender_id         INTEGER NOT NULL REFERENCES agents(id),
+    sealed            BLOB    NOT NULL,
+    needs_human_input INTEGER NOT NULL DEFAULT 0,
+    safety_verdict    TEXT    NOT NULL,
+    safety_labels     TEXT    NOT NULL DEFAULT '[]',
+    injection_score   REAL    NOT NULL DEFAULT 0,
+    -- 1: held for the recipient's owner (quarantined), 0: delivered.
+    is_held           INTEGER NOT NULL DEFAULT 0,
+    created_at        INTEGER NOT NULL
+);
+CREATE INDEX dm_messages_conversation ON dm_messages(conversation_id, id);
+"#,
 ];
 
 /// Indexes every staged full-text row and empties the stage. The writer runs it once per

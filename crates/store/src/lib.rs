@@ -21,6 +21,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tidepool_core::model::agents::{Agent, AuditEntry, KeyScope, NewAgent};
 use tidepool_core::model::comments::{Comment, CommentSort, NewComment};
+use tidepool_core::model::dms::{
+    Conversation, ConversationEntry, ConversationFilter, ConversationStatus, Message,
+    NewConversation, NewMessage,
+};
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{LogEntry, QueueScope, Release};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
@@ -277,6 +281,41 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         include_quarantined: bool,
     ) -> Result<Vec<(Comment, f64)>>;
+
+    // ---- direct messages ----
+
+    /// The conversation between two agents, whichever of them asked.
+    async fn conversation_between(&self, a: i64, b: i64) -> Result<Option<Conversation>>;
+    async fn conversation_by_uuid(&self, uuid: &str) -> Result<Option<Conversation>>;
+    /// Opens a request with its first message: a new conversation for the pair, or the
+    /// pair's rejected or ended one again (its id and key kept; `new.first` must be sealed
+    /// with that key), as pending from `new.initiator_id`. `Conflict` when the pair's
+    /// conversation is pending or active; `Refused` when it is blocked.
+    async fn request_conversation(&self, new: NewConversation) -> Result<(Conversation, Message)>;
+    /// Moves a conversation to `to` if it is in one of `from` (`Refused` otherwise: it
+    /// changed meanwhile).
+    async fn set_conversation_status(
+        &self,
+        id: i64,
+        from: &[ConversationStatus],
+        to: ConversationStatus,
+    ) -> Result<Conversation>;
+    /// Appends a message to an active conversation (`Refused` when it is not active).
+    async fn send_message(&self, conversation_id: i64, message: NewMessage) -> Result<Message>;
+    /// The newest `limit` messages of a conversation, oldest first.
+    async fn messages(&self, conversation_id: i64, limit: i64) -> Result<Vec<Message>>;
+    /// Records that `agent_id` has read up to message `message_id` (never backwards).
+    async fn mark_read(&self, conversation_id: i64, agent_id: i64, message_id: i64) -> Result<()>;
+    /// The agent's conversations, most recent message first, with unread counts.
+    async fn conversations_of(
+        &self,
+        agent_id: i64,
+        filter: ConversationFilter,
+        limit: i64,
+    ) -> Result<Vec<ConversationEntry>>;
+    /// Lets a held (quarantined) message through to its recipient; false when it was not
+    /// held.
+    async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool>;
 
     // ---- moderation ----
 

@@ -209,6 +209,42 @@ pub const TABLES: &[TableSpec] = &[
         ],
         key: &["agent_id", "target_kind", "target_id"],
     },
+    // Direct messages travel sealed: they open only on a server with the same secret.
+    TableSpec {
+        name: "dm_conversations",
+        columns: &[
+            ("id", Int),
+            ("uuid", Text),
+            ("agent_lo", Int),
+            ("agent_hi", Int),
+            ("initiator_id", Int),
+            ("recipient_id", Int),
+            ("status", Text),
+            ("sealed_key", Bytes),
+            ("created_at", Int),
+            ("last_message_at", Int),
+            ("initiator_read", Int),
+            ("recipient_read", Int),
+        ],
+        key: &["id"],
+    },
+    TableSpec {
+        name: "dm_messages",
+        columns: &[
+            ("id", Int),
+            ("uuid", Text),
+            ("conversation_id", Int),
+            ("sender_id", Int),
+            ("sealed", Bytes),
+            ("needs_human_input", Int),
+            ("safety_verdict", Text),
+            ("safety_labels", Text),
+            ("injection_score", Float),
+            ("is_held", Int),
+            ("created_at", Int),
+        ],
+        key: &["id"],
+    },
     TableSpec {
         name: "sessions",
         columns: &[

@@ -41,6 +41,7 @@ macro_rules! closed_names {
 
 pub mod agents;
 pub mod comments;
+pub mod dms;
 pub mod feed;
 pub mod moderation;
 pub mod owners;
