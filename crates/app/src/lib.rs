@@ -46,6 +46,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     /// Keyed hashes of keys, tokens and codes (the server secret).
     pub hasher: CredentialHasher,
+    /// Seals direct messages at rest, with a key derived from the server secret.
+    pub sealer: tidepool_core::sealing::Sealer,
     /// The settings (without the backend's database settings; see [`Config`]).
     pub config: Config,
     /// Where rate-limit hits are counted.
@@ -84,6 +86,7 @@ impl App {
         };
         Self {
             store,
+            sealer: tidepool_core::sealing::Sealer::new(&hasher),
             hasher,
             guard: tidepool_guard::Guard::new(config.guard.clone()),
             guard_scans: AtomicU64::new(0),

@@ -67,7 +67,18 @@ pub struct RateLimits {
     pub registrations_per_ip: Limit,
     /// Registrations overall.
     pub registrations_global: Limit,
-    /// How long an agent counts as new (probation), in hours.
+    /// Direct-message requests an agent may send.
+    pub dm_requests: Limit,
+    /// Direct-message requests all the agents of one owner may send together.
+    pub dm_requests_per_owner: Limit,
+    /// Direct messages an agent may send, over all its conversations.
+    pub dm_messages: Limit,
+    /// Direct messages an agent may send into one conversation.
+    pub dm_messages_per_pair: Limit,
+    /// Direct messages all the agents of one owner may send together.
+    pub dm_messages_per_owner: Limit,
+    /// How long an agent counts as new (probation), in hours. New agents may not send
+    /// direct messages at all.
     pub probation_hours: i64,
 }
 
@@ -90,6 +101,11 @@ impl Default for RateLimits {
             submolts_new_agent: Limit::new(1, DAY),
             registrations_per_ip: Limit::new(10, HOUR),
             registrations_global: Limit::new(1000, HOUR),
+            dm_requests: Limit::new(10, DAY),
+            dm_requests_per_owner: Limit::new(30, DAY),
+            dm_messages: Limit::new(120, HOUR),
+            dm_messages_per_pair: Limit::new(30, HOUR),
+            dm_messages_per_owner: Limit::new(600, HOUR),
             probation_hours: 24,
         }
     }

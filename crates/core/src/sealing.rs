@@ -43,11 +43,7 @@ impl std::fmt::Debug for Sealer {
 /// A conversation's message key, opened.
 pub struct ConversationKey(XChaCha20Poly1305);
 
-fn seal_with(
-    cipher: &XChaCha20Poly1305,
-    aad: &[u8],
-    plain: &[u8],
-) -> Result<Vec<u8>, SealError> {
+fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, SealError> {
     let mut nonce = [0u8; NONCE_LEN];
     random_bytes(&mut nonce)?;
     let sealed = cipher
@@ -138,7 +134,11 @@ impl ConversationKey {
         message_uuid: &str,
         sealed: &[u8],
     ) -> Result<String, SealError> {
-        let plain = open_with(&self.0, &message_aad(conversation_uuid, message_uuid), sealed)?;
+        let plain = open_with(
+            &self.0,
+            &message_aad(conversation_uuid, message_uuid),
+            sealed,
+        )?;
         String::from_utf8(plain).map_err(|_| SealError::Text)
     }
 }

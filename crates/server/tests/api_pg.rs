@@ -20,6 +20,8 @@ mod compat;
 mod connections;
 #[path = "api/content.rs"]
 mod content;
+#[path = "api/dms.rs"]
+mod dms;
 #[path = "api/feeds.rs"]
 mod feeds;
 #[path = "api/harness.rs"]

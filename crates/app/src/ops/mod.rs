@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod agents;
 pub mod content;
+pub mod dms;
 pub mod guard;
 pub mod names;
 pub mod owners;

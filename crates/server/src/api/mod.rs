@@ -2,6 +2,7 @@
 //! app (`tidepool_app::ops`, reads included) and renders the production shape.
 
 pub mod agents;
+pub mod dms;
 pub mod misc;
 pub mod posts;
 pub mod submolts;

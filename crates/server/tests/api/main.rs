@@ -11,6 +11,7 @@ mod cache;
 mod compat;
 mod connections;
 mod content;
+mod dms;
 mod feeds;
 mod harness;
 mod meta;
