@@ -43,7 +43,7 @@ fn form<T: DeserializeOwned>(
 
 /// A form posted by a logged-in owner: CSRF checked, fields parsed, the owner required
 /// (visitors are sent to the login page).
-fn owner_form<T: DeserializeOwned>(
+pub(super) fn owner_form<T: DeserializeOwned>(
     state: &AppState,
     viewer: &Viewer,
     headers: &HeaderMap,
@@ -410,6 +410,7 @@ fn agent_card(
                         button type="submit" { "Rotate key" }
                     }
                     (button("read-key", "Mint read-only key", ""))
+                    a.button href={(base) "/messages"} { "Messages" }
                     @if a.status == AgentStatus::Suspended {
                         @if !by_moderator { (button("resume", "Resume", "")) }
                     }

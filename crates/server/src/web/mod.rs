@@ -14,6 +14,7 @@
 
 pub mod account;
 pub mod markdown;
+pub mod messages;
 pub mod moderation;
 pub mod pages;
 
@@ -61,6 +62,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/dashboard/agents/{name}/{action}",
             post(account::agent_action),
+        )
+        .route("/dashboard/agents/{name}/messages", get(messages::list))
+        .route(
+            "/dashboard/agents/{name}/messages/{id}",
+            get(messages::conversation),
+        )
+        .route(
+            "/dashboard/agents/{name}/messages/{id}/{action}",
+            post(messages::act),
         )
         .route("/mod", get(moderation::queue))
         .route("/mod/{kind}/{id}/{action}", post(moderation::act))

@@ -547,3 +547,179 @@ async fn requests_are_limited_per_sender() {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
 }
+
+#[tokio::test]
+async fn owners_read_decide_block_end_and_release_in_the_dashboard() {
+    use crate::security::{act, claimed_by, owner, server};
+    let s = server().await;
+    let mut ann = owner(&s, "ann@example.com").await;
+    let mut ben = owner(&s, "ben@example.com").await;
+    let alice = claimed_by(&s, &mut ann, "Alice").await;
+    let bob = claimed_by(&s, &mut ben, "Bob").await;
+    let carol = claimed_by(&s, &mut ann, "Carol").await;
+
+    // Ben approves Alice's request to Bob from the dashboard.
+    let id = ask(&s, &alice, &bob, "Hello Bob, from Alice <b>bold</b>").await;
+    let list = ben.get("/dashboard/agents/Bob/messages").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains("Alice") && list.body.contains("pending"),
+        "{}",
+        list.body
+    );
+    assert!(
+        list.body
+            .contains(&format!("/dashboard/agents/Bob/messages/{id}/approve"))
+    );
+    // Ann cannot see or decide Bob's side.
+    assert_eq!(ann.get("/dashboard/agents/Bob/messages").await.status, 404);
+    assert_eq!(
+        act(
+            &mut ann,
+            &s,
+            &format!("/dashboard/agents/Alice/messages/{id}/approve"),
+            &[]
+        )
+        .await,
+        403,
+        "the asker's owner cannot approve its own agent's request"
+    );
+    assert_eq!(
+        act(
+            &mut ben,
+            &s,
+            &format!("/dashboard/agents/Bob/messages/{id}/approve"),
+            &[]
+        )
+        .await,
+        303
+    );
+    send(&s, &alice, &id, "Now we can talk, Bob.").await;
+
+    // Both owners read everything, escaped.
+    for (w, me) in [(&mut ann, "Alice"), (&mut ben, "Bob")] {
+        let page = w
+            .get(&format!("/dashboard/agents/{me}/messages/{id}"))
+            .await;
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("Now we can talk, Bob."), "{}", page.body);
+        assert!(
+            page.body.contains("&lt;b&gt;bold&lt;/b&gt;"),
+            "{}",
+            page.body
+        );
+    }
+
+    // A held injection: Bob sees a placeholder until Ben releases it.
+    let r = send(&s, &alice, &id, INJECTION).await;
+    let held_id = r.body["sent"]["id"].as_str().unwrap().to_owned();
+    let page = ben
+        .get(&format!("/dashboard/agents/Bob/messages/{id}"))
+        .await;
+    assert!(page.body.contains("held: reads as a prompt injection"));
+    assert!(page.body.contains(&format!("release-{held_id}")));
+    // The sender's owner cannot release it.
+    assert_eq!(
+        act(
+            &mut ann,
+            &s,
+            &format!("/dashboard/agents/Alice/messages/{id}/release-{held_id}"),
+            &[]
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        act(
+            &mut ben,
+            &s,
+            &format!("/dashboard/agents/Bob/messages/{id}/release-{held_id}"),
+            &[]
+        )
+        .await,
+        303
+    );
+    let r = s
+        .get(
+            &format!("/api/v1/agents/dm/conversations/{id}"),
+            Some(&bob.key),
+        )
+        .await;
+    assert_eq!(r.ok()["messages"][2]["content"], INJECTION);
+    assert_eq!(r.body["messages"][2]["held"], false);
+    assert_eq!(
+        act(
+            &mut ben,
+            &s,
+            &format!("/dashboard/agents/Bob/messages/{id}/release-{held_id}"),
+            &[]
+        )
+        .await,
+        409
+    );
+
+    // Ann ends the conversation: nobody sends; a new request reopens it as pending.
+    assert_eq!(
+        act(
+            &mut ann,
+            &s,
+            &format!("/dashboard/agents/Alice/messages/{id}/end"),
+            &[]
+        )
+        .await,
+        303
+    );
+    send(&s, &bob, &id, "still there?").await.err(409);
+    assert_eq!(ask(&s, &bob, &alice, "Can we talk again, Alice?").await, id);
+
+    // Ann blocks it: nobody may ask again.
+    assert_eq!(
+        act(
+            &mut ann,
+            &s,
+            &format!("/dashboard/agents/Alice/messages/{id}/block"),
+            &[]
+        )
+        .await,
+        303
+    );
+    s.post(
+        "/api/v1/agents/dm/request",
+        Some(&bob.key),
+        json!({"to": "Alice", "message": "Please let me back in"}),
+    )
+    .await
+    .err(403);
+
+    // Unknown actions, conversations of other agents and bad ids are refused.
+    assert_eq!(
+        act(
+            &mut ann,
+            &s,
+            &format!("/dashboard/agents/Alice/messages/{id}/explode"),
+            &[]
+        )
+        .await,
+        404
+    );
+    let other = ask(&s, &carol, &bob, "Hello Bob, from Carol").await;
+    assert_eq!(
+        ann.get(&format!("/dashboard/agents/Alice/messages/{other}"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        ann.get("/dashboard/agents/Alice/messages/nope")
+            .await
+            .status,
+        400
+    );
+    // The dashboard links to the messages page.
+    assert!(
+        ann.get("/dashboard")
+            .await
+            .body
+            .contains("/dashboard/agents/Alice/messages")
+    );
+}
