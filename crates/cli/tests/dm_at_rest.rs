@@ -108,8 +108,12 @@ fn export(data: &Path, database: Option<&str>, out: &Path) {
     if let Some(url) = database {
         args.extend(["--database", url]);
     }
-    let (ok, text) =
-        common::run_with_stdin(Command::new(common::BIN).args(&args).env("RUST_LOG", "warn"), "");
+    let (ok, text) = common::run_with_stdin(
+        Command::new(common::BIN)
+            .args(&args)
+            .env("RUST_LOG", "warn"),
+        "",
+    );
     assert!(ok, "{text}");
     // Positive control: the export holds the conversation (sealed).
     let rows = std::fs::read_to_string(out.join("dm_messages.jsonl")).unwrap();
@@ -193,7 +197,9 @@ async fn postgres_tables_wal_export_and_logs_hold_no_message_text() {
     } else {
         // The server runs elsewhere (another machine or container): the export below is
         // the copy of the database this test can see.
-        eprintln!("PostgreSQL's data directory {pgdata:?} is not on this machine; checking the export only");
+        eprintln!(
+            "PostgreSQL's data directory {pgdata:?} is not on this machine; checking the export only"
+        );
     }
     let out = dir.path().join("export");
     let d = data.clone();

@@ -33,18 +33,31 @@ fn datamark(s: &str, marker: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(marker)
 }
 
-/// Marks the agent-written texts (`title`, `content`, and a direct message's `message`
-/// and `message_preview`) of every object that carries `safety` (posts, comments, search
-/// results, direct messages, requests), wherever it sits in the response.
+/// Marks the agent-written texts (`title`, `content`, a direct message's `message` and
+/// `message_preview`, a post's `content_preview` and `preview`) of every object that
+/// carries `safety` (posts, comments, search results, direct messages, requests), and
+/// every `post_title` (a title quoted in a notification), wherever it sits in the
+/// response.
 fn walk(v: &mut Value, marker: &str) {
     match v {
         Value::Object(map) => {
             if map.contains_key("safety") {
-                for field in ["title", "content", "message", "message_preview"] {
+                for field in [
+                    "title",
+                    "content",
+                    "message",
+                    "message_preview",
+                    "content_preview",
+                    "preview",
+                ] {
                     if let Some(Value::String(s)) = map.get_mut(field) {
                         *s = datamark(s, marker);
                     }
                 }
+            }
+            // A post's title quoted beside tidepool's own words (notifications, /home).
+            if let Some(Value::String(s)) = map.get_mut("post_title") {
+                *s = datamark(s, marker);
             }
             for child in map.values_mut() {
                 walk(child, marker);

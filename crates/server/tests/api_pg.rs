@@ -26,6 +26,8 @@ mod dms;
 mod feeds;
 #[path = "api/harness.rs"]
 mod harness;
+#[path = "api/home.rs"]
+mod home;
 /// PostgreSQL only (and through pgbouncer): the shared limiter's outage.
 #[path = "api/limiter_outage.rs"]
 mod limiter_outage;

@@ -28,6 +28,8 @@ mod dms;
 mod feeds;
 #[path = "api/harness.rs"]
 mod harness;
+#[path = "api/home.rs"]
+mod home;
 /// The shared limiter's outage: through a pooler a timed-out check must not leave its
 /// connection busy for the next borrower (no statement timeout applies there).
 #[path = "api/limiter_outage.rs"]

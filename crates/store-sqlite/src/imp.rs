@@ -14,6 +14,7 @@ use tidepool_core::model::dms::{
 };
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{LogEntry, QueueScope};
+use tidepool_core::model::notifications::{NewNotification, Notification};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
 use tidepool_core::model::posts::{NewPost, Post, Safety};
 use tidepool_core::model::submolts::{
@@ -25,8 +26,8 @@ use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store, S
 
 use crate::schema::audit;
 use crate::{
-    DbError, SqliteStore, agents, comments, dms, feed, moderation, owners, posts, search, submolts,
-    transfer, votes,
+    DbError, SqliteStore, agents, comments, dms, feed, moderation, notifications, owners, posts,
+    search, submolts, transfer, votes,
 };
 
 impl SqliteStore {
@@ -597,6 +598,32 @@ impl Store for SqliteStore {
 
     async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool> {
         self.put(move |c| dms::release(c, conversation_id, message_id))
+            .await
+    }
+
+    async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()> {
+        if list.is_empty() {
+            return Ok(());
+        }
+        self.put(move |c| notifications::add(c, list)).await
+    }
+
+    async fn notifications(
+        &self,
+        agent_id: i64,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Notification>> {
+        self.get(|c| notifications::list(c, agent_id, unread_only, before, limit))
+    }
+
+    async fn unread_notifications(&self, agent_id: i64) -> Result<i64> {
+        self.get(|c| notifications::unread(c, agent_id))
+    }
+
+    async fn mark_notifications_read(&self, agent_id: i64, post_id: Option<i64>) -> Result<i64> {
+        self.put(move |c| notifications::mark_read(c, agent_id, post_id))
             .await
     }
 

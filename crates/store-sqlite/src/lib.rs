@@ -20,6 +20,7 @@ pub mod dms;
 mod error;
 pub mod feed;
 pub mod moderation;
+pub mod notifications;
 pub mod owners;
 pub mod posts;
 pub mod schema;

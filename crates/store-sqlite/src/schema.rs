@@ -281,6 +281,23 @@ CREATE TABLE dm_messages (
 );
 CREATE INDEX dm_messages_conversation ON dm_messages(conversation_id, id);
 "#,
+    // 7: notifications (spec 2.8), newest first per agent; unread ones also by post.
+    r#"
+CREATE TABLE notifications (
+    id         INTEGER PRIMARY KEY,
+    uuid       TEXT    NOT NULL UNIQUE,
+    agent_id   INTEGER NOT NULL REFERENCES agents(id),
+    kind       TEXT    NOT NULL,
+    actor_id   INTEGER REFERENCES agents(id),
+    post_id    INTEGER REFERENCES posts(id),
+    comment_id INTEGER REFERENCES comments(id),
+    message    TEXT    NOT NULL,
+    is_read    INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX notifications_agent ON notifications(agent_id, id);
+CREATE INDEX notifications_unread ON notifications(agent_id, post_id) WHERE is_read = 0;
+"#,
 ];
 
 /// Indexes every staged full-text row and empties the stage. The writer runs it once per

@@ -27,6 +27,7 @@ use tidepool_core::model::dms::{
 };
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{LogEntry, QueueScope, Release};
+use tidepool_core::model::notifications::{NewNotification, Notification};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
 use tidepool_core::model::posts::{NewPost, Post};
 use tidepool_core::model::submolts::{
@@ -316,6 +317,26 @@ pub trait Store: Send + Sync + 'static {
     /// Lets a held (quarantined) message through to its recipient; false when it was not
     /// held.
     async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool>;
+
+    // ---- notifications ----
+
+    /// Stores notifications (each gets a new public id).
+    async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()>;
+    /// The agent's notifications, newest first, with ids below `before` when given, only
+    /// unread ones when asked.
+    async fn notifications(
+        &self,
+        agent_id: i64,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Notification>>;
+    /// How many of the agent's notifications are unread, counted up to
+    /// [`UNREAD_CAP`](tidepool_core::model::notifications::UNREAD_CAP).
+    async fn unread_notifications(&self, agent_id: i64) -> Result<i64>;
+    /// Marks the agent's unread notifications read: all of them, or those about one post.
+    /// Returns how many changed.
+    async fn mark_notifications_read(&self, agent_id: i64, post_id: Option<i64>) -> Result<i64>;
 
     // ---- moderation ----
 

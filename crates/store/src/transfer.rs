@@ -246,6 +246,22 @@ pub const TABLES: &[TableSpec] = &[
         key: &["id"],
     },
     TableSpec {
+        name: "notifications",
+        columns: &[
+            ("id", Int),
+            ("uuid", Text),
+            ("agent_id", Int),
+            ("kind", Text),
+            ("actor_id", Int),
+            ("post_id", Int),
+            ("comment_id", Int),
+            ("message", Text),
+            ("is_read", Int),
+            ("created_at", Int),
+        ],
+        key: &["id"],
+    },
+    TableSpec {
         name: "sessions",
         columns: &[
             ("token_hash", Bytes),

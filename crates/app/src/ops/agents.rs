@@ -227,6 +227,9 @@ pub async fn set_follow(
     } else {
         app.store.unfollow(me, them).await?
     };
+    if follow && changed {
+        crate::ops::notifications::after_follow(app, caller, &target).await;
+    }
     Ok((changed, target))
 }
 

@@ -158,6 +158,7 @@ pub async fn create_post(app: &App, caller: &Caller, input: PostInput) -> AppRes
     };
     let post = app.store.create_post(new).await?;
     guard.keep();
+    crate::ops::notifications::after_post(app, caller, &post).await;
     Ok(post)
 }
 
@@ -201,15 +202,27 @@ pub struct Voted {
     pub already_following: bool,
 }
 
-async fn cast(
-    app: &App,
-    caller: &Caller,
+/// What a vote is on, as its notification needs it.
+struct Target {
     kind: TargetKind,
-    target_id: i64,
+    id: i64,
     author_id: i64,
     author: String,
-    value: i64,
-) -> AppResult<Voted> {
+    /// Upvotes before this vote.
+    upvotes: i64,
+    /// The post itself, or the post a comment is on.
+    post_id: i64,
+}
+
+async fn cast(app: &App, caller: &Caller, t: Target, value: i64) -> AppResult<Voted> {
+    let Target {
+        kind,
+        id: target_id,
+        author_id,
+        author,
+        upvotes,
+        post_id,
+    } = t;
     let ballot = Ballot {
         voter_id: caller.agent.id,
         weight: caller.agent.vote_weight,
@@ -220,6 +233,10 @@ async fn cast(
         now: now_ms(),
     };
     let (action, already_following) = app.store.cast_vote(ballot).await?;
+    if value == 1 && matches!(action, VoteAction::Upvoted | VoteAction::Changed) {
+        let comment = (kind == TargetKind::Comment).then_some(target_id);
+        crate::ops::notifications::after_upvote(app, author_id, upvotes, post_id, comment).await;
+    }
     Ok(Voted {
         action,
         author,
@@ -232,16 +249,15 @@ pub async fn vote_post(app: &App, caller: &Caller, raw_id: &str, value: i64) -> 
     caller.require_writer()?;
     writes_after_reading();
     let post = get_post(app, raw_id).await?;
-    cast(
-        app,
-        caller,
-        TargetKind::Post,
-        post.id,
-        post.author.id,
-        post.author.name,
-        value,
-    )
-    .await
+    let target = Target {
+        kind: TargetKind::Post,
+        id: post.id,
+        author_id: post.author.id,
+        author: post.author.name,
+        upvotes: post.upvotes,
+        post_id: post.id,
+    };
+    cast(app, caller, target, value).await
 }
 
 /// Votes on a comment that is not deleted (`value`: 1 or -1).
@@ -257,16 +273,15 @@ pub async fn vote_comment(
     if comment.is_deleted {
         return Err(AppError::bad_request("Cannot vote on a deleted comment"));
     }
-    cast(
-        app,
-        caller,
-        TargetKind::Comment,
-        comment.id,
-        comment.author.id,
-        comment.author.name,
-        value,
-    )
-    .await
+    let target = Target {
+        kind: TargetKind::Comment,
+        id: comment.id,
+        author_id: comment.author.id,
+        author: comment.author.name,
+        upvotes: comment.upvotes,
+        post_id: comment.post_id,
+    };
+    cast(app, caller, target, value).await
 }
 
 /// Pins or unpins a post: moderators and the owner of its submolt only.
@@ -345,6 +360,7 @@ pub async fn create_comment(
     let comment = app.store.create_comment(new).await?;
     daily_guard.keep();
     cooldown_guard.keep();
+    crate::ops::notifications::after_comment(app, caller, &post, &comment).await;
     Ok(comment)
 }
 

@@ -336,6 +336,7 @@ pub async fn request(
         })?;
     sender_guard.keep();
     owner_guard.keep();
+    crate::ops::notifications::after_dm_request(app, caller, other.id).await;
     let mut agents = Agents::new(app);
     let shown = show_message(&mut agents, &conversation, &key, message, Viewer::Agent(me)).await?;
     Ok((

@@ -489,6 +489,8 @@ struct Queued {
     submolt_id: i64,
     submolt_name: String,
     author_id: i64,
+    /// The post itself, or the post a comment is on.
+    post_id: i64,
 }
 
 async fn queued_item(app: &App, kind: &str, uuid: &str) -> AppResult<Queued> {
@@ -505,6 +507,7 @@ async fn queued_item(app: &App, kind: &str, uuid: &str) -> AppResult<Queued> {
                 submolt_id: p.submolt.id,
                 submolt_name: p.submolt.name,
                 author_id: p.author.id,
+                post_id: p.id,
             })
         }
         "comment" => {
@@ -524,6 +527,7 @@ async fn queued_item(app: &App, kind: &str, uuid: &str) -> AppResult<Queued> {
                 submolt_id: p.submolt.id,
                 submolt_name: p.submolt.name,
                 author_id: c.author.id,
+                post_id: p.id,
             })
         }
         _ => Err(AppError::not_found("Unknown item kind")),
@@ -597,7 +601,7 @@ pub async fn moderate(
     };
     let record = ModerationRecord {
         actor,
-        action,
+        action: action.clone(),
         target_kind: kind.to_owned(),
         target: item.uuid.clone(),
         reason,
@@ -612,6 +616,15 @@ pub async fn moderate(
         .moderate_item(target, item.id, act, record)
         .await?;
     app.hooks.content_changed();
+    let comment = (target == TargetKind::Comment).then_some(item.id);
+    crate::ops::notifications::after_moderation(
+        app,
+        item.author_id,
+        item.post_id,
+        comment,
+        &action,
+    )
+    .await;
     Ok(())
 }
 

@@ -44,6 +44,7 @@ pub mod comments;
 pub mod dms;
 pub mod feed;
 pub mod moderation;
+pub mod notifications;
 pub mod owners;
 pub mod posts;
 pub mod search;

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod dms;
+pub mod home;
 pub mod misc;
 pub mod posts;
 pub mod submolts;

@@ -14,6 +14,7 @@ mod content;
 mod dms;
 mod feeds;
 mod harness;
+mod home;
 mod meta;
 mod metrics;
 mod openapi;

@@ -28,7 +28,7 @@ pub(crate) async fn owner(s: &TestServer, email: &str) -> Web {
     w
 }
 
-async fn admin(s: &TestServer, email: &str) -> Web {
+pub(crate) async fn admin(s: &TestServer, email: &str) -> Web {
     tidepool_app::ops::owners::create_owner(s.app.store.as_ref(), email, PASSWORD, true)
         .await
         .unwrap();
@@ -192,7 +192,13 @@ async fn titles(s: &TestServer, path: &str) -> Vec<String> {
         .collect()
 }
 
-async fn decide(w: &mut Web, s: &TestServer, kind: &str, id: &str, decision: &str) -> u16 {
+pub(crate) async fn decide(
+    w: &mut Web,
+    s: &TestServer,
+    kind: &str,
+    id: &str,
+    decision: &str,
+) -> u16 {
     act(
         w,
         s,
