@@ -15,8 +15,8 @@
 
 pub mod agents;
 pub mod comments;
-pub mod dms;
 mod db;
+pub mod dms;
 mod error;
 pub mod feed;
 pub mod moderation;
