@@ -18,7 +18,8 @@ fn tidepool(args: &[&str]) -> (bool, String) {
     )
 }
 
-/// A small network on SQLite: two agents, a submolt, posts, comments, a vote, a follow.
+/// A small network on SQLite: two agents, a submolt, posts, comments, a vote, a follow
+/// (and, from [`add_direct_messages`], a conversation).
 fn build_network(data: &Path) {
     let s = common::start(data, &["--auto-claim", "--rate-limits", "off"], "warn");
     let mut keys = Vec::new();
@@ -82,6 +83,57 @@ fn build_network(data: &Path) {
     common::stop(s);
 }
 
+/// A direct message between the two agents of [`build_network`], written through the store
+/// (the server was stopped): requested by Mover, accepted, answered by Shaker. The sealed
+/// bytes are arbitrary here: the export carries them as they are.
+async fn add_direct_messages(data: &Path) {
+    use tidepool_core::model::dms::{ConversationStatus, NewConversation, NewMessage};
+    use tidepool_core::model::posts::Safety;
+    use tidepool_store::Store;
+
+    let store = tidepool_store_sqlite::SqliteStore::open(
+        data,
+        tidepool_store_sqlite::StoreOptions::default(),
+    )
+    .unwrap();
+    let mover = store.agent_by_name("mover").await.unwrap().unwrap();
+    let shaker = store.agent_by_name("shaker").await.unwrap().unwrap();
+    let message = |sender: i64, sealed: &[u8], now: i64| NewMessage {
+        uuid: tidepool_store::new_public_id(),
+        sender_id: sender,
+        sealed: sealed.to_vec(),
+        needs_human_input: false,
+        safety: Safety::allow(),
+        now,
+    };
+    let (conversation, _) = store
+        .request_conversation(NewConversation {
+            uuid: tidepool_store::new_public_id(),
+            initiator_id: mover.id,
+            recipient_id: shaker.id,
+            sealed_key: vec![7, 0, 255, 1],
+            first: message(mover.id, &[0, 1, 2, 250, 255], 1_772_366_400_000),
+        })
+        .await
+        .unwrap();
+    store
+        .set_conversation_status(
+            conversation.id,
+            &[ConversationStatus::Pending],
+            ConversationStatus::Active,
+        )
+        .await
+        .unwrap();
+    store
+        .send_message(
+            conversation.id,
+            message(shaker.id, b"\x00sealed reply\xff", 1_772_366_401_000),
+        )
+        .await
+        .unwrap();
+    store.shutdown();
+}
+
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
@@ -105,6 +157,7 @@ async fn a_network_moves_from_sqlite_to_postgres_byte_for_byte() {
     tokio::task::spawn_blocking(move || build_network(&data))
         .await
         .unwrap();
+    add_direct_messages(&a).await;
     let db = TestDb::new().await;
     let url = db.url().to_owned();
     let d = dir.path().to_owned();
@@ -119,6 +172,10 @@ async fn a_network_moves_from_sqlite_to_postgres_byte_for_byte() {
         ]);
         assert!(ok, "{out}");
         assert!(out.contains("exported"), "{out}");
+        for table in ["dm_conversations", "dm_messages"] {
+            let rows = std::fs::read_to_string(e1.join(format!("{table}.jsonl"))).unwrap();
+            assert!(!rows.is_empty(), "no {table} exported");
+        }
         let (ok, out) = tidepool(&[
             "import",
             "--from",

@@ -11,7 +11,10 @@ use tokio_postgres::types::Type;
 use crate::{PgError, PgPool, Result, Sql};
 
 /// The migrations, in order; entry `i` brings the schema to version `i + 1`.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_dms.sql"),
+];
 
 /// The newest schema version this build knows.
 pub const LATEST_VERSION: i32 = MIGRATIONS.len() as i32;

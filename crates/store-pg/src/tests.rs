@@ -158,7 +158,7 @@ fn no_session_level_advisory_locks() {
 // ---------------------------------------------------------------------------------------
 // Schema
 
-/// The final SQLite schema (crates/store migrations 1-5), table by table. `fts_pending`
+/// The final SQLite schema (crates/store-sqlite migrations 1-6), table by table. `fts_pending`
 /// and the FTS5 tables are replaced by the `post_words` / `comment_words` tables.
 const SQLITE_TABLES: &[(&str, &[&str])] = &[
     (
@@ -229,6 +229,39 @@ const SQLITE_TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("counters", &["name", "shard", "value"]),
+    (
+        "dm_conversations",
+        &[
+            "id",
+            "uuid",
+            "agent_lo",
+            "agent_hi",
+            "initiator_id",
+            "recipient_id",
+            "status",
+            "sealed_key",
+            "created_at",
+            "last_message_at",
+            "initiator_read",
+            "recipient_read",
+        ],
+    ),
+    (
+        "dm_messages",
+        &[
+            "id",
+            "uuid",
+            "conversation_id",
+            "sender_id",
+            "sealed",
+            "needs_human_input",
+            "safety_verdict",
+            "safety_labels",
+            "injection_score",
+            "is_held",
+            "created_at",
+        ],
+    ),
     ("follows", &["follower_id", "followed_id", "created_at"]),
     (
         "mod_log",
@@ -331,6 +364,9 @@ const SQLITE_INDEXES: &[&str] = &[
     "comments_roots_best",
     "comments_roots_controversial",
     "comments_roots_top",
+    "dm_conversations_initiator",
+    "dm_conversations_recipient",
+    "dm_messages_conversation",
     "posts_author_hot",
     "posts_author_new",
     "posts_author_top",
@@ -401,6 +437,10 @@ async fn schema_has_every_sqlite_table_column_and_index() {
         ("leases", "epoch", "bigint", "NO"),
         ("job_runs", "tick", "bigint", "NO"),
         ("meta", "value", "text", "NO"),
+        ("dm_conversations", "id", "bigint", "YES"),
+        ("dm_conversations", "sealed_key", "bytea", "NO"),
+        ("dm_messages", "id", "bigint", "YES"),
+        ("dm_messages", "is_held", "smallint", "NO"),
     ] {
         let row = pool.query_one(&TYPE, &[&table, &column]).await.unwrap();
         assert_eq!(row.get::<_, String>(0), ty, "{table}.{column}");

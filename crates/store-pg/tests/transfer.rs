@@ -44,7 +44,7 @@ async fn a_network_moves_between_stores_unchanged() {
     let sqlite: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("a"), StoreOptions::default()).unwrap());
     // A network with every kind of row: owners and sessions, claims, keys, submolts and
-    // moderators, posts, comments, votes, quarantine and its release, the logs.
+    // moderators, posts, comments, votes, quarantine and its release, the logs, DMs.
     conformance::owners_accounts_sessions_and_claims(sqlite.as_ref()).await;
     conformance::agents_keys(sqlite.as_ref()).await;
     conformance::submolts_lifecycle(sqlite.as_ref()).await;
@@ -52,6 +52,11 @@ async fn a_network_moves_between_stores_unchanged() {
     conformance::comments_tree_and_counts(sqlite.as_ref()).await;
     conformance::quarantine_visibility_and_release(sqlite.as_ref()).await;
     conformance::owners_suspension_levels(sqlite.as_ref()).await;
+    // Direct messages: conversations in every status, sealed bytes, read marks, a
+    // labelled message and a released one.
+    conformance::dms_request_and_decide(sqlite.as_ref()).await;
+    conformance::dms_messages_and_read_marks(sqlite.as_ref()).await;
+    conformance::dms_safety_and_held_messages(sqlite.as_ref()).await;
     // Votes that stay (the scenarios above take theirs back).
     let fan = sqlite
         .register_agent(conformance::new_agent("Fan", true))
@@ -100,7 +105,15 @@ async fn a_network_moves_between_stores_unchanged() {
     let rows: usize = first.iter().map(|(_, l)| l.len()).sum();
     assert!(rows > 50, "{rows} rows");
     for name in [
-        "owners", "agents", "posts", "comments", "votes", "sessions", "mod_log",
+        "owners",
+        "agents",
+        "posts",
+        "comments",
+        "votes",
+        "sessions",
+        "mod_log",
+        "dm_conversations",
+        "dm_messages",
     ] {
         let (_, lines) = first.iter().find(|(n, _)| *n == name).unwrap();
         assert!(!lines.is_empty(), "no {name} exported");
@@ -121,6 +134,8 @@ async fn a_network_moves_between_stores_unchanged() {
     let stats_pg = pg.stats().await.unwrap();
     assert_eq!(stats_pg, sqlite.stats().await.unwrap());
     conformance::agents_register_and_find_more(pg.as_ref()).await;
+    // New conversations and messages get ids after the imported ones.
+    conformance::dms_conversations_of_an_agent(pg.as_ref()).await;
 
     // The same import (binary COPY) through pgbouncer in transaction mode, where
     // statements are unnamed.

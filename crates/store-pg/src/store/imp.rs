@@ -5,6 +5,10 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tidepool_core::model::agents::{Agent, AuditEntry, KeyScope, NewAgent};
 use tidepool_core::model::comments::{Comment, CommentSort, NewComment};
+use tidepool_core::model::dms::{
+    Conversation, ConversationEntry, ConversationFilter, ConversationStatus, Message,
+    NewConversation, NewMessage,
+};
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{LogEntry, QueueScope};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
@@ -15,7 +19,9 @@ use tidepool_core::model::submolts::{
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store};
 
-use super::{PgStore, agents, content, listings, moderation, owners, search, submolts, transfer};
+use super::{
+    PgStore, agents, content, dms, listings, moderation, owners, search, submolts, transfer,
+};
 use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 
 #[async_trait]
@@ -436,6 +442,62 @@ impl Store for PgStore {
             limit,
             include_quarantined
         ))
+    }
+
+    async fn conversation_between(&self, a: i64, b: i64) -> Result<Option<Conversation>> {
+        // On the primary, as every lookup a decision rests on: which key seals a request
+        // depends on whether the pair has a conversation already.
+        dms::between(&self.db, a, b).await
+    }
+
+    async fn conversation_by_uuid(&self, uuid: &str) -> Result<Option<Conversation>> {
+        dms::by_uuid(&self.db, uuid).await
+    }
+
+    async fn request_conversation(&self, new: NewConversation) -> Result<(Conversation, Message)> {
+        self.wrote(dms::request(&self.db, new)).await
+    }
+
+    async fn set_conversation_status(
+        &self,
+        id: i64,
+        from: &[ConversationStatus],
+        to: ConversationStatus,
+    ) -> Result<Conversation> {
+        self.wrote(dms::set_status(&self.db, id, from, to)).await
+    }
+
+    async fn send_message(&self, conversation_id: i64, message: NewMessage) -> Result<Message> {
+        self.wrote(dms::send(&self.db, conversation_id, message))
+            .await
+    }
+
+    async fn messages(&self, conversation_id: i64, limit: i64) -> Result<Vec<Message>> {
+        replica_read!(self, |db| dms::messages(db, conversation_id, limit))
+    }
+
+    async fn mark_read(&self, conversation_id: i64, agent_id: i64, message_id: i64) -> Result<()> {
+        self.wrote(dms::mark_read(
+            &self.db,
+            conversation_id,
+            agent_id,
+            message_id,
+        ))
+        .await
+    }
+
+    async fn conversations_of(
+        &self,
+        agent_id: i64,
+        filter: ConversationFilter,
+        limit: i64,
+    ) -> Result<Vec<ConversationEntry>> {
+        replica_read!(self, |db| dms::of_agent(db, agent_id, filter, limit))
+    }
+
+    async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool> {
+        self.wrote(dms::release(&self.db, conversation_id, message_id))
+            .await
     }
 
     async fn queued_posts(

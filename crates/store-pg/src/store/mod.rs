@@ -59,6 +59,7 @@ macro_rules! replica_lookup {
 // After the macros: `macro_rules!` are visible only to modules declared below them.
 mod agents;
 mod content;
+mod dms;
 mod imp;
 mod listings;
 mod moderation;

@@ -485,6 +485,8 @@ const IDENTITY_TABLES: &[&str] = &[
     "comments",
     "audit_log",
     "mod_log",
+    "dm_conversations",
+    "dm_messages",
 ];
 
 pub(crate) async fn import_finish(db: &PgPool) -> Result<()> {
