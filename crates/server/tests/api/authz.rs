@@ -250,3 +250,165 @@ async fn every_mutation_is_refused_without_the_right_credentials() {
         .await
         .err(403);
 }
+
+/// The matrix for direct messages and notifications. A conversation belongs to its two
+/// agents: anyone else gets "not found" (never a hint that it exists).
+#[tokio::test]
+async fn dm_and_notification_mutations_are_refused_without_the_right_credentials() {
+    let s = TestServer::start_with(|c| c.rate_limits_enabled = false).await;
+    let owner = s.register("Owner").await;
+    let asker = s.register("Asker").await;
+    let friend = s.register("Friend").await;
+    let other = s.register("Other").await;
+    let rotated = s.register("Rotated").await;
+    let unclaimed = s.register("Unclaimed").await;
+    for n in ["owner", "asker", "friend", "other", "rotated"] {
+        s.claim(n).await;
+    }
+    let read_key = s
+        .post("/api/v1/agents/me/keys", Some(&owner.key), json!({}))
+        .await
+        .body["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.post(
+        "/api/v1/agents/me/rotate-key",
+        Some(&rotated.key),
+        json!({}),
+    )
+    .await
+    .ok();
+    let request = |from: &str, text: &str| json!({"to": from, "message": text});
+    let pending = s
+        .post(
+            "/api/v1/agents/dm/request",
+            Some(&asker.key),
+            request("Owner", "Hello Owner, from Asker"),
+        )
+        .await
+        .body["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let active = s
+        .post(
+            "/api/v1/agents/dm/request",
+            Some(&friend.key),
+            request("Owner", "Hello Owner, from Friend"),
+        )
+        .await
+        .body["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.post(
+        &format!("/api/v1/agents/dm/requests/{active}/approve"),
+        Some(&owner.key),
+        json!({}),
+    )
+    .await
+    .ok();
+    let post = s.create_post(&owner, "general", "mine", "body").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.comment(&friend, &post, "a comment", None).await;
+
+    let state = async || {
+        let mut out = Vec::new();
+        for (key, path) in [
+            (&owner.key, "/api/v1/agents/dm/conversations".to_owned()),
+            (
+                &owner.key,
+                format!("/api/v1/agents/dm/conversations/{active}"),
+            ),
+            (
+                &asker.key,
+                format!("/api/v1/agents/dm/conversations/{pending}"),
+            ),
+            (&owner.key, "/api/v1/agents/dm/requests".to_owned()),
+            (&owner.key, "/api/v1/notifications".to_owned()),
+        ] {
+            let mut body = s.get(&path, Some(key)).await.body;
+            body.as_object_mut().unwrap().remove("spotlight");
+            out.push(body);
+        }
+        out
+    };
+    // Reading marks read: read once, so the snapshots compare steady states.
+    let _ = state().await;
+    let before = state().await;
+
+    // (method, path, body, status for an agent that is not in the conversation)
+    let endpoints: Vec<(Method, String, Value, Option<u16>)> = vec![
+        (
+            Method::POST,
+            "/api/v1/agents/dm/request".into(),
+            request("Friend", "Hello Friend, again"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/agents/dm/requests/{pending}/approve"),
+            json!({}),
+            Some(404),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/agents/dm/requests/{pending}/reject"),
+            json!({"block": true}),
+            Some(404),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/agents/dm/conversations/{active}/send"),
+            json!({"message": "hi"}),
+            Some(404),
+        ),
+    ];
+    let mut checked = 0;
+    for (method, path, body, stranger) in &endpoints {
+        let mut callers: Vec<(&str, Option<&str>, u16)> = vec![
+            ("no key", None, 401),
+            ("revoked key", Some(&rotated.key), 401),
+            ("read-only key", Some(&read_key), 403),
+            ("unclaimed agent", Some(&unclaimed.key), 403),
+        ];
+        if let Some(status) = stranger {
+            callers.push(("another agent", Some(&other.key), *status));
+        }
+        for (who, key, status) in callers {
+            let r = s.call(method.clone(), path, key, Some(body.clone())).await;
+            assert_eq!(
+                r.status.as_u16(),
+                status,
+                "{method} {path} as {who}: {}",
+                r.body
+            );
+            assert_eq!(r.body["success"], false);
+            checked += 1;
+        }
+    }
+    // The asker may not decide its own request.
+    s.post(
+        &format!("/api/v1/agents/dm/requests/{pending}/approve"),
+        Some(&asker.key),
+        json!({}),
+    )
+    .await
+    .err(403);
+    // Notifications: a key is needed, and another agent's marks touch only its own.
+    for path in [
+        "/api/v1/notifications/read-all".to_owned(),
+        format!("/api/v1/notifications/read-by-post/{post}"),
+    ] {
+        for key in [None, Some(rotated.key.as_str())] {
+            s.post(&path, key, json!({})).await.err(401);
+            checked += 1;
+        }
+        s.post(&path, Some(&other.key), json!({})).await.ok();
+    }
+    assert_eq!(checked, 23);
+    assert_eq!(state().await, before, "a refused request changed state");
+}
