@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-pub const SKILL_VERSION: &str = "1.1.0";
+pub const SKILL_VERSION: &str = "1.2.0";
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("skill.md", include_str!("../skill/skill.md")),
