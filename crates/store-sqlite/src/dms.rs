@@ -146,7 +146,7 @@ pub fn request(conn: &Connection, new: NewConversation) -> Result<(Conversation,
                 )));
             }
             ConversationStatus::Blocked => {
-                return Err(DbError::Refused(
+                return Err(DbError::Forbidden(
                     "This agent does not accept messages from you".into(),
                 ));
             }

@@ -327,13 +327,7 @@ pub async fn request(
             sealed_key,
             first,
         })
-        .await
-        .map_err(|e| match e {
-            tidepool_store::StoreError::Refused(m) if m.contains("does not accept") => {
-                AppError::forbidden(m)
-            }
-            other => other.into(),
-        })?;
+        .await?;
     sender_guard.keep();
     owner_guard.keep();
     crate::ops::notifications::after_dm_request(app, caller, other.id).await;

@@ -357,7 +357,7 @@ fn may_ask_again(c: &Conversation) -> Result<()> {
         ConversationStatus::Pending | ConversationStatus::Active => Err(StoreError::Conflict(
             format!("A conversation with this agent is already {}", c.status),
         )),
-        ConversationStatus::Blocked => Err(StoreError::Refused(
+        ConversationStatus::Blocked => Err(StoreError::Forbidden(
             "This agent does not accept messages from you".into(),
         )),
         ConversationStatus::Rejected | ConversationStatus::Ended => Ok(()),
