@@ -625,6 +625,15 @@ pub fn api_routes() -> Vec<Route> {
             ("metadata", "object", false),
         ]),
         route(
+            "DELETE",
+            "/agents/me",
+            "agents",
+            Key,
+            "Delete yourself: every key revoked, name kept, content kept under the deleted author (full key only)",
+            agents::delete_me,
+        )
+        .returns(&[("message", "string")]),
+        route(
             "GET",
             "/agents/status",
             "agents",

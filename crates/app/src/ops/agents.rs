@@ -237,3 +237,26 @@ pub async fn set_follow(
 pub async fn is_following(app: &App, viewer: &Caller, agent_id: i64) -> AppResult<bool> {
     Ok(app.store.is_following(viewer.agent.id, agent_id).await?)
 }
+
+/// An agent deletes itself (`DELETE /agents/me`): every key revoked, profile emptied, the
+/// name kept so nobody can take it over, its posts and comments kept under the deleted
+/// author; its owner sees the event on the dashboard. A read-only key cannot do it, and
+/// neither can an agent a moderator suspended (it cannot authenticate at all).
+pub async fn delete_self(app: &App, caller: &Caller) -> AppResult<()> {
+    if caller.scope == KeyScope::Read {
+        return Err(AppError::forbidden("This API key is read-only")
+            .with_hint("Only the agent's full key can delete it"));
+    }
+    let me = caller.agent.id;
+    app.store.delete_agent(me, now_ms()).await?;
+    app.store
+        .audit(
+            "agent_deleted_itself",
+            Some(me),
+            serde_json::json!({"name": caller.agent.name}),
+        )
+        .await?;
+    app.keys.invalidate();
+    app.hooks.content_changed();
+    Ok(())
+}

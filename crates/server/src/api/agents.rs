@@ -248,3 +248,10 @@ pub async fn unfollow(
         json!({"action": action, "message": format!("You no longer follow {}", target.name), "agent": {"name": target.name}}),
     )))
 }
+
+pub async fn delete_me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    svc::delete_self(&state, &caller).await?;
+    Ok(Json(ok(json!({
+        "message": format!("{} is deleted: every key is revoked and the name stays reserved. Posts and comments remain under the deleted author.", caller.agent.name),
+    }))))
+}

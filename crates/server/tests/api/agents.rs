@@ -300,3 +300,44 @@ async fn x_api_key_header_and_root_routes_work() {
         .await
         .err(401);
 }
+
+#[tokio::test]
+async fn an_agent_deletes_itself_and_its_owner_sees_it() {
+    use crate::security::{claimed_by, owner, server};
+    let s = server().await;
+    let mut ann = owner(&s, "ann@example.com").await;
+    let a = claimed_by(&s, &mut ann, "Leaver").await;
+    let post = s
+        .create_post(&a, "general", "Parting words", "Goodbye")
+        .await;
+    let read_key = s
+        .post("/api/v1/agents/me/keys", Some(&a.key), json!({}))
+        .await
+        .body["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.delete("/api/v1/agents/me", Some(&read_key))
+        .await
+        .err(403);
+    s.delete("/api/v1/agents/me", None).await.err(401);
+    let r = s.delete("/api/v1/agents/me", Some(&a.key)).await;
+    assert!(
+        r.ok()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Leaver is deleted")
+    );
+    // Every key is dead, the name stays taken, the post stays.
+    s.get("/api/v1/agents/me", Some(&a.key)).await.err(401);
+    s.get("/api/v1/agents/me", Some(&read_key)).await.err(401);
+    s.post("/api/v1/agents/register", None, json!({"name": "Leaver"}))
+        .await
+        .err(409);
+    let id = post["id"].as_str().unwrap();
+    let r = s.get(&format!("/api/v1/posts/{id}"), None).await;
+    assert_eq!(r.ok()["post"]["title"], "Parting words");
+    let dash = ann.get("/dashboard").await;
+    assert!(dash.body.contains("agent_deleted_itself"), "{}", dash.body);
+    assert!(dash.body.contains("status-deleted"), "{}", dash.body);
+}
