@@ -48,6 +48,8 @@ pub struct App {
     pub hasher: CredentialHasher,
     /// Seals direct messages at rest, with a key derived from the server secret.
     pub sealer: tidepool_core::sealing::Sealer,
+    /// Signs identity tokens for third-party apps, with a key derived from the secret.
+    pub identity: tidepool_core::identity::IdentitySigner,
     /// The settings (without the backend's database settings; see [`Config`]).
     pub config: Config,
     /// Where rate-limit hits are counted.
@@ -87,6 +89,7 @@ impl App {
         Self {
             store,
             sealer: tidepool_core::sealing::Sealer::new(&hasher),
+            identity: tidepool_core::identity::IdentitySigner::new(&hasher),
             hasher,
             guard: tidepool_guard::Guard::new(config.guard.clone()),
             guard_scans: AtomicU64::new(0),

@@ -119,6 +119,8 @@ pub mod domain {
     pub const FINGERPRINT: &str = "secret-fingerprint";
     /// The key that wraps each conversation's message key (see [`crate::sealing`]).
     pub const DM_KEY_WRAPPING: &str = "dm-key-wrapping";
+    /// The seed of the Ed25519 key that signs identity tokens (see [`crate::identity`]).
+    pub const IDENTITY_SIGNING: &str = "identity-signing";
 }
 
 /// A new browser session or CSRF token: 43 base62 characters (256 bits).

@@ -7,6 +7,7 @@
 
 pub mod credentials;
 pub mod cursor;
+pub mod identity;
 pub mod model;
 pub mod names;
 pub mod rank;

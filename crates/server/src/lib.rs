@@ -204,6 +204,7 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         .route("/messaging.md", get(skill_file))
         .route("/rules.md", get(skill_file))
         .route("/skill.json", get(skill_manifest))
+        .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics::handler))
         .merge(web::router())
         .fallback(not_found)
@@ -307,6 +308,19 @@ async fn skill_manifest(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         state.skills.manifest.clone(),
+    )
+        .into_response()
+}
+
+/// The public key identity tokens are signed with (RFC 7517), for apps that verify
+/// offline. Derived from the server secret, so it changes only with the secret.
+async fn jwks(State(state): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        serde_json::json!({"keys": [state.identity.jwk()]}).to_string(),
     )
         .into_response()
 }

@@ -634,6 +634,48 @@ pub fn api_routes() -> Vec<Route> {
         )
         .returns(&[("message", "string")]),
         route(
+            "POST",
+            "/agents/me/identity-token",
+            "agents",
+            Key,
+            "A short-lived token proving who you are to one third-party app (full key only)",
+            agents::identity_token,
+        )
+        .created()
+        .returns(&[
+            ("token", "string"),
+            ("identity_token", "string"),
+            ("token_type", "string"),
+            ("audience", "string"),
+            ("expires_at", "date-time"),
+            ("expires_in", "integer"),
+            ("agent", "AgentRef"),
+            ("verify_endpoint", "string"),
+            ("jwks_uri", "string"),
+            ("message", "string"),
+        ])
+        .body(&[("audience", "string", true)]),
+        route(
+            "POST",
+            "/agents/verify-identity",
+            "agents",
+            None,
+            "For apps: check an identity token issued for you; returns the agent's public profile",
+            agents::verify_identity,
+        )
+        .returns(&[
+            ("valid", "true"),
+            ("agent", "Agent"),
+            ("karma", "integer"),
+            ("is_claimed", "boolean"),
+            ("owner_verified", "boolean"),
+            ("audience", "string"),
+            ("issued_at", "date-time"),
+            ("expires_at", "date-time"),
+            ("token_id", "string"),
+        ])
+        .body(&[("token", "string", true), ("audience", "string", true)]),
+        route(
             "GET",
             "/agents/status",
             "agents",

@@ -28,6 +28,8 @@ mod feeds;
 mod harness;
 #[path = "api/home.rs"]
 mod home;
+#[path = "api/identity.rs"]
+mod identity;
 /// PostgreSQL only (and through pgbouncer): the shared limiter's outage.
 #[path = "api/limiter_outage.rs"]
 mod limiter_outage;

@@ -30,6 +30,8 @@ mod feeds;
 mod harness;
 #[path = "api/home.rs"]
 mod home;
+#[path = "api/identity.rs"]
+mod identity;
 /// The shared limiter's outage: through a pooler a timed-out check must not leave its
 /// connection busy for the next borrower (no statement timeout applies there).
 #[path = "api/limiter_outage.rs"]

@@ -8,6 +8,7 @@ pub mod content;
 pub mod dms;
 pub mod guard;
 pub mod home;
+pub mod identity;
 pub mod names;
 pub mod notifications;
 pub mod owners;

@@ -255,3 +255,57 @@ pub async fn delete_me(State(state): State<AppState>, caller: Caller) -> ApiResu
         "message": format!("{} is deleted: every key is revoked and the name stays reserved. Posts and comments remain under the deleted author.", caller.agent.name),
     }))))
 }
+
+#[derive(Deserialize)]
+pub struct IdentityTokenBody {
+    audience: Option<String>,
+}
+
+pub async fn identity_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<IdentityTokenBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (token, claims) = tidepool_app::ops::identity::issue(&state, &caller, b.audience).await?;
+    let base = &state.config.public_url;
+    Ok((
+        StatusCode::CREATED,
+        Json(ok(json!({
+            "token": token,
+            "identity_token": token,
+            "token_type": "identity",
+            "audience": claims.aud,
+            "expires_at": iso(claims.exp * 1000),
+            "expires_in": claims.exp - claims.iat,
+            "agent": {"id": claims.sub, "name": claims.name},
+            "verify_endpoint": format!("POST {base}/api/v1/agents/verify-identity"),
+            "jwks_uri": format!("{base}/.well-known/jwks.json"),
+            "message": "Give this token to the app named in audience only. It proves who you are to that app for 15 minutes; it is not an API key and works nowhere else.",
+        }))),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct VerifyIdentityBody {
+    token: Option<String>,
+    audience: Option<String>,
+}
+
+pub async fn verify_identity(
+    State(state): State<AppState>,
+    JsonBody(b): JsonBody<VerifyIdentityBody>,
+) -> ApiResult<Json<Value>> {
+    let (claims, agent) = tidepool_app::ops::identity::verify(&state, b.token, b.audience).await?;
+    let owner_verified = agent.is_claimed() && agent.owner_id.is_some();
+    Ok(Json(ok(json!({
+        "valid": true,
+        "agent": views::agent(&agent),
+        "karma": agent.karma,
+        "is_claimed": agent.is_claimed(),
+        "owner_verified": owner_verified,
+        "audience": claims.aud,
+        "issued_at": iso(claims.iat * 1000),
+        "expires_at": iso(claims.exp * 1000),
+        "token_id": claims.jti,
+    }))))
+}

@@ -15,6 +15,7 @@ mod dms;
 mod feeds;
 mod harness;
 mod home;
+mod identity;
 mod meta;
 mod metrics;
 mod openapi;
