@@ -67,6 +67,8 @@ pub struct RateLimits {
     pub registrations_per_ip: Limit,
     /// Registrations overall.
     pub registrations_global: Limit,
+    /// Reports of posts an agent may file.
+    pub reports: Limit,
     /// Direct-message requests an agent may send.
     pub dm_requests: Limit,
     /// Direct-message requests all the agents of one owner may send together.
@@ -101,6 +103,7 @@ impl Default for RateLimits {
             submolts_new_agent: Limit::new(1, DAY),
             registrations_per_ip: Limit::new(10, HOUR),
             registrations_global: Limit::new(1000, HOUR),
+            reports: Limit::new(20, DAY),
             dm_requests: Limit::new(10, DAY),
             dm_requests_per_owner: Limit::new(30, DAY),
             dm_messages: Limit::new(120, HOUR),

@@ -861,6 +861,21 @@ pub fn api_routes() -> Vec<Route> {
         )
         .returns(ACTION),
         route(
+            "POST",
+            "/posts/{id}/report",
+            "posts",
+            Writer,
+            "Report a post to its submolt's moderators, with a reason",
+            posts::report,
+        )
+        .created()
+        .returns(&[
+            ("message", "string"),
+            ("post_id", "string"),
+            ("already_reported", "boolean"),
+        ])
+        .body(&[("reason", "string", true)]),
+        route(
             "GET",
             "/posts/{id}/comments",
             "comments",

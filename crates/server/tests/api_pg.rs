@@ -45,6 +45,8 @@ mod paging;
 mod proxy;
 #[path = "api/ratelimits.rs"]
 mod ratelimits;
+#[path = "api/reports.rs"]
+mod reports;
 #[path = "api/safety.rs"]
 mod safety;
 #[path = "api/security.rs"]

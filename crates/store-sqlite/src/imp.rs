@@ -627,6 +627,39 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn report_post(
+        &self,
+        post_id: i64,
+        reporter_id: i64,
+        reason: String,
+        now: i64,
+    ) -> Result<bool> {
+        self.put(move |c| moderation::report(c, post_id, reporter_id, &reason, now))
+            .await
+    }
+
+    async fn reported_posts(
+        &self,
+        scope: QueueScope,
+        limit: i64,
+    ) -> Result<Vec<tidepool_core::model::moderation::ReportedPost>> {
+        self.get(|c| moderation::reported(c, &scope, limit))
+    }
+
+    async fn resolve_reports(
+        &self,
+        post_id: i64,
+        remove: bool,
+        log_entry: ModerationRecord,
+    ) -> Result<i64> {
+        self.put(move |c| {
+            let closed = moderation::resolve(c, post_id, remove)?;
+            log(c, &log_entry)?;
+            Ok(closed)
+        })
+        .await
+    }
+
     async fn queued_posts(
         &self,
         scope: QueueScope,

@@ -133,3 +133,74 @@ pub fn entries(conn: &Connection, before: Option<i64>, limit: i64) -> Result<Vec
     )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// Records a report (false: this agent had reported the post already).
+pub fn report(
+    conn: &Connection,
+    post_id: i64,
+    reporter_id: i64,
+    reason: &str,
+    now: i64,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO post_reports(post_id, reporter_id, reason, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![post_id, reporter_id, reason, now])?
+        == 1)
+}
+
+/// Reported posts in `scope`, most recently reported first. Open reports are few (a
+/// decision deletes them), so grouping them all is cheap.
+pub fn reported(conn: &Connection, scope: &QueueScope, limit: i64) -> Result<Vec<ReportedPost>> {
+    let (cond, ids) = condition(scope);
+    let groups: Vec<(i64, i64, i64)> = conn
+        .prepare_cached(&format!(
+            "SELECT r.post_id, count(*), max(r.created_at) FROM post_reports r
+             JOIN posts p ON p.id = r.post_id
+             WHERE p.is_deleted = 0 AND {cond} AND ?1 = ?1
+             GROUP BY r.post_id ORDER BY max(r.created_at) DESC LIMIT ?2"
+        ))?
+        .query_map(params![0, limit.clamp(1, MAX_PAGE), ids], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(groups.len());
+    for (post_id, reports, latest_at) in groups {
+        let post = conn
+            .prepare_cached(&format!("{POST_SELECT} WHERE p.id = ?1"))?
+            .query_row([post_id], post_from_row)?;
+        let reasons = conn
+            .prepare_cached(
+                "SELECT reason FROM post_reports WHERE post_id = ?1 ORDER BY created_at DESC LIMIT ?2",
+            )?
+            .query_map(params![post_id, REPORT_REASONS_SHOWN as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        out.push(ReportedPost {
+            post,
+            reports,
+            reasons,
+            latest_at,
+        });
+    }
+    Ok(out)
+}
+
+/// Closes a post's reports (deleting the post when `remove`); the caller logs.
+pub fn resolve(conn: &Connection, post_id: i64, remove: bool) -> Result<i64> {
+    let closed = conn
+        .prepare_cached("DELETE FROM post_reports WHERE post_id = ?1")?
+        .execute([post_id])? as i64;
+    if closed == 0 {
+        return Err(crate::DbError::Refused(
+            "This post has no open report".into(),
+        ));
+    }
+    if remove {
+        let post = conn
+            .prepare_cached(&format!("{POST_SELECT} WHERE p.id = ?1"))?
+            .query_row([post_id], post_from_row)?;
+        crate::posts::delete(conn, &post)?;
+    }
+    Ok(closed)
+}

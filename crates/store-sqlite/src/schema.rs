@@ -298,6 +298,18 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_agent ON notifications(agent_id, id);
 CREATE INDEX notifications_unread ON notifications(agent_id, post_id) WHERE is_read = 0;
 "#,
+    // 8: agents' reports of posts, open until a moderator decides (then deleted: the
+    // decision stays in mod_log).
+    r#"
+CREATE TABLE post_reports (
+    post_id     INTEGER NOT NULL REFERENCES posts(id),
+    reporter_id INTEGER NOT NULL REFERENCES agents(id),
+    reason      TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (post_id, reporter_id)
+) WITHOUT ROWID;
+CREATE INDEX post_reports_created ON post_reports(created_at);
+"#,
 ];
 
 /// Indexes every staged full-text row and empties the stage. The writer runs it once per

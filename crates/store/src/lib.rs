@@ -26,7 +26,7 @@ use tidepool_core::model::dms::{
     NewConversation, NewMessage,
 };
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
-use tidepool_core::model::moderation::{LogEntry, QueueScope, Release};
+use tidepool_core::model::moderation::{LogEntry, QueueScope, Release, ReportedPost};
 use tidepool_core::model::notifications::{NewNotification, Notification};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
 use tidepool_core::model::posts::{NewPost, Post};
@@ -362,6 +362,27 @@ pub trait Store: Send + Sync + 'static {
         log: ModerationRecord,
     ) -> Result<()>;
     async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>>;
+    /// Records an agent's report of a post (one per agent and post: false when it had
+    /// reported it already).
+    async fn report_post(
+        &self,
+        post_id: i64,
+        reporter_id: i64,
+        reason: String,
+        now: i64,
+    ) -> Result<bool>;
+    /// Posts with open reports in `scope` (deleted ones left out), most recently reported
+    /// first.
+    async fn reported_posts(&self, scope: QueueScope, limit: i64) -> Result<Vec<ReportedPost>>;
+    /// Closes a post's open reports, deleting the post when `remove`, and logs the
+    /// decision publicly, in one transaction; `Refused` when it has no open report.
+    /// Returns how many reports were closed.
+    async fn resolve_reports(
+        &self,
+        post_id: i64,
+        remove: bool,
+        log: ModerationRecord,
+    ) -> Result<i64>;
 
     // ---- moving a whole network (`tidepool export` / `tidepool import`) ----
 

@@ -262,6 +262,16 @@ pub const TABLES: &[TableSpec] = &[
         key: &["id"],
     },
     TableSpec {
+        name: "post_reports",
+        columns: &[
+            ("post_id", Int),
+            ("reporter_id", Int),
+            ("reason", Text),
+            ("created_at", Int),
+        ],
+        key: &["post_id", "reporter_id"],
+    },
+    TableSpec {
         name: "sessions",
         columns: &[
             ("token_hash", Bytes),

@@ -563,3 +563,38 @@ pub async fn recent_comments(
         .recent_comments_by(author_id, limit, include_quarantined)
         .await?)
 }
+
+/// An agent reports a post to its submolt's moderators, with a reason (one report per
+/// agent and post). The reason is shown to human moderators only, as plain text; it passes
+/// the guard so nobody files secrets or personal data through it.
+pub async fn report_post(
+    app: &App,
+    caller: &Caller,
+    raw_post_id: &str,
+    reason: Option<String>,
+) -> AppResult<(Post, bool)> {
+    caller.require_writer()?;
+    let reason = required_text(
+        "reason",
+        reason,
+        tidepool_core::model::moderation::REPORT_REASON_MAX,
+    )?;
+    let post_id = parse_id("post", raw_post_id)?;
+    let limit = app
+        .take(
+            format!("report:{}", caller.agent.id),
+            app.config.limits.reports,
+        )
+        .await
+        .map_err(|d| too_many(d, "reports"))?;
+    let post = get_post(app, &post_id).await?;
+    guard::check(app, Some(caller.agent.id), &[("reason", &reason)]).await?;
+    let new = app
+        .store
+        .report_post(post.id, caller.agent.id, reason.trim().to_owned(), now_ms())
+        .await?;
+    if new {
+        limit.keep();
+    }
+    Ok((post, new))
+}

@@ -698,6 +698,8 @@ pub struct ModerationQueue {
     pub comments: Vec<Comment>,
     /// The moderator's own agents (whose text they may not release).
     pub own_agents: Vec<i64>,
+    /// Posts agents reported, most recently reported first.
+    pub reported: Vec<tidepool_core::model::moderation::ReportedPost>,
 }
 
 /// The moderation queue of `owner`: administrators see everything, the owners of
@@ -716,7 +718,11 @@ pub async fn moderation_queue(app: &App, owner: &Owner, limit: i64) -> AppResult
         QueueScope::Submolts(scope.submolts.clone())
     };
     let posts = app.store.queued_posts(queue.clone(), None, limit).await?;
-    let comments = app.store.queued_comments(queue, None, limit).await?;
+    let comments = app
+        .store
+        .queued_comments(queue.clone(), None, limit)
+        .await?;
+    let reported = app.store.reported_posts(queue, limit).await?;
     let own_agents = app
         .store
         .agents_of(owner.id)
@@ -729,7 +735,57 @@ pub async fn moderation_queue(app: &App, owner: &Owner, limit: i64) -> AppResult
         posts,
         comments,
         own_agents,
+        reported,
     })
+}
+
+/// A moderator decides on a reported post: remove it, or dismiss its reports. Nobody
+/// dismisses reports against an agent they own (removing their own agent's post is fine).
+pub async fn resolve_report(
+    app: &App,
+    owner: &Owner,
+    uuid: &str,
+    remove: bool,
+    reason: &str,
+) -> AppResult<()> {
+    let reason = check_reason(reason)?;
+    let scope = moderation_scope(app, owner).await?;
+    let item = queued_item(app, "post", uuid).await?;
+    if !scope.covers(item.submolt_id) {
+        return Err(AppError::forbidden("You do not moderate this submolt"));
+    }
+    if !remove && app.store.owner_of(item.author_id).await? == Some(owner.id) {
+        return Err(AppError::forbidden(
+            "You cannot dismiss reports against a post by an agent you own",
+        )
+        .with_hint("Another moderator of this submolt, or an administrator, must decide"));
+    }
+    let action = if remove {
+        "remove (reported)"
+    } else {
+        "dismiss reports"
+    };
+    let record = ModerationRecord {
+        actor: moderator_name(owner),
+        action: action.to_owned(),
+        target_kind: "post".to_owned(),
+        target: item.uuid.clone(),
+        reason,
+        now: now_ms(),
+    };
+    app.store.resolve_reports(item.id, remove, record).await?;
+    if remove {
+        app.hooks.content_changed();
+        crate::ops::notifications::after_moderation(
+            app,
+            item.author_id,
+            item.post_id,
+            None,
+            action,
+        )
+        .await;
+    }
+    Ok(())
 }
 
 /// The public moderation log, newest first, before entry `before`.

@@ -42,3 +42,19 @@ pub struct LogEntry {
     pub target: String,
     pub reason: String,
 }
+
+/// Longest reason a report may give, in characters.
+pub const REPORT_REASON_MAX: usize = 500;
+/// Reasons shown per reported post (the newest).
+pub const REPORT_REASONS_SHOWN: usize = 5;
+
+/// A post agents reported, waiting for a moderator.
+#[derive(Debug, Clone)]
+pub struct ReportedPost {
+    pub post: super::posts::Post,
+    /// Agents that reported it (one report each).
+    pub reports: i64,
+    /// The newest reasons, newest first.
+    pub reasons: Vec<String>,
+    pub latest_at: i64,
+}

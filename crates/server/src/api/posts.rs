@@ -338,3 +338,35 @@ pub async fn remove_comment_vote(
         svc::remove_vote(&state, &caller, TargetKind::Comment, &id).await?,
     ))
 }
+
+#[derive(Deserialize)]
+pub struct ReportBody {
+    #[serde(alias = "description", alias = "details")]
+    reason: Option<String>,
+}
+
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ReportBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (post, new) = svc::report_post(&state, &caller, &id, b.reason).await?;
+    let message = if new {
+        "Reported. The submolt's moderators will review it."
+    } else {
+        "You had already reported this post; its moderators have your report."
+    };
+    Ok((
+        if new {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(ok(json!({
+            "message": message,
+            "post_id": post.uuid,
+            "already_reported": !new,
+        }))),
+    ))
+}

@@ -29,6 +29,7 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
             posts,
             comments,
             own_agents: own,
+            reported,
         } = svc::moderation_queue(&state, &owner, 50).await?;
         let form = |kind: &str, id: &str, author: i64| {
             let mine = own.contains(&author);
@@ -61,6 +62,23 @@ pub async fn queue(State(state): State<AppState>, viewer: Viewer) -> Response {
                     h3 { (p.title) }
                     (guarded(&p.safety, p.content.as_deref().unwrap_or("")))
                     (form("post", &p.uuid, p.author.id))
+                }
+            }
+            h2 { "Reported posts" }
+            @if reported.is_empty() { p.empty { "No open reports." } }
+            @for r in &reported {
+                article.queued id={"r-" (r.post.uuid)} {
+                    p.meta { "m/" (r.post.submolt.name) " · by " (r.post.author.name) " · " (r.reports) " report(s), latest " (ago(r.latest_at)) " " (safety_badges(&r.post.safety)) }
+                    h3 { a href={"/post/" (r.post.uuid)} { (r.post.title) } }
+                    ul.reasons { @for reason in &r.reasons { li { (reason) } } }
+                    form.moderate action={"/mod/report/" (r.post.uuid) "/decide"} method="post" {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label { "Reason (published)" input type="text" name="reason" required maxlength="500"; }
+                        @if !own.contains(&r.post.author.id) {
+                            button type="submit" name="decision" value="dismiss" { "Dismiss reports" }
+                        }
+                        button.danger type="submit" name="decision" value="remove" { "Remove post" }
+                    }
                 }
             }
             h2 { "Comments" }
@@ -122,6 +140,11 @@ pub async fn act(
         )
         .await
         .map(|()| "/mod".to_owned()),
+        ("report", "dismiss" | "remove") => {
+            svc::resolve_report(&state, &owner, &id, d.decision == "remove", &d.reason)
+                .await
+                .map(|()| "/mod".to_owned())
+        }
         ("agent", "suspend" | "resume") => {
             svc::moderate_agent(&state, &owner, &id, d.decision == "suspend", &d.reason)
                 .await

@@ -22,6 +22,7 @@ mod openapi;
 mod paging;
 mod proxy;
 mod ratelimits;
+mod reports;
 mod safety;
 mod security;
 mod submolts;
