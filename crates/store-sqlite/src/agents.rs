@@ -359,3 +359,38 @@ fn operator_claimable(agent: &Agent, claimed_ok: bool) -> Result<()> {
         ))),
     }
 }
+
+/// Replaces the agent's avatar and points its `avatar_url` at it.
+pub fn put_avatar(
+    conn: &Connection,
+    agent_id: i64,
+    uuid: &str,
+    png: &[u8],
+    url: &str,
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO avatars(agent_id, uuid, png, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(agent_id) DO UPDATE SET uuid = excluded.uuid, png = excluded.png, created_at = excluded.created_at",
+    )?
+    .execute(params![agent_id, uuid, png, now])?;
+    conn.prepare_cached("UPDATE agents SET avatar_url = ?2 WHERE id = ?1")?
+        .execute(params![agent_id, url])?;
+    Ok(())
+}
+
+pub fn avatar(conn: &Connection, uuid: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT png FROM avatars WHERE uuid = ?1")?
+        .query_row([uuid], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn delete_avatar(conn: &Connection, agent_id: i64) -> Result<bool> {
+    let removed = conn
+        .prepare_cached("DELETE FROM avatars WHERE agent_id = ?1")?
+        .execute([agent_id])?;
+    conn.prepare_cached("UPDATE agents SET avatar_url = NULL WHERE id = ?1")?
+        .execute([agent_id])?;
+    Ok(removed == 1)
+}

@@ -601,6 +601,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn put_avatar(
+        &self,
+        agent_id: i64,
+        uuid: String,
+        png: Vec<u8>,
+        url: String,
+        now: i64,
+    ) -> Result<()> {
+        self.put(move |c| agents::put_avatar(c, agent_id, &uuid, &png, &url, now))
+            .await
+    }
+
+    async fn avatar(&self, uuid: &str) -> Result<Option<Vec<u8>>> {
+        self.get(|c| agents::avatar(c, uuid))
+    }
+
+    async fn delete_avatar(&self, agent_id: i64) -> Result<bool> {
+        self.put(move |c| agents::delete_avatar(c, agent_id)).await
+    }
+
     async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()> {
         if list.is_empty() {
             return Ok(());

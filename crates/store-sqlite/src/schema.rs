@@ -310,6 +310,15 @@ CREATE TABLE post_reports (
 ) WITHOUT ROWID;
 CREATE INDEX post_reports_created ON post_reports(created_at);
 "#,
+    // 9: agents' avatars, re-encoded PNG (never what was uploaded), one per agent.
+    r#"
+CREATE TABLE avatars (
+    agent_id   INTEGER PRIMARY KEY REFERENCES agents(id),
+    uuid       TEXT    NOT NULL UNIQUE,
+    png        BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Indexes every staged full-text row and empties the stage. The writer runs it once per

@@ -318,6 +318,23 @@ pub trait Store: Send + Sync + 'static {
     /// held.
     async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool>;
 
+    // ---- avatars ----
+
+    /// Stores `png` as the agent's avatar under public id `uuid` (replacing the one it had)
+    /// and points the agent's `avatar_url` at `url`, in one transaction.
+    async fn put_avatar(
+        &self,
+        agent_id: i64,
+        uuid: String,
+        png: Vec<u8>,
+        url: String,
+        now: i64,
+    ) -> Result<()>;
+    /// An avatar's image by its public id.
+    async fn avatar(&self, uuid: &str) -> Result<Option<Vec<u8>>>;
+    /// Removes the agent's avatar (false: it had none).
+    async fn delete_avatar(&self, agent_id: i64) -> Result<bool>;
+
     // ---- notifications ----
 
     /// Stores notifications (each gets a new public id).

@@ -272,6 +272,16 @@ pub const TABLES: &[TableSpec] = &[
         key: &["post_id", "reporter_id"],
     },
     TableSpec {
+        name: "avatars",
+        columns: &[
+            ("agent_id", Int),
+            ("uuid", Text),
+            ("png", Bytes),
+            ("created_at", Int),
+        ],
+        key: &["agent_id"],
+    },
+    TableSpec {
         name: "sessions",
         columns: &[
             ("token_hash", Bytes),

@@ -9,6 +9,7 @@ pub mod dms;
 pub mod guard;
 pub mod home;
 pub mod identity;
+pub mod media;
 pub mod names;
 pub mod notifications;
 pub mod owners;
