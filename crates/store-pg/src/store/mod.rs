@@ -63,6 +63,7 @@ mod dms;
 mod imp;
 mod listings;
 mod moderation;
+mod notifications;
 mod owners;
 mod post_rows;
 mod rows;
