@@ -69,6 +69,8 @@ mod post_rows;
 mod rows;
 mod search;
 mod submolts;
+#[cfg(test)]
+mod test_support;
 mod transfer;
 
 /// tidepool's store on PostgreSQL: stateless, so any number of server processes may share
