@@ -154,3 +154,127 @@ pub(crate) async fn mark_read(db: &PgPool, agent_id: i64, post_id: Option<i64>) 
     };
     Ok(changed as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    //! What the conformance suite cannot show on PostgreSQL: a mark racing another
+    //! transaction's change of the same rows, staged with the test's own transaction held
+    //! open; and the statements walk their indexes.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tidepool_core::model::notifications::NotificationKind;
+    use tidepool_store::Store;
+
+    use super::*;
+    use crate::store::test_support::{NOW, agent, assert_walks_indexes, open, until_one_waits};
+
+    /// A mark waits for another transaction that marks some of the same rows read: when
+    /// that one commits, the mark counts only the rest (they were read already); when it
+    /// rolls back, the mark counts them all.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mark_behind_another_counts_only_what_it_changed() {
+        let (_db, store) = open().await;
+        for ending in ["commit", "rollback"] {
+            let me = agent(&store, &format!("Marker{ending}")).await;
+            let batch = (0..5)
+                .map(|i| NewNotification {
+                    agent_id: me,
+                    kind: NotificationKind::Follow,
+                    actor_id: None,
+                    post_id: None,
+                    comment_id: None,
+                    message: format!("follow {i}"),
+                    now: NOW + i,
+                })
+                .collect();
+            store.add_notifications(batch).await.unwrap();
+            let mut conn = store.pool().get().await.unwrap();
+            let tx = conn.transaction().await.unwrap();
+            tx.batch_execute(&format!(
+                "UPDATE notifications SET is_read = 1
+                  WHERE id IN (SELECT id FROM notifications WHERE agent_id = {me}
+                               ORDER BY id LIMIT 2)"
+            ))
+            .await
+            .unwrap();
+            let racing = {
+                let store = store.clone();
+                tokio::spawn(async move { store.mark_notifications_read(me, None).await })
+            };
+            until_one_waits(&store).await;
+            if ending == "commit" {
+                tx.commit().await.unwrap();
+            } else {
+                tx.rollback().await.unwrap();
+            }
+            let changed = racing.await.unwrap().unwrap();
+            assert_eq!(changed, if ending == "commit" { 3 } else { 5 }, "{ending}");
+            assert_eq!(store.unread_notifications(me).await.unwrap(), 0);
+        }
+    }
+
+    /// On 400 agents with 100 notifications each (40,000; the older nine in ten read, half
+    /// about one of 50 posts), an agent's listing (all, and unread only), its unread count
+    /// and both marks read through the notifications indexes (custom and generic plans):
+    /// no sequential scan of the table, and no sort beyond a page or one agent's unread
+    /// ones.
+    #[tokio::test]
+    async fn notification_statements_walk_their_indexes() {
+        let (_db, store) = open().await;
+        let conn = store.pool().get().await.unwrap();
+        let client = conn.client();
+        client
+            .batch_execute(&format!(
+                "INSERT INTO agents(uuid, name, name_key, created_at, last_active)
+                     SELECT 'a' || g, 'a' || g, 'a' || g, 0, 0 FROM generate_series(1, 400) g;
+                 INSERT INTO posts(uuid, author_id, submolt_id, title, post_type, hot_rank,
+                         created_at, updated_at)
+                     SELECT 'p' || g, (SELECT min(id) FROM agents),
+                            (SELECT min(id) FROM submolts), 'post ' || g, 'text', 0, {NOW}, {NOW}
+                     FROM generate_series(1, 50) g;
+                 INSERT INTO notifications(uuid, agent_id, kind, actor_id, post_id, message,
+                         is_read, created_at)
+                     SELECT 'n' || a.id || '-' || k, a.id, 'comment', a.id,
+                            CASE WHEN k % 2 = 0 THEN p.id END, 'm',
+                            CASE WHEN k <= 90 THEN 1 ELSE 0 END, {NOW} + k
+                     FROM generate_series(1, 100) k, agents a,
+                          LATERAL (SELECT id FROM posts WHERE uuid = 'p' || (k % 50 + 1)) p
+                     ORDER BY k, a.id;
+                 ANALYZE;"
+            ))
+            .await
+            .unwrap();
+        let me: i64 = client
+            .query_one("SELECT id FROM agents WHERE name = 'a200'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let post: i64 = client
+            .query_one("SELECT id FROM posts WHERE uuid = 'p7'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let rows: i64 = client
+            .query_one("SELECT count(*) FROM notifications", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 40_000);
+        let top = i64::MAX;
+        let by_agent: &[&str] = &["notifications_agent"];
+        let unread: &[&str] = &["notifications_unread"];
+        let either: &[&str] = &["notifications_agent", "notifications_unread"];
+        let statements: [(&str, &Sql, Vec<i64>, &[&str]); 6] = [
+            ("all", &ALL, vec![me, top, 20], by_agent),
+            ("all, a later page", &ALL, vec![me, top / 2, 20], by_agent),
+            // Newest first by id with a filter, or the agent's few unread ones sorted.
+            ("unread", &UNREAD, vec![me, top, 20], either),
+            ("unread count", &UNREAD_COUNT, vec![me, UNREAD_CAP], unread),
+            ("mark by post", &MARK_POST, vec![me, post], unread),
+            ("mark all", &MARK_ALL, vec![me], unread),
+        ];
+        for (what, stmt, args, indexes) in statements {
+            assert_walks_indexes(client, what, stmt, &args, ("notifications", indexes), 40.0).await;
+        }
+    }
+}
