@@ -18,8 +18,9 @@ fn tidepool(args: &[&str]) -> (bool, String) {
     )
 }
 
-/// A small network on SQLite: two agents, a submolt, posts, comments, a vote, a follow
-/// (and, from [`add_direct_messages`], a conversation).
+/// A small network on SQLite: two agents, a submolt, posts, comments, a vote, a follow,
+/// the notifications they made, some read (and, from [`add_direct_messages`], a
+/// conversation).
 fn build_network(data: &Path) {
     let s = common::start(data, &["--auto-claim", "--rate-limits", "off"], "warn");
     let mut keys = Vec::new();
@@ -80,6 +81,17 @@ fn build_network(data: &Path) {
         .0,
         200
     );
+    // Mover was told of the comment, the upvote and the follow; it reads those about
+    // the post, so the export holds read and unread notifications.
+    let (status, body) = common::api(
+        &s.base,
+        "POST",
+        &format!("/notifications/read-by-post/{id}"),
+        Some(&keys[0]),
+        json!({}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["marked_read"], 2, "{body}");
     common::stop(s);
 }
 
@@ -172,7 +184,7 @@ async fn a_network_moves_from_sqlite_to_postgres_byte_for_byte() {
         ]);
         assert!(ok, "{out}");
         assert!(out.contains("exported"), "{out}");
-        for table in ["dm_conversations", "dm_messages"] {
+        for table in ["dm_conversations", "dm_messages", "notifications"] {
             let rows = std::fs::read_to_string(e1.join(format!("{table}.jsonl"))).unwrap();
             assert!(!rows.is_empty(), "no {table} exported");
         }

@@ -14,6 +14,7 @@ use crate::{PgError, PgPool, Result, Sql};
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_dms.sql"),
+    include_str!("migrations/0003_notifications.sql"),
 ];
 
 /// The newest schema version this build knows.

@@ -158,7 +158,7 @@ fn no_session_level_advisory_locks() {
 // ---------------------------------------------------------------------------------------
 // Schema
 
-/// The final SQLite schema (crates/store-sqlite migrations 1-6), table by table. `fts_pending`
+/// The final SQLite schema (crates/store-sqlite migrations 1-7), table by table. `fts_pending`
 /// and the FTS5 tables are replaced by the `post_words` / `comment_words` tables.
 const SQLITE_TABLES: &[(&str, &[&str])] = &[
     (
@@ -264,6 +264,21 @@ const SQLITE_TABLES: &[(&str, &[&str])] = &[
     ),
     ("follows", &["follower_id", "followed_id", "created_at"]),
     (
+        "notifications",
+        &[
+            "id",
+            "uuid",
+            "agent_id",
+            "kind",
+            "actor_id",
+            "post_id",
+            "comment_id",
+            "message",
+            "is_read",
+            "created_at",
+        ],
+    ),
+    (
         "mod_log",
         &[
             "id",
@@ -367,6 +382,8 @@ const SQLITE_INDEXES: &[&str] = &[
     "dm_conversations_initiator",
     "dm_conversations_recipient",
     "dm_messages_conversation",
+    "notifications_agent",
+    "notifications_unread",
     "posts_author_hot",
     "posts_author_new",
     "posts_author_top",
@@ -441,6 +458,10 @@ async fn schema_has_every_sqlite_table_column_and_index() {
         ("dm_conversations", "sealed_key", "bytea", "NO"),
         ("dm_messages", "id", "bigint", "YES"),
         ("dm_messages", "is_held", "smallint", "NO"),
+        ("notifications", "id", "bigint", "YES"),
+        ("notifications", "actor_id", "bigint", "NO"),
+        ("notifications", "is_read", "smallint", "NO"),
+        ("notifications", "created_at", "bigint", "NO"),
     ] {
         let row = pool.query_one(&TYPE, &[&table, &column]).await.unwrap();
         assert_eq!(row.get::<_, String>(0), ty, "{table}.{column}");

@@ -44,7 +44,8 @@ async fn a_network_moves_between_stores_unchanged() {
     let sqlite: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("a"), StoreOptions::default()).unwrap());
     // A network with every kind of row: owners and sessions, claims, keys, submolts and
-    // moderators, posts, comments, votes, quarantine and its release, the logs, DMs.
+    // moderators, posts, comments, votes, quarantine and its release, the logs, DMs,
+    // notifications.
     conformance::owners_accounts_sessions_and_claims(sqlite.as_ref()).await;
     conformance::agents_keys(sqlite.as_ref()).await;
     conformance::submolts_lifecycle(sqlite.as_ref()).await;
@@ -57,6 +58,10 @@ async fn a_network_moves_between_stores_unchanged() {
     conformance::dms_request_and_decide(sqlite.as_ref()).await;
     conformance::dms_messages_and_read_marks(sqlite.as_ref()).await;
     conformance::dms_safety_and_held_messages(sqlite.as_ref()).await;
+    // Notifications of every kind, pointing at agents, posts and comments or at nothing,
+    // read and unread.
+    conformance::notifications_listed_newest_first_with_names(sqlite.as_ref()).await;
+    conformance::notifications_unread_and_marking(sqlite.as_ref()).await;
     // Votes that stay (the scenarios above take theirs back).
     let fan = sqlite
         .register_agent(conformance::new_agent("Fan", true))
@@ -114,6 +119,7 @@ async fn a_network_moves_between_stores_unchanged() {
         "mod_log",
         "dm_conversations",
         "dm_messages",
+        "notifications",
     ] {
         let (_, lines) = first.iter().find(|(n, _)| *n == name).unwrap();
         assert!(!lines.is_empty(), "no {name} exported");
@@ -136,6 +142,22 @@ async fn a_network_moves_between_stores_unchanged() {
     conformance::agents_register_and_find_more(pg.as_ref()).await;
     // New conversations and messages get ids after the imported ones.
     conformance::dms_conversations_of_an_agent(pg.as_ref()).await;
+    // So do notifications (an id taken twice would fail the insert); the imported ones
+    // read back with their names.
+    conformance::notifications_page_without_gaps_or_duplicates(pg.as_ref()).await;
+    let reader = pg.agent_by_name("ntreader").await.unwrap().unwrap();
+    let imported = pg.notifications(reader.id, false, None, 100).await.unwrap();
+    assert_eq!(imported.len(), 7);
+    let oldest = imported.last().unwrap();
+    assert_eq!(
+        (
+            oldest.actor_name.as_deref(),
+            oldest.submolt_name.as_deref(),
+            oldest.comment_uuid.is_some()
+        ),
+        (Some("NtActor"), Some("tidewatch"), true)
+    );
+    assert_eq!(pg.unread_notifications(reader.id).await.unwrap(), 7);
 
     // The same import (binary COPY) through pgbouncer in transaction mode, where
     // statements are unnamed.

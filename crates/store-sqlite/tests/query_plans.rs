@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use tidepool_core::cursor::Cursor;
+use tidepool_core::model::notifications::{NewNotification, NotificationKind};
 use tidepool_store_sqlite::agents::{self, NewAgent};
 use tidepool_store_sqlite::comments::{self, CommentSort, NewComment};
 use tidepool_store_sqlite::feed::{self, FeedScope, PageRequest, PostSort, Window};
@@ -16,7 +17,7 @@ use tidepool_store_sqlite::posts::{self, NewPost, Safety};
 use tidepool_store_sqlite::submolts::{self, NewSubmolt, SubmoltSort};
 use tidepool_store_sqlite::votes::{self, Ballot, TargetKind};
 use tidepool_store_sqlite::{
-    SqliteStore, StoreOptions, connect_read_only, moderation, owners, search,
+    SqliteStore, StoreOptions, connect_read_only, moderation, notifications, owners, search,
 };
 
 static CAPTURED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -123,6 +124,26 @@ fn seed(store: &SqliteStore) {
             for i in 2..60 {
                 agents::follow(c, 1, i, NOW)?;
             }
+            // 100 notifications per agent, the older nine in ten read, half about a post.
+            let mut batch = Vec::new();
+            for k in 0..100 {
+                for agent in 1..=AGENTS {
+                    batch.push(NewNotification {
+                        agent_id: agent,
+                        kind: NotificationKind::Comment,
+                        actor_id: Some(1 + (agent + k) % AGENTS),
+                        post_id: (k % 2 == 0).then_some(1 + (agent * 7 + k) % POSTS),
+                        comment_id: None,
+                        message: String::new(),
+                        now: NOW + k,
+                    });
+                }
+            }
+            notifications::add(c, batch)?;
+            c.execute(
+                "UPDATE notifications SET is_read = 1 WHERE created_at < ?1",
+                [NOW + 90],
+            )?;
             c.execute_batch("ANALYZE")?;
             Ok(())
         })
@@ -186,6 +207,8 @@ const TABLES: &[&str] = &[
     "api_keys",
     "submolt_moderators",
     "audit_log",
+    "n",
+    "notifications",
 ];
 
 /// Asserts no full table scan and, unless `bounded_sort`, no temporary sort.
@@ -411,6 +434,37 @@ fn every_listing_query_uses_an_index() {
         owners::moderated_submolts(c, 1).unwrap();
     });
     assert_indexed("owner dashboard", &p, false);
+
+    // An agent's notifications, newest first, all and unread ones, a later page, and its
+    // unread count: through the agent's notifications, never the whole table (the unread
+    // listing and count may sort or count the agent's unread ones alone).
+    let p = plans(&mut conn, |c| {
+        let all = notifications::list(c, 200, false, None, 20).unwrap();
+        assert_eq!(all.len(), 20);
+        notifications::list(c, 200, false, Some(all[19].id), 20).unwrap();
+    });
+    assert_indexed("notifications", &p, false);
+    assert!(
+        p.iter()
+            .flat_map(|(_, l)| l)
+            .any(|l| l.contains("notifications_agent")),
+        "{p:#?}"
+    );
+    let p = plans(&mut conn, |c| {
+        assert_eq!(
+            notifications::list(c, 200, true, None, 20).unwrap().len(),
+            10
+        );
+        assert_eq!(notifications::unread(c, 200).unwrap(), 10);
+    });
+    assert_indexed("unread notifications", &p, true);
+    for (sql, lines) in &p {
+        assert!(
+            lines.iter().any(|l| l.contains("INDEX notifications_")),
+            "{sql}: {lines:#?}"
+        );
+    }
+
     let p = plans(&mut conn, |c| {
         moderation::entries(c, None, 50).unwrap();
     });

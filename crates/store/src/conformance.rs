@@ -10,17 +10,21 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tidepool_core::model::agents::{Agent, KeyScope, NewAgent};
-use tidepool_core::model::comments::{CommentSort, NewComment};
+use tidepool_core::model::comments::{Comment, CommentSort, NewComment};
 use tidepool_core::model::dms::{
     Conversation, ConversationFilter, ConversationStatus, Message, NewConversation, NewMessage,
 };
 use tidepool_core::model::feed::{FeedScope, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{QueueScope, Release};
+use tidepool_core::model::notifications::{
+    NewNotification, Notification, NotificationKind, UNREAD_CAP,
+};
 use tidepool_core::model::owners::{ClaimOutcome, SuspensionLevel};
 use tidepool_core::model::posts::{Label, Labels, NewPost, Post, PostType, Safety, Verdict};
 use tidepool_core::model::submolts::{NewSubmolt, Role, SubmoltSort};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 
+use crate::transfer::Cell;
 use crate::{AdminClaim, ModerationRecord, QueueAction, Store, StoreError};
 
 /// A fixed "now" (2026-03-01) so ranks and windows are reproducible.
@@ -1946,6 +1950,542 @@ pub async fn dms_crossed_requests_and_decisions(store: Arc<dyn Store>) {
     assert_eq!((now.id, now.status), (id, decided[0]));
 }
 
+// ---- notifications ----
+
+/// A notification for `to` about what `actor` did (if anyone) to `post` / `comment`.
+fn note(
+    to: &Agent,
+    kind: NotificationKind,
+    actor: Option<&Agent>,
+    post: Option<&Post>,
+    comment: Option<&Comment>,
+    at: i64,
+) -> NewNotification {
+    NewNotification {
+        agent_id: to.id,
+        kind,
+        actor_id: actor.map(|a| a.id),
+        post_id: post.map(|p| p.id),
+        comment_id: comment.map(|c| c.id),
+        message: format!("{kind} for {} at {at}", to.name),
+        now: at,
+    }
+}
+
+/// The agent's notifications, newest first, all of them.
+async fn all_notes(store: &dyn Store, agent: &Agent) -> Vec<Notification> {
+    store
+        .notifications(agent.id, false, None, 10_000)
+        .await
+        .unwrap()
+}
+
+/// Stored notifications come back newest first (by id: a batch in its own order, the
+/// later batch above) with the names of what they point at: the actor, the post's uuid,
+/// title and submolt, the comment's uuid, NULL where there is none; every kind reads
+/// back as itself; each has its own public id; an agent sees only its own. An empty
+/// batch stores nothing; a batch with a bad row stores none of it.
+pub async fn notifications_listed_newest_first_with_names(store: &dyn Store) {
+    let [reader, actor, bystander] =
+        <[Agent; 3]>::try_from(dm_agents(store, &["NtReader", "NtActor", "NtBystander"]).await)
+            .unwrap();
+    let tidewatch = store
+        .create_submolt(NewSubmolt {
+            name: "tidewatch".into(),
+            display_name: "Tide watch".into(),
+            description: "Watching tides".into(),
+            allow_crypto: false,
+            creator_id: reader.id,
+            now: NOW,
+        })
+        .await
+        .unwrap();
+    let post = store
+        .create_post(text_post(&reader, tidewatch.id, "Spring tides", NOW))
+        .await
+        .unwrap();
+    let comment = store
+        .create_comment(NewComment {
+            post_id: post.id,
+            author_id: actor.id,
+            parent_uuid: None,
+            content: "Lovely tides".into(),
+            safety: Safety::allow(),
+            now: NOW + 1,
+        })
+        .await
+        .unwrap();
+    assert!(all_notes(store, &reader).await.is_empty());
+    store.add_notifications(Vec::new()).await.unwrap();
+    assert!(all_notes(store, &reader).await.is_empty());
+
+    use NotificationKind as K;
+    let first = vec![
+        note(
+            &reader,
+            K::Comment,
+            Some(&actor),
+            Some(&post),
+            Some(&comment),
+            NOW + 10,
+        ),
+        note(&reader, K::Follow, Some(&actor), None, None, NOW + 11),
+        note(
+            &bystander,
+            K::Mention,
+            Some(&actor),
+            Some(&post),
+            None,
+            NOW + 12,
+        ),
+        note(&reader, K::Upvote, None, Some(&post), None, NOW + 13),
+    ];
+    let second = vec![
+        note(
+            &reader,
+            K::Reply,
+            Some(&actor),
+            Some(&post),
+            Some(&comment),
+            NOW + 20,
+        ),
+        note(
+            &reader,
+            K::Mention,
+            Some(&actor),
+            Some(&post),
+            None,
+            NOW + 21,
+        ),
+        note(&reader, K::DmRequest, Some(&actor), None, None, NOW + 22),
+        note(&reader, K::Moderation, None, None, Some(&comment), NOW + 23),
+    ];
+    store.add_notifications(first.clone()).await.unwrap();
+    store.add_notifications(second.clone()).await.unwrap();
+
+    let got = all_notes(store, &reader).await;
+    let sent: Vec<&NewNotification> = first
+        .iter()
+        .chain(&second)
+        .filter(|n| n.agent_id == reader.id)
+        .rev()
+        .collect();
+    assert_eq!(got.len(), sent.len());
+    assert!(got.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    for (g, want) in got.iter().zip(&sent) {
+        assert_eq!(
+            (g.agent_id, g.kind, &g.message, g.created_at, g.is_read),
+            (reader.id, want.kind, &want.message, want.now, false)
+        );
+        let actor_name = want.actor_id.map(|_| actor.name.clone());
+        assert_eq!(g.actor_name, actor_name, "{:?}", g.kind);
+        let (post_uuid, post_title, submolt) = match want.post_id {
+            Some(_) => (
+                Some(post.uuid.clone()),
+                Some("Spring tides".to_owned()),
+                Some("tidewatch".to_owned()),
+            ),
+            None => (None, None, None),
+        };
+        assert_eq!(
+            (&g.post_uuid, &g.post_title, &g.submolt_name),
+            (&post_uuid, &post_title, &submolt),
+            "{:?}",
+            g.kind
+        );
+        let comment_uuid = want.comment_id.map(|_| comment.uuid.clone());
+        assert_eq!(g.comment_uuid, comment_uuid, "{:?}", g.kind);
+    }
+    // Newest first is by id: the second batch's last row leads, the first batch's first
+    // trails.
+    assert_eq!(got[0].kind, K::Moderation);
+    assert_eq!(got[got.len() - 1].kind, K::Comment);
+    let mut uuids: Vec<&str> = got.iter().map(|n| n.uuid.as_str()).collect();
+    assert!(uuids.iter().all(|u| !u.is_empty()));
+    uuids.sort_unstable();
+    uuids.dedup();
+    assert_eq!(uuids.len(), got.len(), "each has its own public id");
+
+    let theirs = all_notes(store, &bystander).await;
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(
+        (theirs[0].kind, theirs[0].actor_name.as_deref()),
+        (K::Mention, Some("NtActor"))
+    );
+    assert!(all_notes(store, &actor).await.is_empty());
+    assert_eq!(
+        store
+            .notifications(reader.id, false, None, 0)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // A batch naming an agent that does not exist fails whole.
+    let mut bad = note(&reader, K::Follow, Some(&actor), None, None, NOW + 30);
+    bad.agent_id = i64::MAX / 2;
+    let batch = vec![
+        note(&reader, K::Follow, Some(&bystander), None, None, NOW + 30),
+        bad,
+    ];
+    assert!(store.add_notifications(batch).await.is_err());
+    assert_eq!(all_notes(store, &reader).await.len(), sent.len());
+    assert_eq!(all_notes(store, &bystander).await.len(), 1);
+}
+
+/// Pages by `before` (exclusive) cover the agent's notifications exactly once, newest
+/// first, all of them and the unread ones alone; other agents' never appear.
+pub async fn notifications_page_without_gaps_or_duplicates(store: &dyn Store) {
+    let [pager, other] =
+        <[Agent; 2]>::try_from(dm_agents(store, &["NtPager", "NtPagerPeer"]).await).unwrap();
+    let g = general(store).await;
+    let posts = [
+        store
+            .create_post(text_post(&other, g, "Paged one", NOW))
+            .await
+            .unwrap(),
+        store
+            .create_post(text_post(&other, g, "Paged two", NOW))
+            .await
+            .unwrap(),
+    ];
+    // Interleaved with the other agent's, in batches of different sizes.
+    let mut at = NOW;
+    for size in [1, 5, 2, 9, 8] {
+        let mut batch = Vec::new();
+        for i in 0..size {
+            at += 1;
+            let to = if i % 3 == 2 { &other } else { &pager };
+            let post = &posts[(at % 2) as usize];
+            batch.push(note(
+                to,
+                NotificationKind::Mention,
+                Some(&other),
+                Some(post),
+                None,
+                at,
+            ));
+        }
+        store.add_notifications(batch).await.unwrap();
+    }
+    // Some read: those about the first post.
+    store
+        .mark_notifications_read(pager.id, Some(posts[0].id))
+        .await
+        .unwrap();
+    let all = all_notes(store, &pager).await;
+    assert!(all.len() > 12, "{}", all.len());
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert!(all.iter().all(|n| n.agent_id == pager.id));
+    let unread: Vec<i64> = all.iter().filter(|n| !n.is_read).map(|n| n.id).collect();
+    assert!(!unread.is_empty() && unread.len() < all.len());
+
+    for unread_only in [false, true] {
+        let want: Vec<i64> = if unread_only {
+            unread.clone()
+        } else {
+            all.iter().map(|n| n.id).collect()
+        };
+        for size in [1, 4, 7, 100] {
+            let mut seen = Vec::new();
+            let mut before = None;
+            loop {
+                let page = store
+                    .notifications(pager.id, unread_only, before, size)
+                    .await
+                    .unwrap();
+                assert!(page.len() as i64 <= size);
+                seen.extend(page.iter().map(|n| n.id));
+                if (page.len() as i64) < size {
+                    break;
+                }
+                before = page.last().map(|n| n.id);
+            }
+            assert_eq!(seen, want, "unread_only {unread_only}, pages of {size}");
+        }
+    }
+    // `before` is exclusive and need not be an id of the agent's.
+    let after_third = store
+        .notifications(pager.id, false, Some(all[2].id), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        after_third.iter().map(|n| n.id).collect::<Vec<_>>(),
+        vec![all[3].id, all[4].id]
+    );
+    let above_all = store
+        .notifications(pager.id, false, Some(all[0].id + 1_000_000), 1)
+        .await
+        .unwrap();
+    assert_eq!(above_all[0].id, all[0].id);
+    let oldest = all[all.len() - 1].id;
+    assert!(
+        store
+            .notifications(pager.id, false, Some(oldest), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The unread count and both ways of marking read: by post only that post's, all of
+/// them, each answering how many changed; marked ones stay listed, read; other agents'
+/// notifications are untouched; new ones arrive unread.
+pub async fn notifications_unread_and_marking(store: &dyn Store) {
+    let [me, peer] =
+        <[Agent; 2]>::try_from(dm_agents(store, &["NtMarker", "NtMarkerPeer"]).await).unwrap();
+    let g = general(store).await;
+    let a = store
+        .create_post(text_post(&me, g, "Marked post", NOW))
+        .await
+        .unwrap();
+    let b = store
+        .create_post(text_post(&me, g, "Other post", NOW))
+        .await
+        .unwrap();
+    let quiet = store
+        .create_post(text_post(&me, g, "Quiet post", NOW))
+        .await
+        .unwrap();
+    use NotificationKind as K;
+    let mut batch = Vec::new();
+    for i in 0..3 {
+        batch.push(note(&me, K::Comment, Some(&peer), Some(&a), None, NOW + i));
+        batch.push(note(&peer, K::Mention, Some(&me), Some(&a), None, NOW + i));
+    }
+    for i in 0..2 {
+        batch.push(note(&me, K::Upvote, None, Some(&b), None, NOW + 10 + i));
+    }
+    batch.push(note(&me, K::Follow, Some(&peer), None, None, NOW + 20));
+    store.add_notifications(batch).await.unwrap();
+    let unread = |agent: i64| async move { store.unread_notifications(agent).await.unwrap() };
+    assert_eq!((unread(me.id).await, unread(peer.id).await), (6, 3));
+    let unread_listed = |agent: &Agent| {
+        let id = agent.id;
+        async move {
+            store
+                .notifications(id, true, None, 100)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(unread_listed(&me).await, 6);
+
+    assert_eq!(
+        store
+            .mark_notifications_read(me.id, Some(a.id))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(unread(me.id).await, 3);
+    assert_eq!(
+        unread(peer.id).await,
+        3,
+        "another agent's about the same post"
+    );
+    let listed = all_notes(store, &me).await;
+    assert_eq!(listed.len(), 6, "read ones stay listed");
+    for n in &listed {
+        let about_a = n.post_uuid.as_deref() == Some(a.uuid.as_str());
+        assert_eq!(n.is_read, about_a, "{:?} {:?}", n.kind, n.post_title);
+    }
+    let unread_now = store.notifications(me.id, true, None, 100).await.unwrap();
+    assert_eq!(unread_now.len(), 3);
+    assert!(unread_now.iter().all(|n| !n.is_read));
+    // Again, or about a post with none: nothing changes.
+    assert_eq!(
+        store
+            .mark_notifications_read(me.id, Some(a.id))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .mark_notifications_read(me.id, Some(quiet.id))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(unread(me.id).await, 3);
+
+    assert_eq!(store.mark_notifications_read(me.id, None).await.unwrap(), 3);
+    assert_eq!(unread(me.id).await, 0);
+    assert_eq!(unread_listed(&me).await, 0);
+    assert!(all_notes(store, &me).await.iter().all(|n| n.is_read));
+    assert_eq!(store.mark_notifications_read(me.id, None).await.unwrap(), 0);
+    assert_eq!(unread(peer.id).await, 3, "another agent's stay unread");
+    assert_eq!(unread_listed(&peer).await, 3);
+
+    // New ones arrive unread, above the read ones.
+    store
+        .add_notifications(vec![note(
+            &me,
+            K::Reply,
+            Some(&peer),
+            Some(&a),
+            None,
+            NOW + 30,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(unread(me.id).await, 1);
+    let listed = all_notes(store, &me).await;
+    assert_eq!(
+        (listed.len(), listed[0].kind, listed[0].is_read),
+        (7, K::Reply, false)
+    );
+    assert_eq!(
+        store
+            .mark_notifications_read(peer.id, Some(a.id))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(unread(me.id).await, 1, "the peer's marks are its own");
+}
+
+/// The unread count stops at [`UNREAD_CAP`]; the listing and marking do not.
+pub async fn notifications_unread_count_is_capped(store: &dyn Store) {
+    let [busy, fan] = <[Agent; 2]>::try_from(dm_agents(store, &["NtBusy", "NtFan"]).await).unwrap();
+    let many = UNREAD_CAP + 5;
+    let batch: Vec<NewNotification> = (0..many)
+        .map(|i| {
+            note(
+                &busy,
+                NotificationKind::Follow,
+                Some(&fan),
+                None,
+                None,
+                NOW + i,
+            )
+        })
+        .collect();
+    store.add_notifications(batch).await.unwrap();
+    assert_eq!(
+        store.unread_notifications(busy.id).await.unwrap(),
+        UNREAD_CAP
+    );
+    assert_eq!(
+        store
+            .notifications(busy.id, true, None, many + 10)
+            .await
+            .unwrap()
+            .len() as i64,
+        many
+    );
+    assert_eq!(store.unread_notifications(fan.id).await.unwrap(), 0);
+    assert_eq!(
+        store.mark_notifications_read(busy.id, None).await.unwrap(),
+        many
+    );
+    assert_eq!(store.unread_notifications(busy.id).await.unwrap(), 0);
+}
+
+/// A stored kind this build does not know (a row written by a newer tidepool, put in
+/// through the import path) is an error naming it, never read as another kind.
+pub async fn notifications_unknown_kind_is_an_error_naming_it(store: &dyn Store) {
+    let [me, peer] =
+        <[Agent; 2]>::try_from(dm_agents(store, &["NtStrange", "NtStranger"]).await).unwrap();
+    store
+        .add_notifications(vec![note(
+            &me,
+            NotificationKind::Follow,
+            Some(&peer),
+            None,
+            None,
+            NOW,
+        )])
+        .await
+        .unwrap();
+    assert_eq!(all_notes(store, &me).await.len(), 1);
+    let table = crate::transfer::TABLES
+        .iter()
+        .find(|t| t.name == "notifications")
+        .unwrap();
+    let mut row = store
+        .export_rows(table, None, 1)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let column = |name: &str| table.columns.iter().position(|(c, _)| *c == name).unwrap();
+    let Cell::Int(id) = row[column("id")] else {
+        panic!("id {:?}", row[column("id")]);
+    };
+    row[column("id")] = Cell::Int(id + 1_000);
+    row[column("uuid")] = Cell::Text(crate::new_public_id());
+    row[column("kind")] = Cell::Text("poke".into());
+    store.import_rows(table, vec![row]).await.unwrap();
+    let err = store
+        .notifications(me.id, false, None, 10)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(r#"unknown notification kind "poke""#),
+        "{err}"
+    );
+    // Below it, the known one still reads.
+    let older = store
+        .notifications(me.id, false, Some(id + 1_000), 10)
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].kind, NotificationKind::Follow);
+    assert_eq!(store.unread_notifications(me.id).await.unwrap(), 2);
+}
+
+/// Several marks at once (all, and by post) count every notification exactly once.
+pub async fn notifications_marked_at_once_counted_once(store: Arc<dyn Store>) {
+    let [me, peer] =
+        <[Agent; 2]>::try_from(dm_agents(store.as_ref(), &["NtRacer", "NtRacerPeer"]).await)
+            .unwrap();
+    let g = general(store.as_ref()).await;
+    let mut posts = Vec::new();
+    for i in 0..4 {
+        posts.push(
+            store
+                .create_post(text_post(&me, g, &format!("Race {i}"), NOW))
+                .await
+                .unwrap(),
+        );
+    }
+    let total = 200;
+    let batch: Vec<NewNotification> = (0..total)
+        .map(|i| {
+            let post = &posts[(i % 4) as usize];
+            note(
+                &me,
+                NotificationKind::Comment,
+                Some(&peer),
+                Some(post),
+                None,
+                NOW + i,
+            )
+        })
+        .collect();
+    store.add_notifications(batch).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let post = (i % 2 == 1).then(|| posts[(i / 2) % 4].id);
+        let me = me.id;
+        tasks.push(tokio::spawn(async move {
+            store.mark_notifications_read(me, post).await.unwrap()
+        }));
+    }
+    let mut changed = 0;
+    for t in tasks {
+        changed += t.await.unwrap();
+    }
+    assert_eq!(changed, total);
+    assert_eq!(store.unread_notifications(me.id).await.unwrap(), 0);
+}
+
 /// Expands to one `#[tokio::test]` per conformance check. `$open` is an async expression
 /// giving `(guard, Arc<dyn Store>)`: the guard keeps the backing storage alive for the test.
 #[macro_export]
@@ -1971,8 +2511,19 @@ macro_rules! conformance_tests {
             dms_request_and_decide,
             dms_messages_and_read_marks,
             dms_conversations_of_an_agent,
-            dms_safety_and_held_messages
+            dms_safety_and_held_messages,
+            notifications_listed_newest_first_with_names,
+            notifications_page_without_gaps_or_duplicates,
+            notifications_unread_and_marking,
+            notifications_unread_count_is_capped,
+            notifications_unknown_kind_is_an_error_naming_it
         );
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn notifications_marked_at_once_counted_once() {
+            let (_guard, store) = $open.await;
+            $crate::conformance::notifications_marked_at_once_counted_once(store.clone()).await;
+            store.shutdown();
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn dms_crossed_requests_and_decisions() {
             let (_guard, store) = $open.await;

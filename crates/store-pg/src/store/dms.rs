@@ -537,42 +537,11 @@ mod tests {
     //! statements walk their indexes.
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use serde_json::Value;
-    use tidepool_core::model::agents::NewAgent;
     use tidepool_store::Store;
 
     use super::*;
     use crate::PgStore;
-    use crate::testing::TestDb;
-
-    const NOW: i64 = 1_772_366_400_000;
-
-    async fn open() -> (TestDb, Arc<PgStore>) {
-        let db = TestDb::new().await;
-        let store = PgStore::open(&db.config()).await.unwrap();
-        (db, Arc::new(store))
-    }
-
-    async fn agent(store: &PgStore, name: &str) -> i64 {
-        store
-            .register_agent(NewAgent {
-                name: name.into(),
-                name_key: name.to_ascii_lowercase(),
-                description: String::new(),
-                key_hash: format!("key-{name}").into_bytes(),
-                claim_token_hash: format!("claim-{name}").into_bytes(),
-                claim_expires_at: NOW,
-                verification_code_hash: format!("code-{name}").into_bytes(),
-                auto_claim: true,
-                now: NOW,
-            })
-            .await
-            .unwrap()
-            .id
-    }
+    use crate::store::test_support::{NOW, agent, assert_walks_indexes, open, until_one_waits};
 
     fn message(sender: i64, now: i64) -> NewMessage {
         NewMessage {
@@ -593,24 +562,6 @@ mod tests {
             sealed_key: vec![9; 8],
             first: message(from, NOW),
         }
-    }
-
-    /// Waits until some statement in this database waits for a lock (the store's, behind
-    /// the test's open transaction).
-    async fn until_one_waits(store: &PgStore) {
-        const WAITING: Sql = Sql::new(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            &[],
-        );
-        for _ in 0..500 {
-            let n: i64 = store.pool().query_one(&WAITING, &[]).await.unwrap().get(0);
-            if n > 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("nothing waited for the open transaction");
     }
 
     async fn count(store: &PgStore, text: &'static str, id: i64) -> i64 {
@@ -759,16 +710,6 @@ mod tests {
         assert_eq!(now.status, ConversationStatus::Active);
     }
 
-    /// Every node of an EXPLAIN (FORMAT JSON) plan, depth first.
-    fn nodes(plan: &Value, out: &mut Vec<Value>) {
-        out.push(plan.clone());
-        if let Some(children) = plan.get("Plans").and_then(Value::as_array) {
-            for c in children {
-                nodes(c, out);
-            }
-        }
-    }
-
     /// On 400 agents with 20,000 conversations (about fifty each) and 100,000 messages, an
     /// agent's listings and a conversation's newest messages read through the indexes
     /// (custom and generic plans): no sequential scan of either table, and no sort beyond
@@ -826,55 +767,13 @@ mod tests {
             ("all", ALL_OF, me),
             ("messages", MESSAGES, conversation),
         ];
-        let mut checked = 0;
         for (what, stmt, id) in statements {
-            for mode in ["force_custom_plan", "force_generic_plan"] {
-                client
-                    .batch_execute(&format!(
-                        "DEALLOCATE ALL; SET plan_cache_mode = {mode};
-                         PREPARE q(int8, int8) AS {}",
-                        stmt.text
-                    ))
-                    .await
-                    .unwrap();
-                let rows = client
-                    .simple_query(&format!("EXPLAIN (FORMAT JSON) EXECUTE q({id}, 20)"))
-                    .await
-                    .unwrap();
-                let text = rows
-                    .iter()
-                    .find_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                        _ => None,
-                    })
-                    .unwrap();
-                let plan: Value = serde_json::from_str(&text).unwrap();
-                let mut all = Vec::new();
-                nodes(&plan[0]["Plan"], &mut all);
-                let what = format!("{what} {mode}: {text}");
-                let node_type = |n: &Value| n["Node Type"].as_str().unwrap_or("").to_owned();
-                let relation = |n: &Value| n["Relation Name"].as_str().unwrap_or("").to_owned();
-                assert!(
-                    !all.iter()
-                        .any(|n| node_type(n) == "Seq Scan" && relation(n).starts_with("dm_")),
-                    "seq scan: {what}"
-                );
-                assert!(
-                    all.iter().any(|n| node_type(n).starts_with("Index")
-                        || node_type(n).starts_with("Bitmap Index")),
-                    "no index: {what}"
-                );
-                for n in all.iter().filter(|n| node_type(n).contains("Sort")) {
-                    let rows = n["Plan Rows"].as_f64().unwrap_or(f64::MAX);
-                    assert!(rows <= 40.0, "a sort of {rows} rows: {what}");
-                }
-                checked += 1;
-            }
+            let indexes = &[
+                "dm_conversations_initiator",
+                "dm_conversations_recipient",
+                "dm_messages_conversation",
+            ];
+            assert_walks_indexes(client, what, &stmt, &[id, 20], ("dm_", indexes), 40.0).await;
         }
-        assert_eq!(checked, 8);
-        client
-            .batch_execute("DEALLOCATE ALL; RESET plan_cache_mode")
-            .await
-            .unwrap();
     }
 }

@@ -11,6 +11,7 @@ use tidepool_core::model::dms::{
 };
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
 use tidepool_core::model::moderation::{LogEntry, QueueScope};
+use tidepool_core::model::notifications::{NewNotification, Notification};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
 use tidepool_core::model::posts::{NewPost, Post};
 use tidepool_core::model::submolts::{
@@ -20,7 +21,8 @@ use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store};
 
 use super::{
-    PgStore, agents, content, dms, listings, moderation, owners, search, submolts, transfer,
+    PgStore, agents, content, dms, listings, moderation, notifications, owners, search, submolts,
+    transfer,
 };
 use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 
@@ -497,6 +499,38 @@ impl Store for PgStore {
 
     async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool> {
         self.wrote(dms::release(&self.db, conversation_id, message_id))
+            .await
+    }
+
+    async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()> {
+        if list.is_empty() {
+            return Ok(());
+        }
+        self.wrote(notifications::add(&self.db, list)).await
+    }
+
+    async fn notifications(
+        &self,
+        agent_id: i64,
+        unread_only: bool,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Notification>> {
+        replica_read!(self, |db| notifications::list(
+            db,
+            agent_id,
+            unread_only,
+            before,
+            limit
+        ))
+    }
+
+    async fn unread_notifications(&self, agent_id: i64) -> Result<i64> {
+        replica_read!(self, |db| notifications::unread(db, agent_id))
+    }
+
+    async fn mark_notifications_read(&self, agent_id: i64, post_id: Option<i64>) -> Result<i64> {
+        self.wrote(notifications::mark_read(&self.db, agent_id, post_id))
             .await
     }
 

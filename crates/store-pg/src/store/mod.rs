@@ -63,11 +63,14 @@ mod dms;
 mod imp;
 mod listings;
 mod moderation;
+mod notifications;
 mod owners;
 mod post_rows;
 mod rows;
 mod search;
 mod submolts;
+#[cfg(test)]
+mod test_support;
 mod transfer;
 
 /// tidepool's store on PostgreSQL: stateless, so any number of server processes may share

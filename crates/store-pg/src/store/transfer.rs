@@ -487,6 +487,7 @@ const IDENTITY_TABLES: &[&str] = &[
     "mod_log",
     "dm_conversations",
     "dm_messages",
+    "notifications",
 ];
 
 pub(crate) async fn import_finish(db: &PgPool) -> Result<()> {
