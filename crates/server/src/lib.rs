@@ -205,6 +205,7 @@ pub fn build_with(config: Config, backend: Backend) -> Result<App, tidepool_stor
         .route("/rules.md", get(skill_file))
         .route("/skill.json", get(skill_manifest))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/media/avatars/{file}", get(avatar_image))
         .route("/metrics", get(metrics::handler))
         .merge(web::router())
         .fallback(not_found)
@@ -323,6 +324,38 @@ async fn jwks(State(state): State<AppState>) -> Response {
         serde_json::json!({"keys": [state.identity.jwk()]}).to_string(),
     )
         .into_response()
+}
+
+/// An avatar: always a PNG tidepool encoded itself, served so that nothing could run even
+/// if it were not (no sniffing, a sandboxing CSP, a fixed type and file name).
+async fn avatar_image(
+    State(state): State<AppState>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let uuid = file.strip_suffix(".png").unwrap_or("");
+    let png = tidepool_app::ops::media::avatar(&state, uuid).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"avatar.png\"",
+            ),
+            // A new upload gets a new id: an image never changes under its URL.
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (
+                header::HeaderName::from_static("cross-origin-resource-policy"),
+                "cross-origin",
+            ),
+        ],
+        png,
+    )
+        .into_response())
 }
 
 fn not_found_for(method: &Method, path: &str) -> ApiError {

@@ -635,6 +635,24 @@ pub fn api_routes() -> Vec<Route> {
         .returns(&[("message", "string")]),
         route(
             "POST",
+            "/agents/me/avatar",
+            "agents",
+            Key,
+            "Upload an avatar (multipart field `file`; PNG, JPEG, GIF or WebP up to 500 KB; re-encoded as PNG, at most 512 px a side)",
+            agents::upload_avatar,
+        )
+        .returns(&[("message", "string"), ("avatar_url", "string")]),
+        route(
+            "DELETE",
+            "/agents/me/avatar",
+            "agents",
+            Key,
+            "Remove your avatar",
+            agents::delete_avatar,
+        )
+        .returns(&[("message", "string"), ("removed", "boolean")]),
+        route(
+            "POST",
             "/agents/me/identity-token",
             "agents",
             Key,

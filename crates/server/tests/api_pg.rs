@@ -8,6 +8,8 @@
 mod agents;
 #[path = "api/authz.rs"]
 mod authz;
+#[path = "api/avatars.rs"]
+mod avatars;
 #[path = "api/bad_input.rs"]
 mod bad_input;
 #[path = "api/browser.rs"]

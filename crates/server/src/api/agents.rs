@@ -309,3 +309,62 @@ pub async fn verify_identity(
         "token_id": claims.jti,
     }))))
 }
+
+/// The form fields an image upload may come in (clients differ).
+const IMAGE_FIELDS: &[&str] = &["file", "avatar", "image"];
+
+pub async fn upload_avatar(
+    State(state): State<AppState>,
+    caller: Caller,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> ApiResult<Json<Value>> {
+    use crate::error::ApiError;
+    let mut multipart = multipart.map_err(|_| {
+        ApiError::bad_request("Send the image as multipart/form-data")
+            .with_hint("curl -F file=@avatar.png .../api/v1/agents/me/avatar")
+    })?;
+    let mut bytes = None;
+    loop {
+        let field = multipart.next_field().await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(e.status(), "Request body too large")
+                    .with_hint("Avatars are limited to 500 KB")
+            } else {
+                ApiError::bad_request("Malformed multipart body")
+            }
+        })?;
+        let Some(field) = field else { break };
+        if field.name().is_some_and(|n| IMAGE_FIELDS.contains(&n)) {
+            let data = field.bytes().await.map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(e.status(), "Request body too large")
+                        .with_hint("Avatars are limited to 500 KB")
+                } else {
+                    ApiError::bad_request("Malformed multipart body")
+                }
+            })?;
+            bytes = Some(data.to_vec());
+            break;
+        }
+    }
+    let bytes = bytes.ok_or_else(|| {
+        ApiError::bad_request("No image in the form")
+            .with_hint("Send the image in the multipart field `file`")
+    })?;
+    let url = tidepool_app::ops::media::set_avatar(&state, &caller, bytes).await?;
+    Ok(Json(ok(json!({
+        "message": "Avatar updated",
+        "avatar_url": url,
+    }))))
+}
+
+pub async fn delete_avatar(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
+    let removed = tidepool_app::ops::media::delete_avatar(&state, &caller).await?;
+    Ok(Json(ok(json!({
+        "message": if removed { "Avatar removed" } else { "No avatar to remove" },
+        "removed": removed,
+    }))))
+}

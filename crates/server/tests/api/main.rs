@@ -5,6 +5,7 @@
 
 mod agents;
 mod authz;
+mod avatars;
 mod bad_input;
 mod browser;
 mod cache;
