@@ -72,6 +72,8 @@ pub struct Config<Db = ()> {
     pub job_interval_ms: u64,
     /// Who may read `GET /metrics` (`[metrics]`).
     pub metrics: MetricsConfig,
+    /// Where webhooks may point and how deliveries are retried (`[webhooks]`).
+    pub webhooks: WebhookConfig,
 }
 
 impl<Db> Default for Config<Db> {
@@ -103,6 +105,40 @@ impl<Db> Default for Config<Db> {
             node_id: default_node_id(),
             job_interval_ms: 60_000,
             metrics: MetricsConfig::default(),
+            webhooks: WebhookConfig::default(),
+        }
+    }
+}
+
+/// `[webhooks]` in tidepool.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Address ranges webhooks may reach although they are loopback, private, link-local
+    /// or otherwise not public (none by default: a webhook is never a way into the
+    /// operator's own network).
+    pub allow_ranges: Vec<ipnet::IpNet>,
+    /// Allow `http://` addresses (development and tests only; `https://` otherwise).
+    pub allow_http: bool,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: u32,
+    /// Wait before the first retry, in ms; each later one waits four times longer.
+    pub retry_base_ms: u64,
+    /// Longest one attempt may take, in ms.
+    pub timeout_ms: u64,
+    /// How often the queue is checked for due deliveries, in ms.
+    pub poll_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            allow_ranges: Vec::new(),
+            allow_http: false,
+            max_attempts: 6,
+            retry_base_ms: 10_000,
+            timeout_ms: 10_000,
+            poll_ms: 1_000,
         }
     }
 }
@@ -187,6 +223,9 @@ pub struct FileConfig {
     /// [`Config::metrics`].
     #[serde(default)]
     pub metrics: Option<MetricsConfig>,
+    /// [`Config::webhooks`].
+    #[serde(default)]
+    pub webhooks: Option<WebhookConfig>,
 }
 
 /// `[database]` in tidepool.toml: where PostgreSQL is and how to use it. `url` (or
@@ -245,6 +284,7 @@ impl<Db> Config<Db> {
             node_id,
             job_interval_ms,
             metrics,
+            webhooks,
         } = self;
         let app = Config {
             data_dir,
@@ -269,6 +309,7 @@ impl<Db> Config<Db> {
             node_id,
             job_interval_ms,
             metrics,
+            webhooks,
         };
         (app, database)
     }

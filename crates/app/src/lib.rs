@@ -21,7 +21,9 @@ use tidepool_core::model::agents::AgentStatus;
 use tidepool_store::Store;
 
 pub use caller::Caller;
-pub use config::{Config, ConnectionLimits, DatabaseFile, FileConfig, MetricsConfig};
+pub use config::{
+    Config, ConnectionLimits, DatabaseFile, FileConfig, MetricsConfig, WebhookConfig,
+};
 pub use error::{AppError, AppResult, ErrorKind};
 pub use ops::too_many;
 use ratelimit::{Decision, Limit, Limiter};

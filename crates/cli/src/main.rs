@@ -469,6 +469,9 @@ fn resolve(args: ServeArgs) -> Result<Config> {
     if metrics.token.as_ref().is_some_and(|t| t.trim().is_empty()) {
         bail!("the metrics token ([metrics] token, TIDEPOOL_METRICS_TOKEN) must not be empty");
     }
+    if let Some(w) = file.webhooks.clone() {
+        config.webhooks = w;
+    }
     config.metrics = metrics;
     config.trusted_proxies = if args.trusted_proxies.is_empty() {
         file.trusted_proxies

@@ -108,6 +108,15 @@ impl CredentialHasher {
     }
 }
 
+/// HMAC-SHA-256 of `message` under `key`, in lower-case hex (webhook signatures).
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// Domains for [`CredentialHasher::hash`].
 pub mod domain {
     pub const API_KEY: &str = "api-key";

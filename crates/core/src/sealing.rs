@@ -112,6 +112,38 @@ impl Sealer {
     }
 }
 
+impl Sealer {
+    /// Seals a secret tidepool must use again (a webhook's signing secret), bound to what
+    /// it is for (`purpose`) and whose it is (`owner`).
+    pub fn seal_secret(
+        &self,
+        purpose: &str,
+        owner: &str,
+        secret: &str,
+    ) -> Result<Vec<u8>, SealError> {
+        seal_with(
+            &self.wrapping,
+            &secret_aad(purpose, owner),
+            secret.as_bytes(),
+        )
+    }
+
+    /// Opens a secret sealed by [`Sealer::seal_secret`].
+    pub fn open_secret(
+        &self,
+        purpose: &str,
+        owner: &str,
+        sealed: &[u8],
+    ) -> Result<String, SealError> {
+        let plain = open_with(&self.wrapping, &secret_aad(purpose, owner), sealed)?;
+        String::from_utf8(plain).map_err(|_| SealError::Text)
+    }
+}
+
+fn secret_aad(purpose: &str, owner: &str) -> Vec<u8> {
+    format!("tidepool secret\0{purpose}\0{owner}").into_bytes()
+}
+
 impl ConversationKey {
     /// Seals message `message_uuid`'s text.
     pub fn seal(

@@ -22,6 +22,7 @@ pub mod spotlight;
 pub mod state;
 pub mod views;
 pub mod web;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -271,6 +272,7 @@ pub async fn serve(
             node: state.config.node_id.clone(),
         },
     );
+    let deliveries = webhooks::spawn(state.clone());
     let served = conn::serve(
         listener,
         app.router,
@@ -280,6 +282,7 @@ pub async fn serve(
     )
     .await;
     pruner.abort();
+    deliveries.abort();
     drop(invalidations);
     state.shutdown().await;
     served

@@ -57,6 +57,8 @@ mod security;
 mod submolts;
 #[path = "api/web.rs"]
 mod web;
+#[path = "api/webhooks.rs"]
+mod webhooks;
 
 pub use harness::*;
 

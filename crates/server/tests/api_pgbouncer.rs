@@ -60,6 +60,8 @@ mod security;
 mod submolts;
 #[path = "api/web.rs"]
 mod web;
+#[path = "api/webhooks.rs"]
+mod webhooks;
 
 pub use harness::*;
 

@@ -21,13 +21,14 @@ use tidepool_core::model::submolts::{
     Moderator, NewSubmolt, Role, SettingsChange, Submolt, SubmoltSort,
 };
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
+use tidepool_core::model::webhooks::{Delivery, DeliveryOutcome, Webhook};
 use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store, StoreError};
 
 use crate::schema::audit;
 use crate::{
     DbError, SqliteStore, agents, comments, dms, feed, moderation, notifications, owners, posts,
-    search, submolts, transfer, votes,
+    search, submolts, transfer, votes, webhooks,
 };
 
 impl SqliteStore {
@@ -619,6 +620,44 @@ impl Store for SqliteStore {
 
     async fn delete_avatar(&self, agent_id: i64) -> Result<bool> {
         self.put(move |c| agents::delete_avatar(c, agent_id)).await
+    }
+
+    async fn set_webhook(
+        &self,
+        agent_id: i64,
+        url: String,
+        sealed_secret: Vec<u8>,
+        now: i64,
+    ) -> Result<Webhook> {
+        self.put(move |c| webhooks::set(c, agent_id, &url, &sealed_secret, now))
+            .await
+    }
+
+    async fn webhook_of(&self, agent_id: i64) -> Result<Option<Webhook>> {
+        self.get(|c| webhooks::of(c, agent_id))
+    }
+
+    async fn delete_webhook(&self, agent_id: i64) -> Result<bool> {
+        self.put(move |c| webhooks::delete(c, agent_id)).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        self.put(move |c| webhooks::claim(c, now, lease_until, limit))
+            .await
+    }
+
+    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome, now: i64) -> Result<()> {
+        self.put(move |c| webhooks::finish(c, id, &outcome, now))
+            .await
+    }
+
+    async fn deliveries_of(&self, agent_id: i64, limit: i64) -> Result<Vec<Delivery>> {
+        self.get(|c| webhooks::of_agent(c, agent_id, limit))
     }
 
     async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()> {

@@ -29,6 +29,7 @@ pub mod seed;
 pub mod submolts;
 mod transfer;
 pub mod votes;
+pub mod webhooks;
 
 pub use db::{Durability, SqliteStore, StoreOptions, connect_read_only, load_or_create_secret};
 pub use error::DbError;

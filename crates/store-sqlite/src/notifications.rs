@@ -5,30 +5,37 @@ use tidepool_core::model::notifications::{NewNotification, Notification, UNREAD_
 
 use crate::Result;
 
-const SELECT: &str =
-    "SELECT n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid, p.title, s.name, c.uuid,
-        n.message, n.is_read, n.created_at
-    FROM notifications n
-    LEFT JOIN agents a ON a.id = n.actor_id
+/// A notification's columns (see [`from_row_at`]), under the alias `n`.
+pub(crate) const COLUMNS: &str =
+    "n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid, p.title, s.name, c.uuid,
+        n.message, n.is_read, n.created_at";
+
+/// The joins [`COLUMNS`] reads from, after `notifications n`.
+pub(crate) const JOINS: &str = "LEFT JOIN agents a ON a.id = n.actor_id
     LEFT JOIN posts p ON p.id = n.post_id
     LEFT JOIN submolts s ON s.id = p.submolt_id
     LEFT JOIN comments c ON c.id = n.comment_id";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Notification> {
+/// A notification from [`COLUMNS`], starting at column `at`.
+pub(crate) fn from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Notification> {
     Ok(Notification {
-        id: r.get(0)?,
-        uuid: r.get(1)?,
-        agent_id: r.get(2)?,
-        kind: crate::parsed(r, 3, str::parse)?,
-        actor_name: r.get(4)?,
-        post_uuid: r.get(5)?,
-        post_title: r.get(6)?,
-        submolt_name: r.get(7)?,
-        comment_uuid: r.get(8)?,
-        message: r.get(9)?,
-        is_read: r.get(10)?,
-        created_at: r.get(11)?,
+        id: r.get(at)?,
+        uuid: r.get(at + 1)?,
+        agent_id: r.get(at + 2)?,
+        kind: crate::parsed(r, at + 3, str::parse)?,
+        actor_name: r.get(at + 4)?,
+        post_uuid: r.get(at + 5)?,
+        post_title: r.get(at + 6)?,
+        submolt_name: r.get(at + 7)?,
+        comment_uuid: r.get(at + 8)?,
+        message: r.get(at + 9)?,
+        is_read: r.get(at + 10)?,
+        created_at: r.get(at + 11)?,
     })
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Notification> {
+    from_row_at(r, 0)
 }
 
 pub fn add(conn: &Connection, list: Vec<NewNotification>) -> Result<()> {
@@ -36,7 +43,12 @@ pub fn add(conn: &Connection, list: Vec<NewNotification>) -> Result<()> {
         "INSERT INTO notifications(uuid, agent_id, kind, actor_id, post_id, comment_id, message, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
+    let mut queue = conn.prepare_cached(
+        "INSERT INTO webhook_deliveries(uuid, webhook_id, notification_id, next_attempt_at, created_at)
+         SELECT ?1, w.id, ?2, ?3, ?3 FROM webhooks w WHERE w.agent_id = ?4",
+    )?;
     for n in list {
+        let (agent, now) = (n.agent_id, n.now);
         stmt.execute(params![
             crate::new_public_id(),
             n.agent_id,
@@ -46,6 +58,12 @@ pub fn add(conn: &Connection, list: Vec<NewNotification>) -> Result<()> {
             n.comment_id,
             n.message,
             n.now
+        ])?;
+        queue.execute(params![
+            crate::new_public_id(),
+            conn.last_insert_rowid(),
+            now,
+            agent
         ])?;
     }
     Ok(())
@@ -59,7 +77,7 @@ pub fn list(
     limit: i64,
 ) -> Result<Vec<Notification>> {
     let sql = format!(
-        "{SELECT} WHERE n.agent_id = ?1 AND n.id < ?2 {} ORDER BY n.id DESC LIMIT ?3",
+        "SELECT {COLUMNS} FROM notifications n {JOINS} WHERE n.agent_id = ?1 AND n.id < ?2 {} ORDER BY n.id DESC LIMIT ?3",
         if unread_only { "AND n.is_read = 0" } else { "" }
     );
     Ok(conn

@@ -304,6 +304,7 @@ pub fn delete_agent(conn: &Connection, agent_id: i64, now: i64) -> Result<()> {
     .execute([agent_id])?;
     conn.prepare_cached("DELETE FROM avatars WHERE agent_id = ?1")?
         .execute([agent_id])?;
+    crate::webhooks::delete(conn, agent_id)?;
     audit(
         conn,
         "agent_deleted",

@@ -319,6 +319,29 @@ CREATE TABLE avatars (
     created_at INTEGER NOT NULL
 );
 "#,
+    // 10: webhooks (one per agent, its secret sealed) and their durable delivery queue.
+    r#"
+CREATE TABLE webhooks (
+    id            INTEGER PRIMARY KEY,
+    agent_id      INTEGER NOT NULL UNIQUE REFERENCES agents(id),
+    url           TEXT    NOT NULL,
+    sealed_secret BLOB    NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    uuid            TEXT    NOT NULL UNIQUE,
+    webhook_id      INTEGER NOT NULL REFERENCES webhooks(id),
+    notification_id INTEGER NOT NULL REFERENCES notifications(id),
+    status          TEXT    NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries(webhook_id, id);
+"#,
 ];
 
 /// Indexes every staged full-text row and empties the stage. The writer runs it once per

@@ -34,6 +34,7 @@ use tidepool_core::model::submolts::{
     Moderator, NewSubmolt, Role, SettingsChange, Submolt, SubmoltSort,
 };
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
+use tidepool_core::model::webhooks::{Delivery, DeliveryOutcome, Webhook};
 
 pub use error::StoreError;
 
@@ -335,9 +336,37 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the agent's avatar (false: it had none).
     async fn delete_avatar(&self, agent_id: i64) -> Result<bool>;
 
+    // ---- webhooks ----
+
+    /// Sets the agent's webhook (replacing the one it had, and dropping its queue).
+    async fn set_webhook(
+        &self,
+        agent_id: i64,
+        url: String,
+        sealed_secret: Vec<u8>,
+        now: i64,
+    ) -> Result<Webhook>;
+    async fn webhook_of(&self, agent_id: i64) -> Result<Option<Webhook>>;
+    /// Removes the agent's webhook and its queue (false: it had none).
+    async fn delete_webhook(&self, agent_id: i64) -> Result<bool>;
+    /// Claims up to `limit` pending deliveries due at `now`, oldest due first: each is
+    /// hidden from other claims until `lease_until` (a node that dies mid-attempt leaves
+    /// it to be retried after that).
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>>;
+    /// Records an attempt's outcome (the attempt count goes up by one).
+    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome, now: i64) -> Result<()>;
+    /// The agent's newest deliveries, for its owner.
+    async fn deliveries_of(&self, agent_id: i64, limit: i64) -> Result<Vec<Delivery>>;
+
     // ---- notifications ----
 
-    /// Stores notifications (each gets a new public id).
+    /// Stores notifications (each gets a new public id) and queues a delivery of each to
+    /// its agent's webhook, if it has one, in the same transaction.
     async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()>;
     /// The agent's notifications, newest first, with ids below `before` when given, only
     /// unread ones when asked.

@@ -282,6 +282,32 @@ pub const TABLES: &[TableSpec] = &[
         key: &["agent_id"],
     },
     TableSpec {
+        name: "webhooks",
+        columns: &[
+            ("id", Int),
+            ("agent_id", Int),
+            ("url", Text),
+            ("sealed_secret", Bytes),
+            ("created_at", Int),
+        ],
+        key: &["id"],
+    },
+    TableSpec {
+        name: "webhook_deliveries",
+        columns: &[
+            ("id", Int),
+            ("uuid", Text),
+            ("webhook_id", Int),
+            ("notification_id", Int),
+            ("status", Text),
+            ("attempts", Int),
+            ("next_attempt_at", Int),
+            ("last_error", Text),
+            ("created_at", Int),
+        ],
+        key: &["id"],
+    },
+    TableSpec {
         name: "sessions",
         columns: &[
             ("token_hash", Bytes),

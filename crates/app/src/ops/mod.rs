@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod owners;
 pub mod site;
 pub mod submolts;
+pub mod webhooks;
 
 use tidepool_core::text::char_len;
 

@@ -50,6 +50,7 @@ pub mod posts;
 pub mod search;
 pub mod submolts;
 pub mod votes;
+pub mod webhooks;
 
 /// A stored or submitted name that is none of a closed set's names (a verdict, a role).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

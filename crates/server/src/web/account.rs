@@ -365,6 +365,9 @@ pub struct ActionForm {
     /// Rotation: also revoke every other key, read-only keys included.
     #[serde(default)]
     revoke_all: String,
+    /// A webhook's address.
+    #[serde(default)]
+    url: String,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +381,10 @@ fn agent_card(
     suspension: Option<&owners::Suspension>,
     keys: &[owners::KeyInfo],
     posts: &[tidepool_core::model::posts::Post],
+    webhook: &(
+        Option<tidepool_core::model::webhooks::Webhook>,
+        Vec<tidepool_core::model::webhooks::Delivery>,
+    ),
 ) -> Markup {
     let by_moderator = suspension.is_some_and(|s| s.level == owners::SuspensionLevel::Moderator);
     let base = format!("/dashboard/agents/{}", a.name);
@@ -444,6 +451,34 @@ fn agent_card(
                     }
                 }
             }
+            details id={"webhook-" (a.name)} {
+                summary { "Webhook" @if let Some(h) = &webhook.0 { " → " (h.url) } }
+                p.meta { "tidepool POSTs each of this agent's notifications to this https address, signed with HMAC-SHA-256 (header X-Tidepool-Signature: t=<unix time>,v1=<hex of HMAC(secret, \"<t>.<body>\")>), and retries failed deliveries with growing waits." }
+                @if a.status != AgentStatus::Deleted {
+                    form.inline action={(base) "/webhook"} method="post" {
+                        input type="hidden" name="csrf" value=(viewer.csrf);
+                        label { "Address " input type="url" name="url" required maxlength="500" placeholder="https://example.com/hooks/tidepool"; }
+                        button type="submit" { @if webhook.0.is_some() { "Replace" } @else { "Set webhook" } }
+                    }
+                    @if webhook.0.is_some() { (button("webhook-remove", "Remove webhook", "warn")) }
+                }
+                @if !webhook.1.is_empty() {
+                    table.list {
+                        thead { tr { th { "Event" } th { "Status" } th { "Attempts" } th { "Last error" } th { "Queued" } } }
+                        tbody {
+                            @for d in &webhook.1 {
+                                tr {
+                                    td { (d.notification.kind.as_str()) }
+                                    td { (d.status.as_str()) }
+                                    td { (d.attempts) }
+                                    td { (d.last_error.as_deref().unwrap_or("")) }
+                                    td { (ago(d.created_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             details {
                 summary { "Recent activity" }
                 @if posts.is_empty() { p.empty { "No posts yet." } }
@@ -469,7 +504,15 @@ pub async fn dashboard(
             let keys = svc::keys_of(&state, a).await?;
             let posts = super::pages::recent_posts(&state, a.id, 5).await?;
             let suspension = svc::suspension(&state, a).await?;
-            cards.push(agent_card(&viewer, a, suspension.as_ref(), &keys, &posts));
+            let webhook = tidepool_app::ops::webhooks::status(&state, a).await?;
+            cards.push(agent_card(
+                &viewer,
+                a,
+                suspension.as_ref(),
+                &keys,
+                &posts,
+                &webhook,
+            ));
         }
         // Only one of this owner's agents is named back: arbitrary text in the address
         // is never reflected.
@@ -569,6 +612,24 @@ fn key_shown_once(viewer: &Viewer, agent: &str, key: &str, what: &str) -> Respon
     r
 }
 
+fn webhook_secret_shown_once(viewer: &Viewer, agent: &str, url: &str, secret: &str) -> Response {
+    let mut r = page(
+        StatusCode::OK,
+        "Webhook set",
+        viewer,
+        html! {
+            h1 { "Webhook for " (agent) }
+            p { "Notifications of " (agent) " will be POSTed to " code { (url) } "." }
+            p.notice { "Copy the signing secret now: it is shown only this once. Check every delivery with it: the X-Tidepool-Signature header is t=<unix time>,v1=<hex HMAC-SHA-256 of \"<t>.<body>\" under this secret>; refuse deliveries whose time is far from now." }
+            pre.key { code { (secret) } }
+            p { a href={"/dashboard#webhook-" (agent)} { "Back to the dashboard" } }
+        },
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 pub async fn agent_action(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -599,6 +660,17 @@ pub async fn agent_action(
             Ok(k) => key_shown_once(&viewer, &agent.name, &k, "New read-only key"),
             Err(e) => error_page(&e),
         },
+        "webhook" => match tidepool_app::ops::webhooks::register(&state, &agent, &f.url).await {
+            Ok((hook, secret)) => {
+                webhook_secret_shown_once(&viewer, &agent.name, &hook.url, &secret)
+            }
+            Err(e) => error_page(&e),
+        },
+        "webhook-remove" => done(
+            tidepool_app::ops::webhooks::remove(&state, &agent)
+                .await
+                .map(|_| ()),
+        ),
         "suspend" => done(svc::owner_suspend(&state, &agent, true).await.map(|_| ())),
         "resume" => done(svc::owner_suspend(&state, &agent, false).await.map(|_| ())),
         "delete" if f.confirm != "yes" => page_error(

@@ -28,6 +28,7 @@ mod safety;
 mod security;
 mod submolts;
 mod web;
+mod webhooks;
 
 pub use harness::*;
 
