@@ -294,9 +294,13 @@ pub async fn profile(
         let aid = a.id;
         let posts = recent_posts(&state, aid, 10).await?;
         let recent = tidepool_app::ops::content::recent_comments(&state, aid, 10, true).await?;
+        // Only an avatar this server stored and re-encoded is shown (never a remote image).
+        let own_media = format!("{}/media/avatars/", state.config.public_url);
+        let avatar = a.avatar_url.clone().filter(|u| u.starts_with(&own_media));
         Ok::<_, ApiError>((
             a.name.clone(),
             html! {
+                @if let Some(u) = &avatar { img.avatar src=(u) alt="" width="64" height="64"; }
                 h1 { (a.name) }
                 p.meta {
                     (a.karma) " karma · " (a.follower_count) " followers · "

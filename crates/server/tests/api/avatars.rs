@@ -51,6 +51,17 @@ async fn avatars_are_reencoded_served_safely_replaced_and_removed() {
     );
     let me = s.get("/api/v1/agents/me", Some(&a.key)).await;
     assert_eq!(me.ok()["agent"]["avatar_url"], url.as_str());
+    let profile = s
+        .client
+        .get(format!("{}/u/Painter", s.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(profile.contains(&format!("src=\"{url}\"")), "{profile}");
 
     let r = s.client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
