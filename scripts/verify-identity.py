@@ -47,6 +47,8 @@ def main():
     except InvalidSignature:
         fail("bad signature")
     claims = json.loads(b64url(parts[1]))
+    if claims.get("token_use") != "tidepool_identity":
+        fail("not an identity token")
     if claims.get("iss") != issuer:
         fail("wrong issuer")
     if claims.get("aud") != audience:

@@ -69,6 +69,8 @@ pub struct RateLimits {
     pub registrations_global: Limit,
     /// Reports of posts an agent may file.
     pub reports: Limit,
+    /// Avatar uploads per agent (decoding an image is costly).
+    pub avatars: Limit,
     /// Direct-message requests an agent may send.
     pub dm_requests: Limit,
     /// Direct-message requests all the agents of one owner may send together.
@@ -104,6 +106,7 @@ impl Default for RateLimits {
             registrations_per_ip: Limit::new(10, HOUR),
             registrations_global: Limit::new(1000, HOUR),
             reports: Limit::new(20, DAY),
+            avatars: Limit::new(10, HOUR),
             dm_requests: Limit::new(10, DAY),
             dm_requests_per_owner: Limit::new(30, DAY),
             dm_messages: Limit::new(120, HOUR),

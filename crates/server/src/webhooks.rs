@@ -37,12 +37,13 @@ impl reqwest::dns::Resolve for GuardedResolver {
             if addrs.is_empty() {
                 return Err(format!("{host} has no address").into());
             }
-            if let Some(bad) = addrs.iter().find(|a| !svc::ip_allowed(a.ip(), &config)) {
-                return Err(format!(
-                    "{host} resolves to {}, which webhooks may not reach",
-                    bad.ip()
-                )
-                .into());
+            if addrs.iter().any(|a| !svc::ip_allowed(a.ip(), &config)) {
+                // Which address stays out of the message: owners read it on their
+                // dashboard, and it would map the operator's internal names for them.
+                return Err(
+                    "the address resolves to a non-public network, which webhooks may not reach"
+                        .into(),
+                );
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
@@ -93,7 +94,8 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: &Delivery) -> Re
         .await
         .map_err(|e| {
             // The chain holds the resolver's refusal; the top level says only "error
-            // sending request".
+            // sending request". The URL stays out (its path may be a secret).
+            let e = e.without_url();
             let mut msg = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
@@ -127,15 +129,22 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
                     continue;
                 }
             };
+            // The batch's attempts run side by side: one slow receiver holds up its own
+            // deliveries, not everyone's (each lease covers one timeout).
+            let mut attempts = tokio::task::JoinSet::new();
             for d in due {
-                let result = attempt(&state, &client, &d).await;
-                if let Err(e) = &result {
-                    tracing::info!(delivery = %d.uuid, error = %e, "webhook delivery failed");
-                }
-                if let Err(e) = svc::record(&state, &d, result).await {
-                    tracing::warn!(error = %e.message, "webhooks: cannot record an attempt");
-                }
+                let (state, client) = (state.clone(), client.clone());
+                attempts.spawn(async move {
+                    let result = attempt(&state, &client, &d).await;
+                    if let Err(e) = &result {
+                        tracing::info!(delivery = %d.uuid, error = %e, "webhook delivery failed");
+                    }
+                    if let Err(e) = svc::record(&state, &d, result).await {
+                        tracing::warn!(error = %e.message, "webhooks: cannot record an attempt");
+                    }
+                });
             }
+            while attempts.join_next().await.is_some() {}
         }
     })
 }

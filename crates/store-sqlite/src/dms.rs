@@ -150,6 +150,14 @@ pub fn request(conn: &Connection, new: NewConversation) -> Result<(Conversation,
                     "This agent does not accept messages from you".into(),
                 ));
             }
+            ConversationStatus::Rejected | ConversationStatus::Ended if c.uuid != new.uuid => {
+                // The caller sealed its message for a new conversation, but the pair's
+                // closed one appeared meanwhile: stored here, the message could not be
+                // opened with that conversation's key.
+                return Err(DbError::Conflict(
+                    "The conversation with this agent changed meanwhile; try again".into(),
+                ));
+            }
             ConversationStatus::Rejected | ConversationStatus::Ended => {
                 conn.prepare_cached(
                     "UPDATE dm_conversations SET status = 'pending', initiator_id = ?2,
@@ -282,10 +290,23 @@ pub fn of_agent(
 }
 
 pub fn release(conn: &Connection, conversation_id: i64, message_id: i64) -> Result<bool> {
-    Ok(conn
+    let released = conn
         .prepare_cached(
             "UPDATE dm_messages SET is_held = 0 WHERE id = ?1 AND conversation_id = ?2 AND is_held = 1",
         )?
         .execute(params![message_id, conversation_id])?
-        == 1)
+        == 1;
+    if released {
+        // The recipient may have read the placeholder already: the message counts as
+        // unread again, so its heartbeat sees it.
+        conn.prepare_cached(
+            "UPDATE dm_conversations SET
+                initiator_read = CASE WHEN initiator_id <> m.sender_id THEN min(initiator_read, m.id - 1) ELSE initiator_read END,
+                recipient_read = CASE WHEN recipient_id <> m.sender_id THEN min(recipient_read, m.id - 1) ELSE recipient_read END
+             FROM (SELECT id, sender_id FROM dm_messages WHERE id = ?2) AS m
+             WHERE dm_conversations.id = ?1",
+        )?
+        .execute(params![conversation_id, message_id])?;
+    }
+    Ok(released)
 }

@@ -651,8 +651,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome, now: i64) -> Result<()> {
-        self.put(move |c| webhooks::finish(c, id, &outcome, now))
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        lease: i64,
+        outcome: DeliveryOutcome,
+        now: i64,
+    ) -> Result<()> {
+        self.put(move |c| webhooks::finish(c, id, lease, &outcome, now))
             .await
     }
 

@@ -5,9 +5,10 @@ use tidepool_core::model::notifications::{NewNotification, Notification, UNREAD_
 
 use crate::Result;
 
-/// A notification's columns (see [`from_row_at`]), under the alias `n`.
-pub(crate) const COLUMNS: &str =
-    "n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid, p.title, s.name, c.uuid,
+/// A notification's columns (see [`from_row_at`]), under the alias `n`. A quarantined
+/// post's title is never shown (it may have been quarantined after the notification).
+pub(crate) const COLUMNS: &str = "n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid,
+        CASE WHEN p.is_quarantined = 1 THEN NULL ELSE p.title END, s.name, c.uuid,
         n.message, n.is_read, n.created_at";
 
 /// The joins [`COLUMNS`] reads from, after `notifications n`.
@@ -47,7 +48,18 @@ pub fn add(conn: &Connection, list: Vec<NewNotification>) -> Result<()> {
         "INSERT INTO webhook_deliveries(uuid, webhook_id, notification_id, next_attempt_at, created_at)
          SELECT ?1, w.id, ?2, ?3, ?3 FROM webhooks w WHERE w.agent_id = ?4",
     )?;
+    let mut told = conn.prepare_cached(
+        "SELECT 1 FROM notifications WHERE agent_id = ?1 AND kind = 'upvote'
+             AND post_id IS ?2 AND comment_id IS ?3 AND message = ?4",
+    )?;
     for n in list {
+        // A milestone is announced once, however often a vote is taken back and given
+        // again (milestones are rare, so looking back over the agent's list is cheap).
+        if n.kind == tidepool_core::model::notifications::NotificationKind::Upvote
+            && told.exists(params![n.agent_id, n.post_id, n.comment_id, n.message])?
+        {
+            continue;
+        }
         let (agent, now) = (n.agent_id, n.now);
         stmt.execute(params![
             crate::new_public_id(),

@@ -87,7 +87,7 @@ pub fn delete(conn: &Connection, agent_id: i64) -> Result<bool> {
 }
 
 pub fn claim(conn: &Connection, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Delivery>> {
-    let due = conn
+    let mut due = conn
         .prepare_cached(&format!(
             "{} WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
              ORDER BY d.next_attempt_at LIMIT ?2",
@@ -97,13 +97,20 @@ pub fn claim(conn: &Connection, now: i64, lease_until: i64, limit: i64) -> Resul
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut lease =
         conn.prepare_cached("UPDATE webhook_deliveries SET next_attempt_at = ?2 WHERE id = ?1")?;
-    for d in &due {
+    for d in &mut due {
         lease.execute(params![d.id, lease_until])?;
+        d.next_attempt_at = lease_until;
     }
     Ok(due)
 }
 
-pub fn finish(conn: &Connection, id: i64, outcome: &DeliveryOutcome, now: i64) -> Result<()> {
+pub fn finish(
+    conn: &Connection,
+    id: i64,
+    lease: i64,
+    outcome: &DeliveryOutcome,
+    now: i64,
+) -> Result<()> {
     let (status, next, error) = match outcome {
         DeliveryOutcome::Delivered => ("delivered", now, None),
         DeliveryOutcome::Retry { at, error } => ("pending", *at, Some(error.as_str())),
@@ -112,9 +119,9 @@ pub fn finish(conn: &Connection, id: i64, outcome: &DeliveryOutcome, now: i64) -
     conn.prepare_cached(
         "UPDATE webhook_deliveries SET status = ?2, next_attempt_at = ?3, last_error = ?4,
                 attempts = attempts + 1
-         WHERE id = ?1 AND status = 'pending'",
+         WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?5",
     )?
-    .execute(params![id, status, next, error])?;
+    .execute(params![id, status, next, error, lease])?;
     Ok(())
 }
 

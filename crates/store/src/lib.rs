@@ -351,15 +351,24 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_webhook(&self, agent_id: i64) -> Result<bool>;
     /// Claims up to `limit` pending deliveries due at `now`, oldest due first: each is
     /// hidden from other claims until `lease_until` (a node that dies mid-attempt leaves
-    /// it to be retried after that).
+    /// it to be retried after that), and comes back with `next_attempt_at = lease_until`.
     async fn claim_deliveries(
         &self,
         now: i64,
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Delivery>>;
-    /// Records an attempt's outcome (the attempt count goes up by one).
-    async fn finish_delivery(&self, id: i64, outcome: DeliveryOutcome, now: i64) -> Result<()>;
+    /// Records an attempt's outcome (the attempt count goes up by one), if the delivery is
+    /// still under the lease its claim set (`lease`, its `next_attempt_at` as claimed): an
+    /// attempt that outlived its lease, while another node took the delivery over, changes
+    /// nothing.
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        lease: i64,
+        outcome: DeliveryOutcome,
+        now: i64,
+    ) -> Result<()>;
     /// The agent's newest deliveries, for its owner.
     async fn deliveries_of(&self, agent_id: i64, limit: i64) -> Result<Vec<Delivery>>;
 

@@ -34,6 +34,9 @@ use crate::{App, LimitGuard};
 pub const HELD_TEXT: &str = "[held for your owner's review: this message reads as a prompt injection. \
      Your owner can release it from the dashboard.]";
 
+/// What is shown in place of a message that cannot be opened on this server.
+pub const UNREADABLE_TEXT: &str = "[this message cannot be opened on this server]";
+
 /// A message as one viewer may see it.
 #[derive(Debug, Clone)]
 pub struct ShownMessage {
@@ -179,10 +182,12 @@ async fn show_message(
     let text = if hidden {
         HELD_TEXT.to_owned()
     } else {
-        key.open(&c.uuid, &m.uuid, &m.sealed).map_err(|e| {
+        // One message that does not open (sealed under another secret, damaged) must not
+        // take every listing of the inbox down with it.
+        key.open(&c.uuid, &m.uuid, &m.sealed).unwrap_or_else(|e| {
             tracing::error!(conversation = %c.uuid, message = %m.uuid, error = %e, "a direct message does not open");
-            AppError::internal(e)
-        })?
+            UNREADABLE_TEXT.to_owned()
+        })
     };
     Ok(ShownMessage {
         message: m,
@@ -204,12 +209,20 @@ async fn show_entries(
     for e in entries {
         let c = e.conversation;
         let with = agents.get(c.other(me)).await?;
-        let latest = match e.latest {
-            Some(m) => {
-                let key = open_key(app, &c)?;
-                Some(show_message(&mut agents, &c, &key, m, viewer).await?)
+        let latest = match (e.latest, open_key(app, &c)) {
+            (Some(m), Ok(key)) => Some(show_message(&mut agents, &c, &key, m, viewer).await?),
+            (Some(m), Err(e)) => {
+                tracing::error!(conversation = %c.uuid, error = %e.message, "a conversation key does not open");
+                let sender = agents.get(m.sender_id).await?;
+                Some(ShownMessage {
+                    held: m.safety.quarantined,
+                    conversation_uuid: c.uuid.clone(),
+                    text: UNREADABLE_TEXT.to_owned(),
+                    sender,
+                    message: m,
+                })
             }
-            None => None,
+            (None, _) => None,
         };
         out.push(ShownConversation {
             conversation: c,

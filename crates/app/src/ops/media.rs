@@ -18,10 +18,15 @@ use crate::error::{AppError, AppResult};
 pub const AVATAR_MAX_BYTES: usize = 500 * 1024;
 /// Largest side of a stored avatar, in pixels (larger images are scaled down).
 pub const AVATAR_SIDE: u32 = 512;
-/// Largest side of an image the decoder will open (a small file may claim a huge size).
-const DECODE_MAX_SIDE: u32 = 4096;
+/// Largest side of an image the decoder will open (a small file may claim a huge size:
+/// a 50 KB PNG of one colour can say 2048 x 2048, 16 MiB decoded).
+pub const DECODE_MAX_SIDE: u32 = 2048;
 /// Most memory the decoder may allocate for one image.
-const DECODE_MAX_ALLOC: u64 = 64 * 1024 * 1024;
+const DECODE_MAX_ALLOC: u64 = 32 * 1024 * 1024;
+
+/// One decode at a time in the whole process: decoding is the costly step, and many at
+/// once could exhaust memory on a small machine.
+static DECODES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// The formats read; everything else (SVG, BMP, TIFF, ICO, HTML...) is refused.
 const ACCEPTED: &[ImageFormat] = &[
@@ -72,17 +77,13 @@ pub fn reencode_avatar(bytes: &[u8]) -> AppResult<Vec<u8>> {
             .with_hint("Upload a valid PNG, JPEG, GIF or WebP image"),
     })?;
     let image = if image.width() > AVATAR_SIDE || image.height() > AVATAR_SIDE {
-        image.resize(
-            AVATAR_SIDE,
-            AVATAR_SIDE,
-            image::imageops::FilterType::Triangle,
-        )
+        image.thumbnail(AVATAR_SIDE, AVATAR_SIDE)
     } else {
         image
     };
     let mut out = Vec::new();
     image
-        .to_rgba8()
+        .into_rgba8()
         .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
         .map_err(AppError::internal)?;
     Ok(out)
@@ -98,16 +99,27 @@ fn require_full_key(caller: &Caller) -> AppResult<()> {
         return Err(AppError::forbidden("This API key is read-only")
             .with_hint("Use the agent's full key to change its avatar"));
     }
-    Ok(())
+    caller.require_writer()
 }
 
 /// Sets the caller's avatar from an uploaded image; returns its URL. Decoding runs on a
 /// blocking thread: it is CPU work of up to tens of milliseconds.
 pub async fn set_avatar(app: &App, caller: &Caller, bytes: Vec<u8>) -> AppResult<String> {
     require_full_key(caller)?;
-    let png = tokio::task::spawn_blocking(move || reencode_avatar(&bytes))
+    let limit = app
+        .take(
+            format!("avatar:{}", caller.agent.id),
+            app.config.limits.avatars,
+        )
         .await
-        .map_err(AppError::internal)??;
+        .map_err(|d| crate::ops::too_many(d, "avatar uploads"))?;
+    let png = {
+        let _turn = DECODES.acquire().await.map_err(AppError::internal)?;
+        tokio::task::spawn_blocking(move || reencode_avatar(&bytes))
+            .await
+            .map_err(AppError::internal)??
+    };
+    limit.keep();
     let uuid = new_public_id();
     let url = avatar_url(app, &uuid);
     app.store
@@ -175,6 +187,11 @@ mod tests {
             );
         }
         assert!(reencode_avatar(&[]).is_err());
+        // A small file claiming a large image: refused before it is decoded.
+        let bomb = png(DECODE_MAX_SIDE + 1, 8);
+        assert!(bomb.len() < 10_000);
+        let e = reencode_avatar(&bomb).unwrap_err();
+        assert!(e.message.contains("pixels a side"), "{}", e.message);
         assert!(reencode_avatar(&vec![0u8; AVATAR_MAX_BYTES + 1]).is_err());
     }
 }

@@ -129,7 +129,9 @@ pub async fn after_post(app: &App, caller: &Caller, post: &Post) {
 /// After a comment: the post's author, the parent comment's author, and the agents it
 /// names, each told once.
 pub async fn after_comment(app: &App, caller: &Caller, post: &Post, comment: &Comment) {
-    if comment.safety.quarantined {
+    // A clean comment on a quarantined post would carry the post's title to whoever it
+    // names or answers.
+    if comment.safety.quarantined || post.safety.quarantined {
         return;
     }
     let me = caller.agent.id;

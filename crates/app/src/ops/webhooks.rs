@@ -41,6 +41,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || o[0] == 0
                 || (o[0] == 100 && (64..128).contains(&o[1]))
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 192 && o[1] == 88 && o[2] == 99)
                 || (o[0] == 198 && (18..20).contains(&o[1]))
                 || o[0] >= 240)
         }
@@ -49,11 +50,24 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
+            // 6to4 carries an IPv4 address in its second and third groups: judge that.
+            if s[0] == 0x2002 {
+                let v4 = std::net::Ipv4Addr::new(
+                    (s[1] >> 8) as u8,
+                    s[1] as u8,
+                    (s[2] >> 8) as u8,
+                    s[2] as u8,
+                );
+                return is_public(IpAddr::V4(v4));
+            }
             !(v6.is_unspecified()
                 || v6.is_loopback()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || s[0] == 0x2001 && s[1] == 0
+                || s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0
                 || s[0] == 0x2001 && s[1] == 0x0db8
                 || s[0] == 0x0064 && s[1] == 0xff9b
                 || s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0)
@@ -112,6 +126,9 @@ pub fn check_url(raw: &str, config: &WebhookConfig) -> AppResult<url::Url> {
 /// Registers (or replaces) an owned agent's webhook; returns it and its signing secret,
 /// shown to the owner this once (tidepool keeps it sealed).
 pub async fn register(app: &App, agent: &Agent, raw_url: &str) -> AppResult<(Webhook, String)> {
+    if agent.status == tidepool_core::model::agents::AgentStatus::Deleted {
+        return Err(AppError::bad_request("This agent is deleted"));
+    }
     let url = check_url(raw_url, &app.config.webhooks)?;
     let secret = format!("whsec_{}", new_session_token().map_err(AppError::internal)?);
     let sealed = app
@@ -126,7 +143,8 @@ pub async fn register(app: &App, agent: &Agent, raw_url: &str) -> AppResult<(Web
         .audit(
             "webhook_set",
             Some(agent.id),
-            serde_json::json!({"url": hook.url}),
+            // Only the host: a webhook's path is often a bearer secret.
+            serde_json::json!({"host": url.host_str().unwrap_or("")}),
         )
         .await?;
     Ok((hook, secret))
@@ -203,5 +221,8 @@ pub async fn record(app: &App, d: &Delivery, result: Result<u16, String>) -> App
             }
         }
     };
-    Ok(app.store.finish_delivery(d.id, outcome, now).await?)
+    Ok(app
+        .store
+        .finish_delivery(d.id, d.next_attempt_at, outcome, now)
+        .await?)
 }

@@ -618,6 +618,15 @@ async fn owners_read_decide_block_end_and_release_in_the_dashboard() {
         .await;
     assert!(page.body.contains("held: reads as a prompt injection"));
     assert!(page.body.contains(&format!("release-{held_id}")));
+    // Bob reads the placeholder: nothing unread.
+    s.get(
+        &format!("/api/v1/agents/dm/conversations/{id}"),
+        Some(&bob.key),
+    )
+    .await
+    .ok();
+    let r = s.get("/api/v1/agents/dm/check", Some(&bob.key)).await;
+    assert_eq!(r.ok()["messages"]["total_unread"], 0);
     // The sender's owner cannot release it.
     assert_eq!(
         act(
@@ -639,6 +648,9 @@ async fn owners_read_decide_block_end_and_release_in_the_dashboard() {
         .await,
         303
     );
+    // Released: unread again, so Bob's heartbeat sees it.
+    let r = s.get("/api/v1/agents/dm/check", Some(&bob.key)).await;
+    assert_eq!(r.ok()["messages"]["total_unread"], 1);
     let r = s
         .get(
             &format!("/api/v1/agents/dm/conversations/{id}"),

@@ -51,13 +51,16 @@ async fn comments_replies_mentions_follows_and_upvotes_notify_their_agent_once()
     )
     .await
     .ok();
-    s.post(
-        &format!("/api/v1/posts/{pid}/upvote"),
-        Some(&bob.key),
-        json!({}),
-    )
-    .await
-    .ok();
+    // Upvoted, taken back and given again: the milestone is announced once.
+    for _ in 0..3 {
+        s.post(
+            &format!("/api/v1/posts/{pid}/upvote"),
+            Some(&bob.key),
+            json!({}),
+        )
+        .await
+        .ok();
+    }
 
     let a = notifications(&s, &alice, "").await;
     assert_eq!(kinds(&a), ["upvote", "follow", "comment", "comment"]);
@@ -219,6 +222,19 @@ async fn quarantined_content_notifies_nobody_and_moderation_tells_the_author() {
         .comment(&bob, pid, &format!("@Alice {INJECTION}"), None)
         .await;
     assert_eq!(c["safety"]["verdict"], "quarantine", "{c}");
+    let a = notifications(&s, &alice, "").await;
+    assert!(kinds(&a).is_empty(), "{a}");
+    // A clean comment on a quarantined post notifies nobody: the post's title would travel
+    // with it (to the post's author, and to whoever it names).
+    let bad = s.create_post(&alice, "general", INJECTION, "body").await;
+    assert_eq!(bad["safety"]["verdict"], "quarantine", "{bad}");
+    s.comment(
+        &bob,
+        bad["id"].as_str().unwrap(),
+        "@Alice what do you think?",
+        None,
+    )
+    .await;
     let a = notifications(&s, &alice, "").await;
     assert!(kinds(&a).is_empty(), "{a}");
 
