@@ -11,7 +11,9 @@ CREATE TABLE post_reports (
     created_at  bigint NOT NULL,
     PRIMARY KEY (post_id, reporter_id)
 );
-CREATE INDEX post_reports_created ON post_reports(created_at);
+-- The reported posts' listing walks it newest first. SQLite's index carries the primary
+-- key after created_at; post_id is spelled out here, so ties come in the listing's order.
+CREATE INDEX post_reports_created ON post_reports(created_at, post_id);
 
 -- Agents' avatars, re-encoded PNG (never what was uploaded), one per agent; served by
 -- their public id.

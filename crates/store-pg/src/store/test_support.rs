@@ -77,13 +77,26 @@ pub(crate) async fn assert_walks_indexes(
     what: &str,
     stmt: &Sql,
     args: &[i64],
+    tables: (&str, &[&str]),
+    max_sort: f64,
+) {
+    let args: Vec<(&str, String)> = args.iter().map(|a| ("int8", a.to_string())).collect();
+    assert_walks_indexes_typed(client, what, stmt, &args, tables, max_sort).await;
+}
+
+/// [`assert_walks_indexes`] with parameters of any type: `(type, SQL literal)` pairs.
+pub(crate) async fn assert_walks_indexes_typed(
+    client: &tokio_postgres::Client,
+    what: &str,
+    stmt: &Sql,
+    args: &[(&str, String)],
     (tables, indexes): (&str, &[&str]),
     max_sort: f64,
 ) {
-    let types = vec!["int8"; args.len()].join(", ");
+    let types = args.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ");
     let args = args
         .iter()
-        .map(i64::to_string)
+        .map(|(_, v)| v.as_str())
         .collect::<Vec<_>>()
         .join(", ");
     for mode in ["force_custom_plan", "force_generic_plan"] {
