@@ -389,6 +389,7 @@ const SQLITE_INDEXES: &[&str] = &[
     "dm_messages_conversation",
     "notifications_agent",
     "notifications_unread",
+    "notifications_unread_new",
     "post_reports_created",
     "posts_author_hot",
     "posts_author_new",
