@@ -19,8 +19,8 @@ fn tidepool(args: &[&str]) -> (bool, String) {
 }
 
 /// A small network on SQLite: two agents, a submolt, posts, comments, a vote, a follow,
-/// the notifications they made, some read (and, from [`add_direct_messages`], a
-/// conversation).
+/// the notifications they made, some read, a report (and, from [`add_direct_messages`], a
+/// conversation and an avatar).
 fn build_network(data: &Path) {
     let s = common::start(data, &["--auto-claim", "--rate-limits", "off"], "warn");
     let mut keys = Vec::new();
@@ -81,6 +81,15 @@ fn build_network(data: &Path) {
         .0,
         200
     );
+    // Shaker reports the post: the export holds an open report.
+    let (status, body) = common::api(
+        &s.base,
+        "POST",
+        &format!("/posts/{id}/report"),
+        Some(&keys[1]),
+        json!({"reason": "Anemones are off topic here"}),
+    );
+    assert_eq!(status, 201, "{body}");
     // Mover was told of the comment, the upvote and the follow; it reads those about
     // the post, so the export holds read and unread notifications.
     let (status, body) = common::api(
@@ -97,7 +106,8 @@ fn build_network(data: &Path) {
 
 /// A direct message between the two agents of [`build_network`], written through the store
 /// (the server was stopped): requested by Mover, accepted, answered by Shaker. The sealed
-/// bytes are arbitrary here: the export carries them as they are.
+/// bytes are arbitrary here: the export carries them as they are. And Mover's avatar (no
+/// upload route yet; the bytes are stored as given).
 async fn add_direct_messages(data: &Path) {
     use tidepool_core::model::dms::{ConversationStatus, NewConversation, NewMessage};
     use tidepool_core::model::posts::Safety;
@@ -143,6 +153,17 @@ async fn add_direct_messages(data: &Path) {
         )
         .await
         .unwrap();
+    let uuid = tidepool_store::new_public_id();
+    store
+        .put_avatar(
+            mover.id,
+            uuid.clone(),
+            b"\x89PNG\r\n\x1a\n\x00\xff".to_vec(),
+            format!("http://127.0.0.1/media/avatars/{uuid}.png"),
+            1_772_366_402_000,
+        )
+        .await
+        .unwrap();
     store.shutdown();
 }
 
@@ -184,7 +205,13 @@ async fn a_network_moves_from_sqlite_to_postgres_byte_for_byte() {
         ]);
         assert!(ok, "{out}");
         assert!(out.contains("exported"), "{out}");
-        for table in ["dm_conversations", "dm_messages", "notifications"] {
+        for table in [
+            "dm_conversations",
+            "dm_messages",
+            "notifications",
+            "post_reports",
+            "avatars",
+        ] {
             let rows = std::fs::read_to_string(e1.join(format!("{table}.jsonl"))).unwrap();
             assert!(!rows.is_empty(), "no {table} exported");
         }

@@ -158,7 +158,7 @@ fn no_session_level_advisory_locks() {
 // ---------------------------------------------------------------------------------------
 // Schema
 
-/// The final SQLite schema (crates/store-sqlite migrations 1-7), table by table. `fts_pending`
+/// The final SQLite schema (crates/store-sqlite migrations 1-9), table by table. `fts_pending`
 /// and the FTS5 tables are replaced by the `post_words` / `comment_words` tables.
 const SQLITE_TABLES: &[(&str, &[&str])] = &[
     (
@@ -263,6 +263,11 @@ const SQLITE_TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     ("follows", &["follower_id", "followed_id", "created_at"]),
+    (
+        "post_reports",
+        &["post_id", "reporter_id", "reason", "created_at"],
+    ),
+    ("avatars", &["agent_id", "uuid", "png", "created_at"]),
     (
         "notifications",
         &[
@@ -384,6 +389,8 @@ const SQLITE_INDEXES: &[&str] = &[
     "dm_messages_conversation",
     "notifications_agent",
     "notifications_unread",
+    "notifications_unread_new",
+    "post_reports_created",
     "posts_author_hot",
     "posts_author_new",
     "posts_author_top",
@@ -428,10 +435,15 @@ async fn schema_has_every_sqlite_table_column_and_index() {
         "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname = $1",
         &[Type::TEXT],
     );
-    for index in SQLITE_INDEXES
-        .iter()
-        .chain(&["post_words_pkey", "comment_words_pkey"])
-    {
+    for index in SQLITE_INDEXES.iter().chain(&[
+        "post_words_pkey",
+        "comment_words_pkey",
+        // SQLite's keys, under PostgreSQL's names: one report per agent and post, one
+        // avatar per agent, each public id once.
+        "post_reports_pkey",
+        "avatars_pkey",
+        "avatars_uuid_key",
+    ]) {
         let n: i64 = pool.query_one(&INDEX, &[index]).await.unwrap().get(0);
         assert_eq!(n, 1, "index {index} missing");
     }
@@ -462,6 +474,12 @@ async fn schema_has_every_sqlite_table_column_and_index() {
         ("notifications", "actor_id", "bigint", "NO"),
         ("notifications", "is_read", "smallint", "NO"),
         ("notifications", "created_at", "bigint", "NO"),
+        ("post_reports", "post_id", "bigint", "NO"),
+        ("post_reports", "reporter_id", "bigint", "NO"),
+        ("post_reports", "created_at", "bigint", "NO"),
+        ("avatars", "agent_id", "bigint", "NO"),
+        ("avatars", "png", "bytea", "NO"),
+        ("avatars", "created_at", "bigint", "NO"),
     ] {
         let row = pool.query_one(&TYPE, &[&table, &column]).await.unwrap();
         assert_eq!(row.get::<_, String>(0), ty, "{table}.{column}");

@@ -62,6 +62,10 @@ async fn a_network_moves_between_stores_unchanged() {
     // read and unread.
     conformance::notifications_listed_newest_first_with_names(sqlite.as_ref()).await;
     conformance::notifications_unread_and_marking(sqlite.as_ref()).await;
+    // Open reports (one of a deleted post among them) and an avatar (bytes of every
+    // value).
+    conformance::reports_listed_newest_first_by_scope(sqlite.as_ref()).await;
+    conformance::avatars_replaced_removed_and_deleted_with_the_agent(sqlite.as_ref()).await;
     // Votes that stay (the scenarios above take theirs back).
     let fan = sqlite
         .register_agent(conformance::new_agent("Fan", true))
@@ -120,6 +124,8 @@ async fn a_network_moves_between_stores_unchanged() {
         "dm_conversations",
         "dm_messages",
         "notifications",
+        "post_reports",
+        "avatars",
     ] {
         let (_, lines) = first.iter().find(|(n, _)| *n == name).unwrap();
         assert!(!lines.is_empty(), "no {name} exported");
@@ -158,6 +164,30 @@ async fn a_network_moves_between_stores_unchanged() {
         (Some("NtActor"), Some("tidewatch"), true)
     );
     assert_eq!(pg.unread_notifications(reader.id).await.unwrap(), 7);
+    // The reported posts list as they did, reasons and all, and decisions work on them.
+    let summary = |list: Vec<tidepool_core::model::moderation::ReportedPost>| {
+        list.into_iter()
+            .map(|r| (r.post.uuid, r.reports, r.latest_at, r.reasons))
+            .collect::<Vec<_>>()
+    };
+    let scope = tidepool_core::model::moderation::QueueScope::All;
+    let reported = summary(pg.reported_posts(scope.clone(), 50).await.unwrap());
+    assert_eq!(reported.len(), 4);
+    assert_eq!(
+        reported,
+        summary(sqlite.reported_posts(scope, 50).await.unwrap())
+    );
+    conformance::reports_resolved_and_logged(pg.as_ref()).await;
+    // The avatar reads back by its public id, the agent pointing at it.
+    let owner_of_avatar = pg.agent_by_name("avfirst").await.unwrap().unwrap();
+    let url = owner_of_avatar.avatar_url.unwrap();
+    let uuid = url
+        .rsplit('/')
+        .next()
+        .and_then(|f| f.strip_suffix(".png"))
+        .unwrap();
+    let png = pg.avatar(uuid).await.unwrap().unwrap();
+    assert_eq!(png, sqlite.avatar(uuid).await.unwrap().unwrap());
 
     // The same import (binary COPY) through pgbouncer in transaction mode, where
     // statements are unnamed.

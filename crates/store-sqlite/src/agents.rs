@@ -360,7 +360,8 @@ fn operator_claimable(agent: &Agent, claimed_ok: bool) -> Result<()> {
     }
 }
 
-/// Replaces the agent's avatar and points its `avatar_url` at it.
+/// Replaces the agent's avatar and points its `avatar_url` at it; `NotFound` for an
+/// unknown or deleted agent (its avatar went with it).
 pub fn put_avatar(
     conn: &Connection,
     agent_id: i64,
@@ -369,13 +370,17 @@ pub fn put_avatar(
     url: &str,
     now: i64,
 ) -> Result<()> {
+    let live = conn
+        .prepare_cached("UPDATE agents SET avatar_url = ?2 WHERE id = ?1 AND status != 'deleted'")?
+        .execute(params![agent_id, url])?;
+    if live == 0 {
+        return Err(DbError::NotFound("Agent"));
+    }
     conn.prepare_cached(
         "INSERT INTO avatars(agent_id, uuid, png, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(agent_id) DO UPDATE SET uuid = excluded.uuid, png = excluded.png, created_at = excluded.created_at",
     )?
     .execute(params![agent_id, uuid, png, now])?;
-    conn.prepare_cached("UPDATE agents SET avatar_url = ?2 WHERE id = ?1")?
-        .execute(params![agent_id, url])?;
     Ok(())
 }
 

@@ -150,16 +150,25 @@ pub fn report(
         == 1)
 }
 
-/// Reported posts in `scope`, most recently reported first. Open reports are few (a
-/// decision deletes them), so grouping them all is cheap.
+/// Reported posts in `scope`, most recently reported first (ties: the newer post). The
+/// reports are walked newest first through `post_reports_created` (which carries the
+/// primary key after created_at), keeping each post's newest report only (the anti-join
+/// probes that post's reports by primary key): a page reads the reports down to its last
+/// post, never all of them.
 pub fn reported(conn: &Connection, scope: &QueueScope, limit: i64) -> Result<Vec<ReportedPost>> {
     let (cond, ids) = condition(scope);
     let groups: Vec<(i64, i64, i64)> = conn
         .prepare_cached(&format!(
-            "SELECT r.post_id, count(*), max(r.created_at) FROM post_reports r
+            "SELECT r.post_id, (SELECT count(*) FROM post_reports c WHERE c.post_id = r.post_id),
+                 r.created_at
+             FROM post_reports r
              JOIN posts p ON p.id = r.post_id
              WHERE p.is_deleted = 0 AND {cond} AND ?1 = ?1
-             GROUP BY r.post_id ORDER BY max(r.created_at) DESC LIMIT ?2"
+               AND NOT EXISTS (
+                   SELECT 1 FROM post_reports n
+                   WHERE n.post_id = r.post_id
+                     AND (n.created_at, n.reporter_id) > (r.created_at, r.reporter_id))
+             ORDER BY r.created_at DESC, r.post_id DESC LIMIT ?2"
         ))?
         .query_map(params![0, limit.clamp(1, MAX_PAGE), ids], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -172,7 +181,8 @@ pub fn reported(conn: &Connection, scope: &QueueScope, limit: i64) -> Result<Vec
             .query_row([post_id], post_from_row)?;
         let reasons = conn
             .prepare_cached(
-                "SELECT reason FROM post_reports WHERE post_id = ?1 ORDER BY created_at DESC LIMIT ?2",
+                "SELECT reason FROM post_reports WHERE post_id = ?1
+                 ORDER BY created_at DESC, reporter_id DESC LIMIT ?2",
             )?
             .query_map(params![post_id, REPORT_REASONS_SHOWN as i64], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -186,20 +196,19 @@ pub fn reported(conn: &Connection, scope: &QueueScope, limit: i64) -> Result<Vec
     Ok(out)
 }
 
-/// Closes a post's reports (deleting the post when `remove`); the caller logs.
+/// Closes a live post's reports (deleting the post when `remove`); the caller logs. A
+/// deleted post has no open report (none is listed): deleting it again would count it
+/// twice.
 pub fn resolve(conn: &Connection, post_id: i64, remove: bool) -> Result<i64> {
+    let no_report = || crate::DbError::Refused("This post has no open report".into());
+    let post = crate::posts::by_id(conn, post_id)?.ok_or_else(no_report)?;
     let closed = conn
         .prepare_cached("DELETE FROM post_reports WHERE post_id = ?1")?
         .execute([post_id])? as i64;
     if closed == 0 {
-        return Err(crate::DbError::Refused(
-            "This post has no open report".into(),
-        ));
+        return Err(no_report());
     }
     if remove {
-        let post = conn
-            .prepare_cached(&format!("{POST_SELECT} WHERE p.id = ?1"))?
-            .query_row([post_id], post_from_row)?;
         crate::posts::delete(conn, &post)?;
     }
     Ok(closed)

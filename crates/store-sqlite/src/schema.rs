@@ -281,7 +281,9 @@ CREATE TABLE dm_messages (
 );
 CREATE INDEX dm_messages_conversation ON dm_messages(conversation_id, id);
 "#,
-    // 7: notifications (spec 2.8), newest first per agent; unread ones also by post.
+    // 7: notifications (spec 2.8), newest first per agent; unread ones by post (marking
+    // read) and newest first (their listing and count: an agent whose old notifications
+    // stay unread behind many read ones pages them without walking the read ones).
     r#"
 CREATE TABLE notifications (
     id         INTEGER PRIMARY KEY,
@@ -297,6 +299,7 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_agent ON notifications(agent_id, id);
 CREATE INDEX notifications_unread ON notifications(agent_id, post_id) WHERE is_read = 0;
+CREATE INDEX notifications_unread_new ON notifications(agent_id, id) WHERE is_read = 0;
 "#,
     // 8: agents' reports of posts, open until a moderator decides (then deleted: the
     // decision stays in mod_log).

@@ -144,6 +144,24 @@ fn seed(store: &SqliteStore) {
                 "UPDATE notifications SET is_read = 1 WHERE created_at < ?1",
                 [NOW + 90],
             )?;
+            // Agent 7's backlog: 20,000 more notifications, the older 5,000 never read.
+            c.execute(
+                "WITH RECURSIVE k(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM k WHERE n < 20000)
+                 INSERT INTO notifications(uuid, agent_id, kind, message, is_read, created_at)
+                 SELECT 'backlog' || n, 7, 'follow', '', n > 5000, ?1 + 1000 + n FROM k",
+                [NOW],
+            )?;
+            // One post in eight reported by one to five agents (4,500 open reports); one
+            // reported post in five deleted since.
+            for post in (8..=POSTS).step_by(8) {
+                for k in 1..=(post % 5 + 1) {
+                    moderation::report(c, post, k, &format!("reason {k}"), NOW + post * 10 + k)?;
+                }
+                if post % 40 == 0 {
+                    let p = posts::by_id(c, post)?.unwrap();
+                    posts::delete(c, &p)?;
+                }
+            }
             c.execute_batch("ANALYZE")?;
             Ok(())
         })
@@ -209,6 +227,8 @@ const TABLES: &[&str] = &[
     "audit_log",
     "n",
     "notifications",
+    "r",
+    "post_reports",
 ];
 
 /// Asserts no full table scan and, unless `bounded_sort`, no temporary sort.
@@ -463,6 +483,57 @@ fn every_listing_query_uses_an_index() {
             lines.iter().any(|l| l.contains("INDEX notifications_")),
             "{sql}: {lines:#?}"
         );
+    }
+
+    // Reported posts, everything and two submolts: the reports walked newest first
+    // through post_reports_created (never all of them grouped), posts by primary key.
+    let p = plans(&mut conn, |c| {
+        for scope in [
+            moderation::QueueScope::All,
+            moderation::QueueScope::Submolts(vec![2, 10]),
+        ] {
+            let listed = moderation::reported(c, &scope, 50).unwrap();
+            assert_eq!(listed.len(), 50, "{scope:?}");
+        }
+    });
+    assert_indexed("reported posts", &p, true);
+    // Only one post's reasons are sorted, never the reports.
+    for (sql, lines) in &p {
+        assert!(
+            lines.iter().all(|l| !l.contains("TEMP B-TREE")
+                || l.contains("ORDER BY") && sql.starts_with("SELECT reason ")),
+            "{sql}: {lines:#?}"
+        );
+    }
+    assert!(
+        p.iter()
+            .flat_map(|(_, l)| l)
+            .any(|l| l.contains("post_reports_created")),
+        "{p:#?}"
+    );
+
+    // Agent 7 pages its old unread notifications, behind 15,000 read ones, without
+    // reading them all: each statement steps the VM about as often as for a page (about
+    // 1,000 steps) or the unread count's cap (about 8,000), not for every notification of
+    // the backlog (walking notifications_agent took 76,000 for the first page).
+    let middle = notifications::list(&conn, 7, true, None, 2_500).unwrap()[2_499].id;
+    let p = plans(&mut conn, |c| {
+        assert_eq!(notifications::list(c, 7, true, None, 20).unwrap().len(), 20);
+        assert_eq!(
+            notifications::list(c, 7, true, Some(middle), 20)
+                .unwrap()
+                .len(),
+            20
+        );
+        notifications::unread(c, 7).unwrap();
+    });
+    for (sql, lines) in &p {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let mut rows = stmt.query([]).unwrap();
+        while rows.next().unwrap().is_some() {}
+        drop(rows);
+        let steps = stmt.get_status(rusqlite::StatementStatus::VmStep);
+        assert!(steps <= 10_000, "{steps} VM steps: {sql}\nplan: {lines:#?}");
     }
 
     let p = plans(&mut conn, |c| {

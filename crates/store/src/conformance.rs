@@ -2486,6 +2486,589 @@ pub async fn notifications_marked_at_once_counted_once(store: Arc<dyn Store>) {
     assert_eq!(store.unread_notifications(me.id).await.unwrap(), 0);
 }
 
+// ---- post reports ----
+
+fn decision(post: &Post, action: &str) -> ModerationRecord {
+    ModerationRecord {
+        actor: "mod… (#3)".into(),
+        action: action.into(),
+        target_kind: "post".into(),
+        target: post.uuid.clone(),
+        reason: format!("{action}, as the rules say"),
+        now: NOW,
+    }
+}
+
+/// Log entries about `post`.
+async fn logged(store: &dyn Store, post: &Post) -> Vec<String> {
+    store
+        .moderation_log(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.target == post.uuid)
+        .map(|e| e.action)
+        .collect()
+}
+
+/// A post's counters where they are kept: the network's, its author's and its submolt's.
+async fn post_counts(store: &dyn Store, post: &Post) -> (i64, i64, i64) {
+    (
+        stat(store, "posts").await,
+        store
+            .agent_by_id(post.author.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .post_count,
+        store
+            .submolt_by_id(post.submolt.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .post_count,
+    )
+}
+
+/// Reported posts are listed most recently reported first (ties: the newer post first),
+/// one entry per post with how many agents reported it and the newest reasons (at most
+/// `REPORT_REASONS_SHOWN`, newest first, ties by the later reporter), within the
+/// moderator's submolts; an agent reports a post once; deleted posts are left out.
+pub async fn reports_listed_newest_first_by_scope(store: &dyn Store) {
+    use tidepool_core::model::moderation::REPORT_REASONS_SHOWN;
+
+    let author = store
+        .register_agent(new_agent("RpAuthor", true))
+        .await
+        .unwrap();
+    let mut reporters = Vec::new();
+    for i in 0..7 {
+        reporters.push(
+            store
+                .register_agent(new_agent(&format!("RpReporter{i}"), true))
+                .await
+                .unwrap(),
+        );
+    }
+    let g = general(store).await;
+    let other = store
+        .create_submolt(NewSubmolt {
+            name: "rpshelf".into(),
+            display_name: "Report shelf".into(),
+            description: "Reported things".into(),
+            allow_crypto: false,
+            creator_id: author.id,
+            now: NOW,
+        })
+        .await
+        .unwrap()
+        .id;
+    let post = |title: &'static str, submolt: i64| {
+        let new = text_post(&author, submolt, title, NOW);
+        async move { store.create_post(new).await.unwrap() }
+    };
+    let many = post("Reported by many", g).await;
+    let elsewhere = post("Reported elsewhere", other).await;
+    let quiet = post("Never reported", g).await;
+    let gone = post("Reported then deleted", g).await;
+    let (tied_old, tied_new) = (post("Tied older", g).await, post("Tied newer", g).await);
+    let report = |post: &Post, by: &Agent, reason: String, at: i64| {
+        store.report_post(post.id, by.id, reason, at)
+    };
+    for (i, r) in reporters.iter().enumerate() {
+        let i = i as i64;
+        assert!(
+            report(&many, r, format!("reason {i}"), NOW + 1 + i)
+                .await
+                .unwrap()
+        );
+    }
+    // Once per agent: a second report changes nothing, its reason included.
+    assert!(
+        !report(&many, &reporters[0], "again".into(), NOW + 50)
+            .await
+            .unwrap()
+    );
+    assert!(
+        report(&elsewhere, &reporters[0], "off topic".into(), NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        report(&gone, &reporters[1], "spam".into(), NOW + 40)
+            .await
+            .unwrap()
+    );
+    store.delete_post(gone.id).await.unwrap();
+    for post in [&tied_old, &tied_new] {
+        for r in &reporters[..2] {
+            assert!(
+                report(post, r, format!("tie {}", r.name), NOW + 5)
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+
+    let all = store.reported_posts(QueueScope::All, 10).await.unwrap();
+    let ids: Vec<i64> = all.iter().map(|r| r.post.id).collect();
+    assert_eq!(
+        ids,
+        vec![elsewhere.id, many.id, tied_new.id, tied_old.id],
+        "{all:#?}"
+    );
+    assert!(!ids.contains(&quiet.id) && !ids.contains(&gone.id));
+    let m = &all[1];
+    assert_eq!((m.reports, m.latest_at), (7, NOW + 7));
+    let newest: Vec<String> = (0..7)
+        .rev()
+        .take(REPORT_REASONS_SHOWN)
+        .map(|i| format!("reason {i}"))
+        .collect();
+    assert_eq!(m.reasons, newest);
+    assert_eq!(
+        (
+            m.post.title.as_str(),
+            m.post.author.name.as_str(),
+            m.post.submolt.name.as_str()
+        ),
+        ("Reported by many", "RpAuthor", "general")
+    );
+    assert_eq!(
+        (all[0].reports, all[0].reasons.clone(), all[0].latest_at),
+        (1, vec!["off topic".to_owned()], NOW + 10)
+    );
+    // Reports at the same moment: the later reporter's reason first.
+    assert_eq!(
+        all[2].reasons,
+        vec!["tie RpReporter1".to_owned(), "tie RpReporter0".to_owned()]
+    );
+
+    let ids = |list: Vec<tidepool_core::model::moderation::ReportedPost>| {
+        list.iter().map(|r| r.post.id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(store.reported_posts(QueueScope::All, 1).await.unwrap()),
+        vec![elsewhere.id]
+    );
+    assert_eq!(
+        ids(store
+            .reported_posts(QueueScope::Submolts(vec![g]), 10)
+            .await
+            .unwrap()),
+        vec![many.id, tied_new.id, tied_old.id]
+    );
+    assert_eq!(
+        ids(store
+            .reported_posts(QueueScope::Submolts(vec![other, g + 1_000]), 10)
+            .await
+            .unwrap()),
+        vec![elsewhere.id]
+    );
+    assert!(
+        store
+            .reported_posts(QueueScope::Submolts(vec![g + 1_000]), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A report that reaches a deleted post (it raced the deletion) is not listed either.
+    assert!(
+        report(&gone, &reporters[2], "late".into(), NOW + 60)
+            .await
+            .unwrap()
+    );
+    assert!(!ids(store.reported_posts(QueueScope::All, 10).await.unwrap()).contains(&gone.id));
+}
+
+/// A decision closes every open report of the post and is logged with it: a dismissal
+/// keeps the post, a removal deletes it as `delete_post` does (counters, listings,
+/// search). A post with no open report (never reported, decided already, deleted or
+/// unknown) is `Refused`, nothing logged and nothing counted again.
+pub async fn reports_resolved_and_logged(store: &dyn Store) {
+    let author = store
+        .register_agent(new_agent("RsAuthor", true))
+        .await
+        .unwrap();
+    let r1 = store
+        .register_agent(new_agent("RsReporter1", true))
+        .await
+        .unwrap();
+    let r2 = store
+        .register_agent(new_agent("RsReporter2", true))
+        .await
+        .unwrap();
+    // A submolt of its own, so the listing shows this check's posts alone.
+    let g = store
+        .create_submolt(NewSubmolt {
+            name: "rsdesk".into(),
+            display_name: "Decisions".into(),
+            description: "Decided things".into(),
+            allow_crypto: false,
+            creator_id: author.id,
+            now: NOW,
+        })
+        .await
+        .unwrap()
+        .id;
+    let here = || QueueScope::Submolts(vec![g]);
+    let post = store
+        .create_post(text_post(&author, g, "Questionable periwinkles", NOW))
+        .await
+        .unwrap();
+    let refused = |r: crate::Result<i64>| matches!(r, Err(StoreError::Refused(_)));
+
+    assert!(refused(
+        store
+            .resolve_reports(post.id, false, decision(&post, "dismiss reports"))
+            .await
+    ));
+    assert!(logged(store, &post).await.is_empty());
+    for r in [&r1, &r2] {
+        assert!(
+            store
+                .report_post(post.id, r.id, "rude".into(), NOW)
+                .await
+                .unwrap()
+        );
+    }
+    let before = post_counts(store, &post).await;
+    let closed = store
+        .resolve_reports(post.id, false, decision(&post, "dismiss reports"))
+        .await
+        .unwrap();
+    assert_eq!(closed, 2);
+    assert_eq!(logged(store, &post).await, vec!["dismiss reports"]);
+    assert!(store.post_by_id(post.id).await.unwrap().is_some());
+    assert!(store.reported_posts(here(), 10).await.unwrap().is_empty());
+    assert_eq!(post_counts(store, &post).await, before);
+    assert!(refused(
+        store
+            .resolve_reports(post.id, true, decision(&post, "remove (reported)"))
+            .await
+    ));
+    assert_eq!(logged(store, &post).await.len(), 1);
+
+    // Reported again after the dismissal (the same agent may: its report was closed),
+    // then removed.
+    assert!(
+        store
+            .report_post(post.id, r1.id, "still rude".into(), NOW + 1)
+            .await
+            .unwrap()
+    );
+    let listed = store.reported_posts(here(), 10).await.unwrap();
+    assert_eq!(
+        (listed.len(), listed[0].reports, listed[0].reasons.clone()),
+        (1, 1, vec!["still rude".to_owned()])
+    );
+    assert_eq!(
+        store
+            .resolve_reports(post.id, true, decision(&post, "remove (reported)"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        logged(store, &post).await,
+        vec!["remove (reported)", "dismiss reports"]
+    );
+    assert!(store.post_by_id(post.id).await.unwrap().is_none());
+    let (posts, by_author, in_submolt) = before;
+    assert_eq!(
+        post_counts(store, &post).await,
+        (posts - 1, by_author - 1, in_submolt - 1)
+    );
+    assert!(
+        store
+            .search_posts("periwinkles", 10, true)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Decided: nothing more to decide, and nothing counted twice.
+    for remove in [true, false] {
+        assert!(refused(
+            store
+                .resolve_reports(post.id, remove, decision(&post, "again"))
+                .await
+        ));
+    }
+    assert_eq!(
+        post_counts(store, &post).await,
+        (posts - 1, by_author - 1, in_submolt - 1)
+    );
+
+    // A post deleted with its reports open has none left to decide on.
+    let deleted = store
+        .create_post(text_post(&author, g, "Deleted while reported", NOW))
+        .await
+        .unwrap();
+    store
+        .report_post(deleted.id, r2.id, "meh".into(), NOW)
+        .await
+        .unwrap();
+    store.delete_post(deleted.id).await.unwrap();
+    let after_delete = post_counts(store, &deleted).await;
+    for remove in [true, false] {
+        assert!(refused(
+            store
+                .resolve_reports(deleted.id, remove, decision(&deleted, "late"))
+                .await
+        ));
+    }
+    assert_eq!(post_counts(store, &deleted).await, after_delete);
+    assert!(logged(store, &deleted).await.is_empty());
+    assert!(refused(
+        store
+            .resolve_reports(i64::MAX / 2, true, decision(&deleted, "unknown"))
+            .await
+    ));
+}
+
+/// Moderators deciding on one post at once: with no report coming in meanwhile, one
+/// decision wins and every other is `Refused`. Reports filed during the decisions are never
+/// lost: each was closed by a decision (every decision that closed some is logged) or is
+/// still open. A removal deletes the post once, and nothing is decided after it.
+pub async fn reports_decided_at_once_one_wins(store: Arc<dyn Store>) {
+    let author = store
+        .register_agent(new_agent("RcAuthor", true))
+        .await
+        .unwrap();
+    let mut reporters = Vec::new();
+    for i in 0..12 {
+        reporters.push(
+            store
+                .register_agent(new_agent(&format!("RcReporter{i}"), true))
+                .await
+                .unwrap(),
+        );
+    }
+    let g = general(store.as_ref()).await;
+    let table = crate::transfer::TABLES
+        .iter()
+        .find(|t| t.name == "post_reports")
+        .unwrap();
+    for round in 0..6 {
+        let post = store
+            .create_post(text_post(&author, g, &format!("Contested {round}"), NOW))
+            .await
+            .unwrap();
+        for r in &reporters[..4] {
+            store
+                .report_post(post.id, r.id, "first wave".into(), NOW)
+                .await
+                .unwrap();
+        }
+        let before = post_counts(store.as_ref(), &post).await;
+        // Rounds 0-3 race removals with dismissals, 4 and 5 dismissals alone; odd rounds
+        // file a second wave of reports meanwhile.
+        let (removals, second_wave) = (round < 4, round % 2 == 1);
+        let mut decisions = Vec::new();
+        for i in 0..6 {
+            let store = store.clone();
+            let remove = removals && i % 2 == 0;
+            let record = decision(&post, if remove { "remove" } else { "dismiss" });
+            let id = post.id;
+            decisions.push(tokio::spawn(async move {
+                (remove, store.resolve_reports(id, remove, record).await)
+            }));
+        }
+        let mut late = Vec::new();
+        if second_wave {
+            for r in &reporters[4..] {
+                let store = store.clone();
+                let (post, reporter) = (post.id, r.id);
+                late.push(tokio::spawn(async move {
+                    store
+                        .report_post(post, reporter, "second wave".into(), NOW + 1)
+                        .await
+                        .unwrap()
+                }));
+            }
+        }
+        let mut wins = Vec::new();
+        for d in decisions {
+            match d.await.unwrap() {
+                (remove, Ok(closed)) => wins.push((remove, closed)),
+                (_, Err(StoreError::Refused(_))) => {}
+                (_, Err(e)) => panic!("round {round}: {e}"),
+            }
+        }
+        for l in late {
+            assert!(l.await.unwrap(), "round {round}: a new reporter's report");
+        }
+        let filed: i64 = if second_wave { 12 } else { 4 };
+        // The decisions as they were made, the latest first.
+        let log = logged(store.as_ref(), &post).await;
+        assert_eq!(log.len(), wins.len(), "round {round}: {wins:?}");
+        if !second_wave {
+            assert_eq!(wins.len(), 1, "round {round}: {wins:?}");
+        }
+        let closed: i64 = wins.iter().map(|(_, n)| n).sum();
+        let left = store
+            .export_rows(table, None, 1_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|row| matches!(row[0], Cell::Int(id) if id == post.id))
+            .count() as i64;
+        assert_eq!(closed + left, filed, "round {round}: {wins:?}, {left} left");
+        let listed = store
+            .reported_posts(QueueScope::All, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.post.id == post.id)
+            .map_or(0, |r| r.reports);
+        let removals = log.iter().filter(|a| *a == "remove").count();
+        assert_eq!(
+            removals,
+            wins.iter().filter(|(remove, _)| *remove).count(),
+            "round {round}"
+        );
+        if removals == 0 {
+            assert_eq!(post_counts(store.as_ref(), &post).await, before);
+            assert_eq!(listed, left, "round {round}");
+        } else {
+            // One removal, and nothing decided after it.
+            assert_eq!((removals, log[0].as_str()), (1, "remove"), "round {round}");
+            let (posts, by_author, in_submolt) = before;
+            assert_eq!(
+                post_counts(store.as_ref(), &post).await,
+                (posts - 1, by_author - 1, in_submolt - 1),
+                "round {round}"
+            );
+            assert!(store.post_by_id(post.id).await.unwrap().is_none());
+            assert_eq!(listed, 0, "round {round}");
+        }
+    }
+}
+
+// ---- avatars ----
+
+/// An avatar is stored under its public id and the agent points at it; a new one
+/// replaces it (the old id serves nothing), removing clears both, and deleting the agent
+/// takes its avatar with it. A deleted or unknown agent gets none.
+pub async fn avatars_replaced_removed_and_deleted_with_the_agent(store: &dyn Store) {
+    let a = store
+        .register_agent(new_agent("AvFirst", true))
+        .await
+        .unwrap();
+    let b = store
+        .register_agent(new_agent("AvSecond", true))
+        .await
+        .unwrap();
+    let png = |n: u8| vec![0x89, b'P', b'N', b'G', 0, 255, n];
+    let url = |uuid: &str| format!("https://tidepool.example/media/avatars/{uuid}.png");
+    let put = |agent: &Agent, n: u8| {
+        let uuid = crate::new_public_id();
+        let (id, url) = (agent.id, url(&uuid));
+        async move {
+            let r = store.put_avatar(id, uuid.clone(), png(n), url, NOW).await;
+            (uuid, r)
+        }
+    };
+    let avatar_url =
+        |id: i64| async move { store.agent_by_id(id).await.unwrap().unwrap().avatar_url };
+
+    assert!(!store.delete_avatar(a.id).await.unwrap());
+    let (first, r) = put(&a, 1).await;
+    r.unwrap();
+    assert_eq!(store.avatar(&first).await.unwrap(), Some(png(1)));
+    assert_eq!(avatar_url(a.id).await, Some(url(&first)));
+    let (second, r) = put(&a, 2).await;
+    r.unwrap();
+    assert_eq!(store.avatar(&first).await.unwrap(), None);
+    assert_eq!(store.avatar(&second).await.unwrap(), Some(png(2)));
+    assert_eq!(avatar_url(a.id).await, Some(url(&second)));
+    let (theirs, r) = put(&b, 3).await;
+    r.unwrap();
+
+    assert!(store.delete_avatar(a.id).await.unwrap());
+    assert_eq!(store.avatar(&second).await.unwrap(), None);
+    assert_eq!(avatar_url(a.id).await, None);
+    assert!(!store.delete_avatar(a.id).await.unwrap());
+    // The other agent's is untouched.
+    assert_eq!(store.avatar(&theirs).await.unwrap(), Some(png(3)));
+    assert_eq!(avatar_url(b.id).await, Some(url(&theirs)));
+
+    store.delete_agent(b.id, NOW).await.unwrap();
+    assert_eq!(store.avatar(&theirs).await.unwrap(), None);
+    assert_eq!(avatar_url(b.id).await, None);
+    let (none, r) = put(&b, 4).await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    assert_eq!(store.avatar(&none).await.unwrap(), None);
+    assert_eq!(avatar_url(b.id).await, None);
+    let r = store
+        .put_avatar(b.id + 1_000, crate::new_public_id(), png(5), url("x"), NOW)
+        .await;
+    assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+    // A kept avatar outlives an unrelated agent's deletion, for the export.
+    let (kept, r) = put(&a, 6).await;
+    r.unwrap();
+    assert_eq!(store.avatar(&kept).await.unwrap(), Some(png(6)));
+}
+
+/// Uploads racing each other leave one avatar that the agent points at; an upload racing
+/// the agent's deletion leaves nothing behind.
+pub async fn avatars_uploaded_at_once_stay_consistent(store: Arc<dyn Store>) {
+    for round in 0..6 {
+        let agent = store
+            .register_agent(new_agent(&format!("AvRacer{round}"), true))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..4u8 {
+            let store = store.clone();
+            let uuid = crate::new_public_id();
+            let url = format!("https://tidepool.example/media/avatars/{uuid}.png");
+            tasks.push(tokio::spawn(async move {
+                let r = store
+                    .put_avatar(agent.id, uuid.clone(), vec![i], url.clone(), NOW)
+                    .await;
+                (uuid, url, r)
+            }));
+        }
+        // Odd rounds delete the agent meanwhile.
+        let deleting = (round % 2 == 1).then(|| {
+            let store = store.clone();
+            tokio::spawn(async move { store.delete_agent(agent.id, NOW).await })
+        });
+        let mut uploads = Vec::new();
+        for t in tasks {
+            uploads.push(t.await.unwrap());
+        }
+        if let Some(d) = deleting {
+            d.await.unwrap().unwrap();
+        }
+        let pointed = store
+            .agent_by_id(agent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .avatar_url;
+        let mut stored = Vec::new();
+        for (uuid, url, r) in &uploads {
+            match r {
+                Ok(()) => {}
+                Err(StoreError::NotFound(_)) if round % 2 == 1 => {}
+                Err(e) => panic!("round {round}: {e}"),
+            }
+            if store.avatar(uuid).await.unwrap().is_some() {
+                stored.push(url.clone());
+            }
+        }
+        if round % 2 == 1 {
+            assert!(stored.is_empty(), "round {round}: {stored:?}");
+            assert_eq!(pointed, None, "round {round}");
+        } else {
+            assert_eq!(stored.len(), 1, "round {round}: {stored:?}");
+            assert_eq!(pointed.as_ref(), stored.first(), "round {round}");
+        }
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance check. `$open` is an async expression
 /// giving `(guard, Arc<dyn Store>)`: the guard keeps the backing storage alive for the test.
 #[macro_export]
@@ -2516,8 +3099,23 @@ macro_rules! conformance_tests {
             notifications_page_without_gaps_or_duplicates,
             notifications_unread_and_marking,
             notifications_unread_count_is_capped,
-            notifications_unknown_kind_is_an_error_naming_it
+            notifications_unknown_kind_is_an_error_naming_it,
+            reports_listed_newest_first_by_scope,
+            reports_resolved_and_logged,
+            avatars_replaced_removed_and_deleted_with_the_agent
         );
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn reports_decided_at_once_one_wins() {
+            let (_guard, store) = $open.await;
+            $crate::conformance::reports_decided_at_once_one_wins(store.clone()).await;
+            store.shutdown();
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn avatars_uploaded_at_once_stay_consistent() {
+            let (_guard, store) = $open.await;
+            $crate::conformance::avatars_uploaded_at_once_stay_consistent(store.clone()).await;
+            store.shutdown();
+        }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn notifications_marked_at_once_counted_once() {
             let (_guard, store) = $open.await;

@@ -16,6 +16,9 @@ CREATE TABLE notifications (
 );
 -- An agent's notifications newest first (a backward scan), paged by id.
 CREATE INDEX notifications_agent ON notifications(agent_id, id);
--- Only the unread ones, which stay few while the table grows: the unread count and both
--- ways of marking read.
+-- Only the unread ones, which stay few while the table grows: both ways of marking read.
 CREATE INDEX notifications_unread ON notifications(agent_id, post_id) WHERE is_read = 0;
+-- The unread ones newest first, paged by id, and their capped count: an agent whose
+-- recent notifications are read and whose old ones are not pages them without walking
+-- every read one (notifications_agent) or sorting all its unread ones (the index above).
+CREATE INDEX notifications_unread_new ON notifications(agent_id, id) WHERE is_read = 0;

@@ -564,3 +564,132 @@ pub(crate) async fn admin_claim(
     tx.commit().await?;
     Ok(result)
 }
+
+// ---- avatars ----
+//
+// Every change locks the agent's row first (the module's lock order), so an upload, a
+// removal and the agent's deletion queue behind each other: a deleted agent never gets an
+// avatar back from an upload that raced its deletion.
+
+const PUT_AVATAR: Sql = Sql::new(
+    "INSERT INTO avatars(agent_id, uuid, png, created_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (agent_id) DO UPDATE
+         SET uuid = excluded.uuid, png = excluded.png, created_at = excluded.created_at",
+    &[Type::INT8, Type::TEXT, Type::BYTEA, Type::INT8],
+);
+
+const SET_AVATAR_URL: Sql = Sql::new(
+    "UPDATE agents SET avatar_url = $2 WHERE id = $1",
+    &[Type::INT8, Type::TEXT],
+);
+
+const AVATAR: Sql = Sql::new("SELECT png FROM avatars WHERE uuid = $1", &[Type::TEXT]);
+
+pub(crate) const DELETE_AVATAR: Sql =
+    Sql::new("DELETE FROM avatars WHERE agent_id = $1", &[Type::INT8]);
+
+/// Stores the agent's avatar (replacing the one it had) and points `avatar_url` at it;
+/// `NotFound` for an unknown or deleted agent.
+pub(crate) async fn put_avatar(
+    db: &PgPool,
+    agent_id: i64,
+    uuid: String,
+    png: Vec<u8>,
+    url: String,
+    now: i64,
+) -> Result<()> {
+    let mut conn = db.get().await?;
+    let tx = conn.transaction().await?;
+    match lock_agent(&tx, agent_id).await? {
+        Some(agent) if agent.status != AgentStatus::Deleted => {}
+        _ => return Err(StoreError::NotFound("Agent")),
+    }
+    tx.execute(&PUT_AVATAR, &[&agent_id, &uuid, &png, &now])
+        .await?;
+    tx.execute(&SET_AVATAR_URL, &[&agent_id, &Some(url)])
+        .await?;
+    // Pages that show the agent show its avatar's address.
+    notify(&tx, Invalidation::Pages).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn avatar(db: &PgPool, uuid: &str) -> Result<Option<Vec<u8>>> {
+    let row = db.query_opt(&AVATAR, &[&uuid]).await?;
+    row.map(|r| r.try_get(0).map_err(StoreError::internal))
+        .transpose()
+}
+
+/// Removes the agent's avatar and clears `avatar_url` (false: it had none).
+pub(crate) async fn delete_avatar(db: &PgPool, agent_id: i64) -> Result<bool> {
+    let mut conn = db.get().await?;
+    let tx = conn.transaction().await?;
+    lock_agent(&tx, agent_id).await?;
+    let removed = tx.execute(&DELETE_AVATAR, &[&agent_id]).await?;
+    tx.execute(&SET_AVATAR_URL, &[&agent_id, &None::<String>])
+        .await?;
+    if removed > 0 {
+        notify(&tx, Invalidation::Pages).await?;
+    }
+    tx.commit().await?;
+    Ok(removed == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    //! An avatar upload racing the agent's deletion, staged with the test's own
+    //! transaction held open (what the conformance suite can only hope to hit).
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tidepool_store::Store;
+
+    use super::*;
+    use crate::store::test_support::{NOW, agent, open, until_one_waits};
+
+    /// An upload waits for a transaction deleting the agent: after its commit the upload
+    /// is `NotFound` and stores nothing; after its rollback the avatar is stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_behind_the_agents_deletion_stores_nothing() {
+        let (_db, store) = open().await;
+        for ending in ["commit", "rollback"] {
+            let me = agent(&store, &format!("Uploader{ending}")).await;
+            let mut conn = store.pool().get().await.unwrap();
+            let tx = conn.transaction().await.unwrap();
+            tx.batch_execute(&format!(
+                "UPDATE agents SET status = 'deleted', avatar_url = NULL WHERE id = {me};
+                 DELETE FROM avatars WHERE agent_id = {me}"
+            ))
+            .await
+            .unwrap();
+            let uuid = tidepool_store::new_public_id();
+            let racing = {
+                let (store, uuid) = (store.clone(), uuid.clone());
+                tokio::spawn(async move {
+                    store
+                        .put_avatar(me, uuid, vec![1, 2, 3], "https://x/a.png".into(), NOW)
+                        .await
+                })
+            };
+            until_one_waits(&store).await;
+            let commit = ending == "commit";
+            if commit {
+                tx.commit().await.unwrap();
+            } else {
+                tx.rollback().await.unwrap();
+            }
+            let r = racing.await.unwrap();
+            let stored = store.avatar(&uuid).await.unwrap();
+            let url = store.agent_by_id(me).await.unwrap().unwrap().avatar_url;
+            if commit {
+                assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+                assert_eq!((stored, url), (None, None));
+            } else {
+                r.unwrap();
+                assert_eq!(
+                    (stored, url.as_deref()),
+                    (Some(vec![1, 2, 3]), Some("https://x/a.png"))
+                );
+            }
+        }
+    }
+}

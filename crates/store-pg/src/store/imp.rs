@@ -10,7 +10,7 @@ use tidepool_core::model::dms::{
     NewConversation, NewMessage,
 };
 use tidepool_core::model::feed::{FeedScope, Page, PageRequest, PostSort, Window};
-use tidepool_core::model::moderation::{LogEntry, QueueScope};
+use tidepool_core::model::moderation::{LogEntry, QueueScope, ReportedPost};
 use tidepool_core::model::notifications::{NewNotification, Notification};
 use tidepool_core::model::owners::{ClaimOutcome, KeyInfo, Owner, Suspension, SuspensionLevel};
 use tidepool_core::model::posts::{NewPost, Post};
@@ -502,6 +502,28 @@ impl Store for PgStore {
             .await
     }
 
+    async fn put_avatar(
+        &self,
+        agent_id: i64,
+        uuid: String,
+        png: Vec<u8>,
+        url: String,
+        now: i64,
+    ) -> Result<()> {
+        self.wrote(agents::put_avatar(&self.db, agent_id, uuid, png, url, now))
+            .await
+    }
+
+    async fn avatar(&self, uuid: &str) -> Result<Option<Vec<u8>>> {
+        // Public and rarely changed: a replica may serve it (one that does not have it yet
+        // sends the question on to the primary).
+        replica_lookup!(self, |db| agents::avatar(db, uuid))
+    }
+
+    async fn delete_avatar(&self, agent_id: i64) -> Result<bool> {
+        self.wrote(agents::delete_avatar(&self.db, agent_id)).await
+    }
+
     async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()> {
         if list.is_empty() {
             return Ok(());
@@ -565,6 +587,38 @@ impl Store for PgStore {
 
     async fn moderation_log(&self, before: Option<i64>, limit: i64) -> Result<Vec<LogEntry>> {
         moderation::moderation_log(&self.db, before, limit).await
+    }
+
+    async fn report_post(
+        &self,
+        post_id: i64,
+        reporter_id: i64,
+        reason: String,
+        now: i64,
+    ) -> Result<bool> {
+        self.wrote(moderation::report_post(
+            &self.db,
+            post_id,
+            reporter_id,
+            reason,
+            now,
+        ))
+        .await
+    }
+
+    async fn reported_posts(&self, scope: QueueScope, limit: i64) -> Result<Vec<ReportedPost>> {
+        // On the primary, as the rest of the moderation queue: a decision follows from it.
+        moderation::reported_posts(&self.db, scope, limit).await
+    }
+
+    async fn resolve_reports(
+        &self,
+        post_id: i64,
+        remove: bool,
+        log: ModerationRecord,
+    ) -> Result<i64> {
+        self.wrote(moderation::resolve_reports(&self.db, post_id, remove, log))
+            .await
     }
 
     async fn export_rows(

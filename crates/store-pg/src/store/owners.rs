@@ -14,7 +14,7 @@ use tidepool_core::model::owners::{
 };
 use tidepool_store::{ModerationRecord, Result, StoreError};
 
-use super::agents::{agent_in, lock_agent, sql_limit};
+use super::agents::{DELETE_AVATAR, agent_in, lock_agent, sql_limit};
 use super::rows::{
     self, AGENT_WIDTH, agent_at, agent_columns, agent_from_row, audit_columns, audit_from_row,
     map_rows, owner_columns, owner_from_row,
@@ -517,6 +517,8 @@ pub(crate) async fn delete_agent(db: &PgPool, agent_id: i64, now: i64) -> Result
     lock_agent(&tx, agent_id).await?;
     tx.execute(&REVOKE_ALL_KEYS, &[&agent_id, &now]).await?;
     tx.execute(&MARK_DELETED, &[&agent_id]).await?;
+    // Its avatar goes with it (under the agent's lock, as every avatar change).
+    tx.execute(&DELETE_AVATAR, &[&agent_id]).await?;
     rows::audit(
         &tx,
         "agent_deleted",

@@ -77,13 +77,26 @@ pub(crate) async fn assert_walks_indexes(
     what: &str,
     stmt: &Sql,
     args: &[i64],
+    tables: (&str, &[&str]),
+    max_sort: f64,
+) {
+    let args: Vec<(&str, String)> = args.iter().map(|a| ("int8", a.to_string())).collect();
+    assert_walks_indexes_typed(client, what, stmt, &args, tables, max_sort).await;
+}
+
+/// [`assert_walks_indexes`] with parameters of any type: `(type, SQL literal)` pairs.
+pub(crate) async fn assert_walks_indexes_typed(
+    client: &tokio_postgres::Client,
+    what: &str,
+    stmt: &Sql,
+    args: &[(&str, String)],
     (tables, indexes): (&str, &[&str]),
     max_sort: f64,
 ) {
-    let types = vec!["int8"; args.len()].join(", ");
+    let types = args.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ");
     let args = args
         .iter()
-        .map(i64::to_string)
+        .map(|(_, v)| v.as_str())
         .collect::<Vec<_>>()
         .join(", ");
     for mode in ["force_custom_plan", "force_generic_plan"] {
@@ -138,4 +151,68 @@ pub(crate) async fn assert_walks_indexes(
         .batch_execute("DEALLOCATE ALL; RESET plan_cache_mode")
         .await
         .unwrap();
+}
+
+/// The most rows the scans of table `table` in `stmt` (a SELECT: it is executed) touch,
+/// in a custom and a generic plan: the rows each scan returns plus those its filter
+/// dropped. A plan that uses indexes can still read far more than a page (an index walk
+/// filtering most rows out), which [`assert_walks_indexes`] does not see.
+pub(crate) async fn rows_scanned(
+    client: &tokio_postgres::Client,
+    stmt: &Sql,
+    args: &[i64],
+    table: &str,
+) -> f64 {
+    let types = vec!["int8"; args.len()].join(", ");
+    let args = args
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut most: f64 = 0.0;
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        client
+            .batch_execute(&format!(
+                "DEALLOCATE ALL; SET plan_cache_mode = {mode}; PREPARE q({types}) AS {}",
+                stmt.text
+            ))
+            .await
+            .unwrap();
+        let rows = client
+            .simple_query(&format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE q({args})"))
+            .await
+            .unwrap();
+        let text = rows
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .unwrap();
+        let plan: Value = serde_json::from_str(&text).unwrap();
+        let mut all = Vec::new();
+        nodes(&plan[0]["Plan"], &mut all);
+        let n = |node: &Value, key: &str| node[key].as_f64().unwrap_or(0.0);
+        let scanned: f64 = all
+            .iter()
+            .filter(|node| {
+                node["Node Type"].as_str().unwrap_or("").contains("Scan")
+                    && (node["Relation Name"].as_str() == Some(table)
+                        || node["Index Name"]
+                            .as_str()
+                            .is_some_and(|i| i.starts_with(table)))
+            })
+            .map(|node| {
+                n(node, "Actual Rows") * n(node, "Actual Loops").max(1.0)
+                    + n(node, "Rows Removed by Filter")
+                    + n(node, "Rows Removed by Index Recheck")
+            })
+            .sum();
+        most = most.max(scanned);
+    }
+    client
+        .batch_execute("DEALLOCATE ALL; RESET plan_cache_mode")
+        .await
+        .unwrap();
+    most
 }
