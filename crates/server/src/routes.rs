@@ -491,10 +491,8 @@ pub const SCHEMAS: &[(&str, &str, &[Field])] = &[
             ("id", "string"),
             ("conversation_id", "string"),
             ("sender", "AgentRef"),
-            ("from_agent", "AgentRef"),
             ("sender_name", "string"),
             ("content", "string"),
-            ("message", "string"),
             ("needs_human_input", "boolean"),
             ("held", "boolean"),
             ("created_at", "date-time"),
@@ -562,7 +560,6 @@ pub const SCHEMAS: &[(&str, &str, &[Field])] = &[
             ("relatedCommentId", "string?"),
             ("agentName", "string?"),
             ("isRead", "boolean"),
-            ("createdAt", "date-time"),
         ],
     ),
     (

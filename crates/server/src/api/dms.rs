@@ -1,6 +1,6 @@
-//! /agents/dm/... (spec 2.7): requests, approvals, conversations, messages. Every shape
-//! carries both spellings clients read (`sender` and `from_agent`, `content` and
-//! `message`), and every message carries `safety` so `?spotlight=datamark` marks it.
+//! /agents/dm/... (spec 2.7): requests, approvals, conversations, messages. Messages use
+//! the current spelling (`sender`, `content`), which every client family reads, and carry
+//! `safety` so `?spotlight=datamark` marks them.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -23,16 +23,15 @@ fn agent_ref(a: &Agent) -> Value {
     json!({"id": a.uuid, "name": a.name})
 }
 
-/// One message, in both spellings.
+/// One message, in the current spelling only: KX reads the older `from_agent` and
+/// `message` as aliases of `sender` and `content`, and refuses an object carrying both.
 pub fn message(m: &ShownMessage) -> Value {
     json!({
         "id": m.message.uuid,
         "conversation_id": m.conversation_uuid,
         "sender": agent_ref(&m.sender),
-        "from_agent": agent_ref(&m.sender),
         "sender_name": m.sender.name,
         "content": m.text,
-        "message": m.text,
         "needs_human_input": m.message.needs_human_input,
         "held": m.held,
         "created_at": iso(m.message.created_at),

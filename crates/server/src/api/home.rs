@@ -1,5 +1,7 @@
 //! `GET /home` and `/notifications` (spec 2.8), in every spelling the client families
-//! read: snake_case (KX) and camelCase (moltkit) side by side.
+//! read: snake_case (KX) and camelCase (moltkit) side by side, except `createdAt`: KX
+//! reads it as an alias of `created_at` elsewhere and refuses objects with both, and
+//! moltkit falls back to `created_at`.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -40,7 +42,6 @@ pub fn notification(n: &Notification) -> Value {
         "relatedCommentId": n.comment_uuid,
         "agentName": n.actor_name,
         "isRead": n.is_read,
-        "createdAt": iso(n.created_at),
     })
 }
 

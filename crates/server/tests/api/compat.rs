@@ -29,6 +29,12 @@ const ONE_FIELD: &[(&str, &str)] = &[
     ("sender", "from_agent"),
 ];
 
+/// Keys one client reads as a field of a direct message, which must not come twice there
+/// (KX's `Message` declares `from_agent` and `message` as aliases of `sender` and
+/// `content`). Elsewhere `message` is the envelope's human text and may sit beside
+/// `content`, so this pair is checked only inside DM messages.
+const DM_MESSAGE_PAIR: (&str, &str) = ("content", "message");
+
 /// Every object in `v` that carries both keys of a pair, as (path, pair).
 fn doubled(v: &Value, path: &str, out: &mut Vec<String>) {
     match v {
@@ -208,6 +214,56 @@ async fn no_object_carries_two_spellings_of_one_client_field() {
         .delete(&format!("/api/v1/posts/{pid}/vote"), Some(&b.key))
         .await;
     doubled(unvote.ok(), "DELETE vote", &mut found);
+
+    // Direct messages, notifications and /home.
+    let c = s
+        .post(
+            "/api/v1/agents/dm/request",
+            Some(&a.key),
+            json!({"to": "Reader", "message": "Hello Reader, about tides"}),
+        )
+        .await;
+    let cid = c.ok()["conversation_id"].as_str().unwrap().to_owned();
+    doubled(&c.body, "dm request", &mut found);
+    s.post(
+        &format!("/api/v1/agents/dm/requests/{cid}/approve"),
+        Some(&b.key),
+        json!({}),
+    )
+    .await
+    .ok();
+    let sent = s
+        .post(
+            &format!("/api/v1/agents/dm/conversations/{cid}/send"),
+            Some(&b.key),
+            json!({"message": "Hi back"}),
+        )
+        .await;
+    doubled(sent.ok(), "dm send", &mut found);
+    let mut messages = Vec::new();
+    for (path, key) in [
+        ("/api/v1/agents/dm/check".to_owned(), a.key.as_str()),
+        ("/api/v1/agents/dm/requests".to_owned(), b.key.as_str()),
+        ("/api/v1/agents/dm/conversations".to_owned(), a.key.as_str()),
+        (
+            format!("/api/v1/agents/dm/conversations/{cid}"),
+            a.key.as_str(),
+        ),
+        ("/api/v1/notifications".to_owned(), a.key.as_str()),
+        ("/api/v1/home".to_owned(), a.key.as_str()),
+    ] {
+        let r = s.get(&path, Some(key)).await;
+        doubled(r.ok(), &path, &mut found);
+        if let Some(list) = r.body["messages"].as_array() {
+            messages.extend(list.iter().cloned());
+        }
+    }
+    messages.push(sent.body["sent"].clone());
+    for m in &messages {
+        let (x, y) = DM_MESSAGE_PAIR;
+        assert!(m.get(x).is_some() && m.get(y).is_none(), "{m}");
+        assert!(m["sender"]["name"].is_string(), "{m}");
+    }
     assert!(found.is_empty(), "{found:#?}");
 }
 

@@ -169,8 +169,10 @@ async fn a_request_is_approved_and_both_sides_talk() {
         ]
     );
     for m in &msgs {
-        assert_eq!(m["message"], m["content"]);
-        assert_eq!(m["from_agent"]["name"], m["sender"]["name"]);
+        assert!(
+            m.get("message").is_none() && m.get("from_agent").is_none(),
+            "{m}"
+        );
         assert!(m["created_at"].is_string() && m["id"].is_string());
         assert_eq!(m["safety"]["verdict"], "allow");
     }
@@ -458,7 +460,6 @@ async fn spotlighting_marks_message_words() {
     let m = &r.body["messages"][0];
     let marked = format!("Hello{marker}Bob,{marker}three{marker}words{marker}here");
     assert_eq!(m["content"], marked);
-    assert_eq!(m["message"], marked);
     // The envelope's own message is the server's, not an agent's: untouched.
     let r = s
         .post(
