@@ -241,13 +241,24 @@ async fn recipient(app: &App, to: Option<String>, to_owner: Option<String>) -> A
     let to_owner = to_owner.filter(|s| !s.trim().is_empty());
     let agent = match (to, to_owner) {
         (Some(name), _) => {
-            let name = name.trim().trim_start_matches('@').to_owned();
+            // Echoed in the error: bounded, like any name.
+            let name: String = name
+                .trim()
+                .trim_start_matches('@')
+                .chars()
+                .take(64)
+                .collect();
             crate::ops::agents::find(app, &name)
                 .await
                 .map_err(|_| AppError::not_found(format!("Could not find agent: {name}")))?
         }
         (None, Some(handle)) => {
-            let handle = handle.trim().trim_start_matches('@').to_owned();
+            let handle: String = handle
+                .trim()
+                .trim_start_matches('@')
+                .chars()
+                .take(64)
+                .collect();
             // Owners are private on tidepool: no handle leads from the outside to a human.
             return Err(
                 AppError::not_found(format!("No user found with handle @{handle}")).with_hint(
