@@ -1,7 +1,8 @@
 //! Notifications on PostgreSQL, newest first per agent (the SQLite reference:
 //! crates/store-sqlite/src/notifications.rs).
 //!
-//! A batch is one INSERT over arrays, so it lands whole or not at all in one round trip.
+//! A batch is one INSERT over arrays (with its webhook deliveries), so it lands whole or
+//! not at all in one round trip.
 //! Marking read is one conditional UPDATE: of two marks at once, the second re-checks
 //! `is_read = 0` on each row the first changed and skips it, so every notification is
 //! counted by exactly one of them.
@@ -12,22 +13,39 @@ use tidepool_core::model::notifications::{NewNotification, Notification, UNREAD_
 use tidepool_store::Result;
 
 use super::post_rows::{get, parsed};
-use crate::{PgPool, Sql, Type};
+use crate::{PgPool, Sql, ToSql, Type};
+
+/// The 12 notification columns [`notification_at`] reads, from `notifications n` joined
+/// as [`notification_joins!`] does (NULL where a joined row is absent).
+macro_rules! notification_columns {
+    () => {
+        "n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid, p.title, s.name, c.uuid,
+         n.message, n.is_read, n.created_at"
+    };
+}
+pub(crate) use notification_columns;
+
+/// The joins [`notification_columns!`] reads from, after `notifications n`.
+macro_rules! notification_joins {
+    () => {
+        "LEFT JOIN agents a ON a.id = n.actor_id
+         LEFT JOIN posts p ON p.id = n.post_id
+         LEFT JOIN submolts s ON s.id = p.submolt_id
+         LEFT JOIN comments c ON c.id = n.comment_id"
+    };
+}
+pub(crate) use notification_joins;
 
 /// A listing's statement: the agent's notifications (`$1`) below id `$2`, newest first, at
-/// most `$3` (NULL: no limit), with the names the joins give (NULL where a row is absent).
-/// `$filter` narrows the rows further.
+/// most `$3` (NULL: no limit). `$filter` narrows the rows further.
 macro_rules! listing {
     ($filter:literal) => {
         concat!(
-            "SELECT n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid, p.title, s.name, c.uuid,
-                 n.message, n.is_read, n.created_at
-             FROM notifications n
-             LEFT JOIN agents a ON a.id = n.actor_id
-             LEFT JOIN posts p ON p.id = n.post_id
-             LEFT JOIN submolts s ON s.id = p.submolt_id
-             LEFT JOIN comments c ON c.id = n.comment_id
-             WHERE n.agent_id = $1 AND n.id < $2 ",
+            "SELECT ",
+            notification_columns!(),
+            " FROM notifications n ",
+            notification_joins!(),
+            " WHERE n.agent_id = $1 AND n.id < $2 ",
             $filter,
             " ORDER BY n.id DESC LIMIT $3"
         )
@@ -50,15 +68,31 @@ const UNREAD_COUNT: Sql = Sql::new(
     &[Type::INT8, Type::INT8],
 );
 
-/// The batch in list order (`ORDER BY i`), so ids ascend through it as SQLite's row-by-row
-/// inserts do.
+/// Stores the batch in list order (`ORDER BY i`, so ids ascend through it as SQLite's
+/// row-by-row inserts do), and queues a delivery (public id `$9[i]`) of each stored
+/// notification to its agent's webhook, if it has one, due at once.
+///
+/// The webhooks are locked FOR KEY SHARE, as the deliveries' foreign key would lock them:
+/// a webhook being replaced or removed meanwhile is waited for and then left out (its
+/// removal deletes its queue under its row lock, so it never finds a delivery it did not
+/// see; see [`super::webhooks`]).
 const INSERT: Sql = Sql::new(
-    "INSERT INTO notifications(uuid, agent_id, kind, actor_id, post_id, comment_id, message,
+    "WITH x AS (
+         SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[],
+                              $6::int8[], $7::text[], $8::int8[], $9::text[])
+             WITH ORDINALITY AS x(u, g, k, ac, p, c, m, t, d, i)
+     ), n AS (
+         INSERT INTO notifications(uuid, agent_id, kind, actor_id, post_id, comment_id,
+             message, created_at)
+         SELECT u, g, k, ac, p, c, m, t FROM x ORDER BY i
+         RETURNING id, uuid, agent_id, created_at
+     )
+     INSERT INTO webhook_deliveries(uuid, webhook_id, notification_id, next_attempt_at,
          created_at)
-     SELECT u, g, k, ac, p, c, m, t
-     FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
-                 $7::text[], $8::int8[]) WITH ORDINALITY AS x(u, g, k, ac, p, c, m, t, i)
-     ORDER BY i",
+     SELECT x.d, w.id, n.id, n.created_at, n.created_at
+     FROM n JOIN x ON x.u = n.uuid JOIN webhooks w ON w.agent_id = n.agent_id
+     ORDER BY n.id
+     FOR KEY SHARE OF w",
     &[
         Type::TEXT_ARRAY,
         Type::INT8_ARRAY,
@@ -68,6 +102,7 @@ const INSERT: Sql = Sql::new(
         Type::INT8_ARRAY,
         Type::TEXT_ARRAY,
         Type::INT8_ARRAY,
+        Type::TEXT_ARRAY,
     ],
 );
 
@@ -81,26 +116,35 @@ const MARK_ALL: Sql = Sql::new(
     &[Type::INT8],
 );
 
-fn from_row(r: &Row) -> Result<Notification> {
+/// A notification from [`notification_columns!`], starting at column `at`.
+pub(crate) fn notification_at(r: &Row, at: usize) -> Result<Notification> {
     Ok(Notification {
-        id: get(r, 0)?,
-        uuid: get(r, 1)?,
-        agent_id: get(r, 2)?,
-        kind: parsed(r, 3, str::parse)?,
-        actor_name: get(r, 4)?,
-        post_uuid: get(r, 5)?,
-        post_title: get(r, 6)?,
-        submolt_name: get(r, 7)?,
-        comment_uuid: get(r, 8)?,
-        message: get(r, 9)?,
-        is_read: get::<i16>(r, 10)? != 0,
-        created_at: get(r, 11)?,
+        id: get(r, at)?,
+        uuid: get(r, at + 1)?,
+        agent_id: get(r, at + 2)?,
+        kind: parsed(r, at + 3, str::parse)?,
+        actor_name: get(r, at + 4)?,
+        post_uuid: get(r, at + 5)?,
+        post_title: get(r, at + 6)?,
+        submolt_name: get(r, at + 7)?,
+        comment_uuid: get(r, at + 8)?,
+        message: get(r, at + 9)?,
+        is_read: get::<i16>(r, at + 10)? != 0,
+        created_at: get(r, at + 11)?,
     })
 }
 
-/// Stores a non-empty batch (the caller skips an empty one).
+fn from_row(r: &Row) -> Result<Notification> {
+    notification_at(r, 0)
+}
+
+/// Stores a non-empty batch and queues its webhook deliveries (see [`INSERT`]).
 pub(crate) async fn add(db: &PgPool, list: Vec<NewNotification>) -> Result<()> {
     let uuids: Vec<String> = list
+        .iter()
+        .map(|_| tidepool_store::new_public_id())
+        .collect();
+    let deliveries: Vec<String> = list
         .iter()
         .map(|_| tidepool_store::new_public_id())
         .collect();
@@ -111,13 +155,18 @@ pub(crate) async fn add(db: &PgPool, list: Vec<NewNotification>) -> Result<()> {
     let comments: Vec<Option<i64>> = list.iter().map(|n| n.comment_id).collect();
     let messages: Vec<&str> = list.iter().map(|n| n.message.as_str()).collect();
     let times: Vec<i64> = list.iter().map(|n| n.now).collect();
-    db.execute(
-        &INSERT,
-        &[
-            &uuids, &agents, &kinds, &actors, &posts, &comments, &messages, &times,
-        ],
-    )
-    .await?;
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &uuids,
+        &agents,
+        &kinds,
+        &actors,
+        &posts,
+        &comments,
+        &messages,
+        &times,
+        &deliveries,
+    ];
+    db.execute(&INSERT, &params).await?;
     Ok(())
 }
 
