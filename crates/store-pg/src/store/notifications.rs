@@ -16,10 +16,12 @@ use super::post_rows::{get, parsed};
 use crate::{PgPool, Sql, ToSql, Type};
 
 /// The 12 notification columns [`notification_at`] reads, from `notifications n` joined
-/// as [`notification_joins!`] does (NULL where a joined row is absent).
+/// as [`notification_joins!`] does (NULL where a joined row is absent). A quarantined
+/// post's title is never shown (it may have been quarantined after the notification).
 macro_rules! notification_columns {
     () => {
-        "n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid, p.title, s.name, c.uuid,
+        "n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid,
+         CASE WHEN p.is_quarantined = 1 THEN NULL ELSE p.title END, s.name, c.uuid,
          n.message, n.is_read, n.created_at"
     };
 }
