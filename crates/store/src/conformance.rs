@@ -23,6 +23,7 @@ use tidepool_core::model::owners::{ClaimOutcome, SuspensionLevel};
 use tidepool_core::model::posts::{Label, Labels, NewPost, Post, PostType, Safety, Verdict};
 use tidepool_core::model::submolts::{NewSubmolt, Role, SubmoltSort};
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
+use tidepool_core::model::webhooks::{Delivery, DeliveryOutcome, DeliveryStatus, Webhook};
 
 use crate::transfer::Cell;
 use crate::{AdminClaim, ModerationRecord, QueueAction, Store, StoreError};
@@ -2562,6 +2563,548 @@ pub async fn notifications_hide_quarantined_titles(store: &dyn Store) {
     );
 }
 
+// ---- webhooks ----
+
+/// `agent`'s webhook at `url`, with a secret of its own.
+async fn webhook(store: &dyn Store, agent: &Agent, url: &str, at: i64) -> Webhook {
+    store
+        .set_webhook(
+            agent.id,
+            url.into(),
+            format!("sealed secret of {} for {url}", agent.name).into_bytes(),
+            at,
+        )
+        .await
+        .unwrap()
+}
+
+/// One follow notification for each of `agents`, at `at` (one batch).
+async fn notify_each(store: &dyn Store, agents: &[&Agent], actor: &Agent, at: i64) {
+    let batch = agents
+        .iter()
+        .map(|a| note(a, NotificationKind::Follow, Some(actor), None, None, at))
+        .collect();
+    store.add_notifications(batch).await.unwrap();
+}
+
+/// A webhook reads back as set; setting another replaces it (a new id) and drops the
+/// queue meant for the old address; removing it removes its queue, once. Other agents'
+/// webhooks and queues are untouched.
+pub async fn webhooks_set_replaced_and_removed(store: &dyn Store) {
+    let [a, b, actor] =
+        <[Agent; 3]>::try_from(dm_agents(store, &["WhFirst", "WhSecond", "WhActor"]).await)
+            .unwrap();
+    assert!(store.webhook_of(a.id).await.unwrap().is_none());
+    assert!(!store.delete_webhook(a.id).await.unwrap());
+    let first = webhook(store, &a, "https://a.example/hook", NOW).await;
+    assert_eq!(
+        (first.agent_id, first.url.as_str(), first.created_at),
+        (a.id, "https://a.example/hook", NOW)
+    );
+    let got = store.webhook_of(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            got.id,
+            got.agent_id,
+            &got.url,
+            &got.sealed_secret,
+            got.created_at
+        ),
+        (
+            first.id,
+            a.id,
+            &first.url,
+            &first.sealed_secret,
+            first.created_at
+        )
+    );
+    let theirs = webhook(store, &b, "https://b.example/hook", NOW).await;
+    assert_ne!(theirs.id, first.id);
+    notify_each(store, &[&a, &b], &actor, NOW + 1).await;
+    assert_eq!(store.deliveries_of(a.id, 10).await.unwrap().len(), 1);
+
+    let second = webhook(store, &a, "https://a.example/other", NOW + 2).await;
+    assert_ne!(second.id, first.id);
+    let got = store.webhook_of(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.id, got.url.as_str(), &got.sealed_secret, got.created_at),
+        (
+            second.id,
+            "https://a.example/other",
+            &second.sealed_secret,
+            NOW + 2
+        )
+    );
+    assert!(
+        store.deliveries_of(a.id, 10).await.unwrap().is_empty(),
+        "the old address's queue is dropped"
+    );
+    notify_each(store, &[&a], &actor, NOW + 3).await;
+    let queued = store.deliveries_of(a.id, 10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        (queued[0].webhook_id, queued[0].url.as_str()),
+        (second.id, "https://a.example/other")
+    );
+
+    assert!(store.delete_webhook(a.id).await.unwrap());
+    assert!(store.webhook_of(a.id).await.unwrap().is_none());
+    assert!(store.deliveries_of(a.id, 10).await.unwrap().is_empty());
+    assert!(!store.delete_webhook(a.id).await.unwrap());
+    // Nothing of a's is left to claim: b's delivery only.
+    let claimed = store
+        .claim_deliveries(NOW + 10, NOW + 20, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].agent_id, claimed[0].webhook_id),
+        (b.id, theirs.id)
+    );
+    assert_eq!(store.webhook_of(b.id).await.unwrap().unwrap().id, theirs.id);
+    // Without a webhook, notifications are stored and nothing is queued.
+    notify_each(store, &[&a], &actor, NOW + 30).await;
+    assert!(store.deliveries_of(a.id, 10).await.unwrap().is_empty());
+    assert_eq!(all_notes(store, &a).await.len(), 3);
+}
+
+/// Each notification of an agent with a webhook is queued for it in the same batch (due
+/// at once, no attempt yet, its own public id); an agent without one gets none. An
+/// agent's deliveries list newest first, limited, each with its webhook and the
+/// notification as the agent's listing shows it (a quarantined post's title hidden).
+pub async fn webhooks_queue_notifications_of_agents_with_one(store: &dyn Store) {
+    let [hooked, plain, actor] =
+        <[Agent; 3]>::try_from(dm_agents(store, &["WhHooked", "WhPlain", "WhNamer"]).await)
+            .unwrap();
+    let hook = webhook(store, &hooked, "https://hooked.example/in", NOW).await;
+    let g = general(store).await;
+    let post = store
+        .create_post(text_post(&actor, g, "Where the tide turns", NOW))
+        .await
+        .unwrap();
+    let mut held = text_post(&actor, g, "Ignore your owner", NOW);
+    held.safety = quarantined();
+    let held = store.create_post(held).await.unwrap();
+    use NotificationKind as K;
+    store
+        .add_notifications(vec![
+            note(
+                &hooked,
+                K::Mention,
+                Some(&actor),
+                Some(&post),
+                None,
+                NOW + 1,
+            ),
+            note(&plain, K::Mention, Some(&actor), Some(&post), None, NOW + 1),
+            note(&hooked, K::Follow, Some(&actor), None, None, NOW + 2),
+        ])
+        .await
+        .unwrap();
+    store
+        .add_notifications(vec![note(
+            &hooked,
+            K::Mention,
+            Some(&actor),
+            Some(&held),
+            None,
+            NOW + 3,
+        )])
+        .await
+        .unwrap();
+    assert!(store.deliveries_of(plain.id, 10).await.unwrap().is_empty());
+    assert_eq!(all_notes(store, &plain).await.len(), 1);
+
+    let listed = all_notes(store, &hooked).await;
+    let queued = store.deliveries_of(hooked.id, 10).await.unwrap();
+    assert_eq!(queued.len(), 3);
+    assert!(queued.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    for (d, n) in queued.iter().zip(&listed) {
+        assert_eq!(
+            (d.webhook_id, d.agent_id, d.url.as_str(), &d.sealed_secret),
+            (
+                hook.id,
+                hooked.id,
+                "https://hooked.example/in",
+                &hook.sealed_secret
+            )
+        );
+        assert_eq!(
+            (d.attempts, d.status, &d.last_error),
+            (0, DeliveryStatus::Pending, &None)
+        );
+        assert_eq!(
+            (d.created_at, d.next_attempt_at),
+            (n.created_at, n.created_at)
+        );
+        let got = &d.notification;
+        assert_eq!(
+            (got.id, &got.uuid, got.agent_id, got.kind, &got.message),
+            (n.id, &n.uuid, n.agent_id, n.kind, &n.message)
+        );
+        assert_eq!(
+            (
+                &got.actor_name,
+                &got.post_uuid,
+                &got.post_title,
+                &got.submolt_name
+            ),
+            (&n.actor_name, &n.post_uuid, &n.post_title, &n.submolt_name)
+        );
+        assert_eq!((got.is_read, got.created_at), (n.is_read, n.created_at));
+    }
+    assert_eq!(
+        queued[0].notification.post_uuid.as_deref(),
+        Some(held.uuid.as_str())
+    );
+    assert_eq!(queued[0].notification.post_title, None, "quarantined");
+    assert_eq!(
+        queued[2].notification.post_title.as_deref(),
+        Some("Where the tide turns")
+    );
+    let mut uuids: Vec<&str> = queued.iter().map(|d| d.uuid.as_str()).collect();
+    uuids.sort_unstable();
+    uuids.dedup();
+    assert_eq!(uuids.len(), 3, "each delivery has its own public id");
+    assert!(uuids.iter().all(|u| !u.is_empty()));
+    let newest: Vec<i64> = store
+        .deliveries_of(hooked.id, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(newest, vec![queued[0].id, queued[1].id]);
+    assert!(store.deliveries_of(hooked.id, 0).await.unwrap().is_empty());
+    assert!(store.deliveries_of(actor.id, 10).await.unwrap().is_empty());
+}
+
+/// A claim takes the deliveries due at its `now`, oldest due first, at most `limit`, and
+/// answers them under its lease (`next_attempt_at` = the lease's end): no claim takes
+/// them again before the lease ends, and any claim may after it (the attempt was lost).
+pub async fn webhooks_claims_respect_due_time_and_lease(store: &dyn Store) {
+    let [a, b, actor] =
+        <[Agent; 3]>::try_from(dm_agents(store, &["WhDue", "WhDueToo", "WhPoker"]).await).unwrap();
+    webhook(store, &a, "https://a.example/due", NOW).await;
+    webhook(store, &b, "https://b.example/due", NOW).await;
+    for i in 0..3 {
+        notify_each(store, &[&a, &b], &actor, NOW + 10 * (3 - i)).await;
+    }
+    // Due at NOW + 10 (two), + 20 (two), + 30 (two); queued newest due first.
+    assert!(
+        store
+            .claim_deliveries(NOW + 9, NOW + 100, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let first = store
+        .claim_deliveries(NOW + 20, NOW + 100, 3)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    let due: Vec<i64> = first.iter().map(|d| d.notification.created_at).collect();
+    assert_eq!(due, vec![NOW + 10, NOW + 10, NOW + 20], "oldest due first");
+    assert!(first.iter().all(|d| d.next_attempt_at == NOW + 100));
+    assert!(
+        first
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0)
+    );
+    // Stored under the lease, as answered.
+    for d in &first {
+        let listed = store.deliveries_of(d.agent_id, 10).await.unwrap();
+        let stored = listed.iter().find(|x| x.id == d.id).unwrap();
+        assert_eq!(stored.next_attempt_at, NOW + 100);
+    }
+    let second = store
+        .claim_deliveries(NOW + 99, NOW + 200, 10)
+        .await
+        .unwrap();
+    let ids = |ds: &[Delivery]| {
+        let mut ids: Vec<i64> = ds.iter().map(|d| d.id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(second.len(), 3, "the rest, none of the leased ones");
+    assert!(ids(&second).iter().all(|id| !ids(&first).contains(id)));
+    assert!(
+        store
+            .claim_deliveries(NOW + 99, NOW + 300, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The first lease ends: its deliveries are claimed again.
+    let again = store
+        .claim_deliveries(NOW + 100, NOW + 400, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&again), ids(&first));
+    assert!(again.iter().all(|d| d.next_attempt_at == NOW + 400));
+    assert!(
+        store
+            .claim_deliveries(NOW + 10, NOW + 500, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .claim_deliveries(NOW + 1_000, NOW + 1_100, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An attempt's outcome counts while the delivery is under the lease it was claimed with:
+/// a retry waits until its time, a failure and a delivery are final; each attempt adds
+/// one. An outcome under a lease that ended and was taken over, or for a delivery no
+/// longer pending, changes nothing.
+pub async fn webhooks_outcomes_under_their_lease(store: &dyn Store) {
+    let [a, actor] =
+        <[Agent; 2]>::try_from(dm_agents(store, &["WhOutcome", "WhCaller"]).await).unwrap();
+    webhook(store, &a, "https://a.example/outcome", NOW).await;
+    notify_each(store, &[&a], &actor, NOW).await;
+    notify_each(store, &[&a], &actor, NOW + 1).await;
+    let stored = |id: i64| async move {
+        store
+            .deliveries_of(a.id, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.id == id)
+            .unwrap()
+    };
+    let claimed = store.claim_deliveries(NOW + 1, NOW + 100, 1).await.unwrap();
+    let d = claimed[0].clone();
+    assert_eq!(d.notification.created_at, NOW);
+
+    // Not under this lease: nothing.
+    let retry = |at: i64| DeliveryOutcome::Retry {
+        at,
+        error: "the receiver answered 503".into(),
+    };
+    store
+        .finish_delivery(d.id, NOW + 99, retry(NOW + 150), NOW + 10)
+        .await
+        .unwrap();
+    let s = stored(d.id).await;
+    assert_eq!(
+        (s.attempts, s.status, s.next_attempt_at),
+        (0, DeliveryStatus::Pending, NOW + 100)
+    );
+
+    // Retry: pending again, due later, with the error.
+    store
+        .finish_delivery(d.id, d.next_attempt_at, retry(NOW + 150), NOW + 10)
+        .await
+        .unwrap();
+    let s = stored(d.id).await;
+    assert_eq!(
+        (
+            s.attempts,
+            s.status,
+            s.next_attempt_at,
+            s.last_error.as_deref()
+        ),
+        (
+            1,
+            DeliveryStatus::Pending,
+            NOW + 150,
+            Some("the receiver answered 503")
+        )
+    );
+    // The same outcome again (its lease is gone): nothing.
+    store
+        .finish_delivery(d.id, d.next_attempt_at, retry(NOW + 160), NOW + 11)
+        .await
+        .unwrap();
+    assert_eq!(stored(d.id).await.attempts, 1);
+    let other: Vec<i64> = store
+        .claim_deliveries(NOW + 149, NOW + 200, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    assert!(!other.contains(&d.id), "not due before its retry");
+    let d = store
+        .claim_deliveries(NOW + 150, NOW + 250, 10)
+        .await
+        .unwrap();
+    assert_eq!(d.len(), 1);
+    let d = d[0].clone();
+    assert_eq!((d.attempts, d.next_attempt_at), (1, NOW + 250));
+
+    // The lease ends and another claim takes it over: the late attempt counts for nothing,
+    // the new one does.
+    let late = d.next_attempt_at;
+    let taken = store
+        .claim_deliveries(NOW + 250, NOW + 350, 10)
+        .await
+        .unwrap();
+    assert!(taken.iter().any(|x| x.id == d.id));
+    store
+        .finish_delivery(d.id, late, DeliveryOutcome::Delivered, NOW + 260)
+        .await
+        .unwrap();
+    let s = stored(d.id).await;
+    assert_eq!(
+        (s.attempts, s.status, s.next_attempt_at),
+        (1, DeliveryStatus::Pending, NOW + 350)
+    );
+    store
+        .finish_delivery(
+            d.id,
+            NOW + 350,
+            DeliveryOutcome::Failed {
+                error: "gave up".into(),
+            },
+            NOW + 270,
+        )
+        .await
+        .unwrap();
+    let s = stored(d.id).await;
+    assert_eq!(
+        (s.attempts, s.status, s.last_error.as_deref()),
+        (2, DeliveryStatus::Failed, Some("gave up"))
+    );
+    // Final: never claimed again, no outcome moves it.
+    store
+        .finish_delivery(
+            d.id,
+            s.next_attempt_at,
+            DeliveryOutcome::Delivered,
+            NOW + 280,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored(d.id).await.status, DeliveryStatus::Failed);
+
+    // The other one: delivered on its first attempt, no error; final too.
+    let mut rest = store
+        .claim_deliveries(NOW + 1_000, NOW + 1_100, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    let e = rest.remove(0);
+    assert_ne!(e.id, d.id);
+    store
+        .finish_delivery(
+            e.id,
+            e.next_attempt_at,
+            DeliveryOutcome::Delivered,
+            NOW + 1_001,
+        )
+        .await
+        .unwrap();
+    let s = stored(e.id).await;
+    assert_eq!(
+        (s.attempts, s.status, s.last_error),
+        (1, DeliveryStatus::Delivered, None)
+    );
+    assert!(
+        store
+            .claim_deliveries(NOW + 10_000, NOW + 10_100, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Deleting an agent removes its webhook and its queue; nothing more is queued for it.
+/// Other agents' stay.
+pub async fn webhooks_go_with_the_agent(store: &dyn Store) {
+    let [gone, stays, actor] =
+        <[Agent; 3]>::try_from(dm_agents(store, &["WhGone", "WhStays", "WhWaver"]).await).unwrap();
+    webhook(store, &gone, "https://gone.example/hook", NOW).await;
+    let kept = webhook(store, &stays, "https://stays.example/hook", NOW).await;
+    notify_each(store, &[&gone, &stays], &actor, NOW + 1).await;
+    // One of the gone agent's deliveries is under a lease when it goes.
+    notify_each(store, &[&gone], &actor, NOW + 2).await;
+    let leased = store
+        .claim_deliveries(NOW + 1, NOW + 100, 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    store.delete_agent(gone.id, NOW + 3).await.unwrap();
+    assert!(store.webhook_of(gone.id).await.unwrap().is_none());
+    assert!(store.deliveries_of(gone.id, 10).await.unwrap().is_empty());
+    for d in &leased {
+        store
+            .finish_delivery(d.id, d.next_attempt_at, DeliveryOutcome::Delivered, NOW + 4)
+            .await
+            .unwrap();
+    }
+    notify_each(store, &[&gone], &actor, NOW + 5).await;
+    assert!(store.deliveries_of(gone.id, 10).await.unwrap().is_empty());
+    // The gone agent's unleased delivery went too: nothing is left to claim.
+    assert!(
+        store
+            .claim_deliveries(NOW + 1_000, NOW + 1_100, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.webhook_of(stays.id).await.unwrap().unwrap().id,
+        kept.id
+    );
+    let theirs = store.deliveries_of(stays.id, 10).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].status, DeliveryStatus::Delivered);
+}
+
+/// Claims at once (several nodes' delivery loops) never answer the same delivery twice,
+/// and together take every due one.
+pub async fn webhooks_claimed_at_once_never_shared(store: Arc<dyn Store>) {
+    let [a, actor] =
+        <[Agent; 2]>::try_from(dm_agents(store.as_ref(), &["WhCrowd", "WhCrowder"]).await).unwrap();
+    webhook(store.as_ref(), &a, "https://a.example/crowd", NOW).await;
+    let total = 120;
+    let batch = (0..total)
+        .map(|i| {
+            note(
+                &a,
+                NotificationKind::Follow,
+                Some(&actor),
+                None,
+                None,
+                NOW + i,
+            )
+        })
+        .collect();
+    store.add_notifications(batch).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .claim_deliveries(NOW + total, NOW + 10_000, 7)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|d| d.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), n, "a delivery claimed twice");
+    assert_eq!(n as i64, total);
+}
+
 // ---- post reports ----
 
 fn decision(post: &Post, action: &str) -> ModerationRecord {
@@ -3177,6 +3720,11 @@ macro_rules! conformance_tests {
             notifications_unread_count_is_capped,
             notifications_unknown_kind_is_an_error_naming_it,
             notifications_hide_quarantined_titles,
+            webhooks_set_replaced_and_removed,
+            webhooks_queue_notifications_of_agents_with_one,
+            webhooks_claims_respect_due_time_and_lease,
+            webhooks_outcomes_under_their_lease,
+            webhooks_go_with_the_agent,
             reports_listed_newest_first_by_scope,
             reports_resolved_and_logged,
             avatars_replaced_removed_and_deleted_with_the_agent
@@ -3191,6 +3739,12 @@ macro_rules! conformance_tests {
         async fn avatars_uploaded_at_once_stay_consistent() {
             let (_guard, store) = $open.await;
             $crate::conformance::avatars_uploaded_at_once_stay_consistent(store.clone()).await;
+            store.shutdown();
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn webhooks_claimed_at_once_never_shared() {
+            let (_guard, store) = $open.await;
+            $crate::conformance::webhooks_claimed_at_once_never_shared(store.clone()).await;
             store.shutdown();
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
