@@ -1264,6 +1264,22 @@ fn dm_request(from: &Agent, to: &Agent, text: &str, at: i64) -> NewConversation 
     }
 }
 
+/// A request from `from` to `to` in their existing conversation `c` (what the application
+/// sends once it found it: the first message sealed with that conversation's key).
+fn dm_request_in(
+    c: &Conversation,
+    from: &Agent,
+    to: &Agent,
+    text: &str,
+    at: i64,
+) -> NewConversation {
+    NewConversation {
+        uuid: c.uuid.clone(),
+        sealed_key: c.sealed_key.clone(),
+        ..dm_request(from, to, text, at)
+    }
+}
+
 /// The message as stored equals the one sent.
 #[track_caller]
 fn assert_same_message(got: &Message, want: &Message) {
@@ -1341,8 +1357,8 @@ async fn dm_active(store: &dyn Store, a: &Agent, b: &Agent, at: i64) -> (Convers
 }
 
 /// A request opens a pending conversation with its first message; nobody asks twice while
-/// it is pending or active; a rejected or ended one may be asked again (by either side,
-/// keeping its id and key), a blocked one not; status changes only from the statuses
+/// it is pending or active; a rejected or ended one may be asked again under its public id
+/// (by either side, keeping its id and key), a blocked one not; status changes only from the statuses
 /// named; only an active conversation takes messages, and only from its two agents.
 pub async fn dms_request_and_decide(store: &dyn Store) {
     let [a, b, c] =
@@ -1478,7 +1494,13 @@ pub async fn dms_request_and_decide(store: &dyn Store) {
             .map(|_| ())
     ));
     let (again, second) = store
-        .request_conversation(dm_request(&b, &a, "changed my mind, let us talk", NOW + 10))
+        .request_conversation(dm_request_in(
+            &conv,
+            &b,
+            &a,
+            "changed my mind, let us talk",
+            NOW + 10,
+        ))
         .await
         .unwrap();
     assert_eq!((again.id, &again.uuid), (conv.id, &conv.uuid));
@@ -1571,7 +1593,13 @@ pub async fn dms_request_and_decide(store: &dyn Store) {
             .map(|_| ())
     ));
     let (reopened, _) = store
-        .request_conversation(dm_request(&a, &b, "can we pick this up again?", NOW + 21))
+        .request_conversation(dm_request_in(
+            &conv,
+            &a,
+            &b,
+            "can we pick this up again?",
+            NOW + 21,
+        ))
         .await
         .unwrap();
     assert_eq!(reopened.id, conv.id);
@@ -1602,6 +1630,71 @@ pub async fn dms_request_and_decide(store: &dyn Store) {
         .unwrap();
     assert_eq!(blocked.status, ConversationStatus::Blocked);
     assert_eq!(store.messages(conv.id, 10).await.unwrap().len(), 5);
+}
+
+/// A request for a new conversation (its own public id and key) that finds the pair's
+/// rejected or ended conversation, which appeared after the caller looked, is a
+/// `Conflict`: its message was sealed for another conversation and could not be opened in
+/// that one. Nothing changes; asked again under that conversation's id, it reopens.
+pub async fn dms_request_for_a_new_conversation_finding_a_closed_one_conflicts(store: &dyn Store) {
+    let [a, b] = <[Agent; 2]>::try_from(dm_agents(store, &["DmLate", "DmClosed"]).await).unwrap();
+    let (conv, first) = dm_active(store, &a, &b, NOW).await;
+    for (at, from, status) in [
+        (
+            NOW + 10,
+            ConversationStatus::Active,
+            ConversationStatus::Ended,
+        ),
+        (
+            NOW + 20,
+            ConversationStatus::Pending,
+            ConversationStatus::Rejected,
+        ),
+    ] {
+        store
+            .set_conversation_status(conv.id, &[from], status)
+            .await
+            .unwrap();
+        let before = store
+            .conversation_by_uuid(&conv.uuid)
+            .await
+            .unwrap()
+            .unwrap();
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            let answer = store
+                .request_conversation(dm_request(x, y, "hello, shall we start?", at))
+                .await;
+            assert!(
+                matches!(&answer, Err(StoreError::Conflict(m)) if m.contains("changed meanwhile")),
+                "{status}: {answer:?}"
+            );
+        }
+        let after = store
+            .conversation_by_uuid(&conv.uuid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_same_conversation(&after, &before);
+        assert_eq!(after.status, status);
+        let (reopened, message) = store
+            .request_conversation(dm_request_in(&conv, &b, &a, "let us talk again", at + 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            (reopened.id, reopened.status),
+            (conv.id, ConversationStatus::Pending)
+        );
+        assert_eq!(message.conversation_id, conv.id);
+    }
+    let ids: Vec<i64> = store
+        .messages(conv.id, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids.len(), 3, "the two reopening messages only");
+    assert_eq!(ids[0], first.id);
 }
 
 /// Messages read back newest `limit`, oldest first, byte for byte; read marks never move
@@ -3713,6 +3806,7 @@ macro_rules! conformance_tests {
             dms_request_and_decide,
             dms_messages_and_read_marks,
             dms_conversations_of_an_agent,
+            dms_request_for_a_new_conversation_finding_a_closed_one_conflicts,
             dms_safety_and_held_messages,
             notifications_listed_newest_first_with_names,
             notifications_page_without_gaps_or_duplicates,

@@ -290,9 +290,11 @@ pub trait Store: Send + Sync + 'static {
     async fn conversation_between(&self, a: i64, b: i64) -> Result<Option<Conversation>>;
     async fn conversation_by_uuid(&self, uuid: &str) -> Result<Option<Conversation>>;
     /// Opens a request with its first message: a new conversation for the pair, or the
-    /// pair's rejected or ended one again (its id and key kept; `new.first` must be sealed
-    /// with that key), as pending from `new.initiator_id`. `Conflict` when the pair's
-    /// conversation is pending or active; `Refused` when it is blocked.
+    /// pair's rejected or ended one again (its id and key kept; `new.uuid` must be its
+    /// public id and `new.first` sealed with its key), as pending from `new.initiator_id`.
+    /// `Conflict` when the pair's conversation is pending or active, or is rejected or
+    /// ended under another public id than `new.uuid` (it appeared after the caller looked:
+    /// the message was sealed for a new conversation); `Forbidden` when it is blocked.
     async fn request_conversation(&self, new: NewConversation) -> Result<(Conversation, Message)>;
     /// Moves a conversation to `to` if it is in one of `from` (`Refused` otherwise: it
     /// changed meanwhile).

@@ -375,6 +375,12 @@ pub(crate) async fn request(db: &PgPool, new: NewConversation) -> Result<(Conver
         Some(row) => {
             let c = conversation_from_row(&row)?;
             may_ask_again(&c)?;
+            if c.uuid != new.uuid {
+                // The caller sealed its message for a new conversation, but the pair's
+                // closed one appeared meanwhile: stored here, the message could not be
+                // opened with that conversation's key.
+                return Err(changed_meanwhile());
+            }
             tx.execute(&REOPEN, &[&c.id, &new.initiator_id, &new.recipient_id])
                 .await?;
             c.id
