@@ -317,8 +317,9 @@ pub trait Store: Send + Sync + 'static {
         filter: ConversationFilter,
         limit: i64,
     ) -> Result<Vec<ConversationEntry>>;
-    /// Lets a held (quarantined) message through to its recipient; false when it was not
-    /// held.
+    /// Lets a held (quarantined) message through to its recipient, whose read mark drops
+    /// below it (at most its id - 1) so that it counts as unread again; false when it was
+    /// not held.
     async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool>;
 
     // ---- avatars ----
