@@ -2718,6 +2718,145 @@ pub async fn notifications_hide_quarantined_titles(store: &dyn Store) {
     );
 }
 
+/// An `upvote` notification the agent has already (same post, comment and message: a
+/// milestone reached again after a vote was taken back and given again) is not stored
+/// again, in a later batch or the same one; one differing in any of them is, and so is a
+/// repeat of any other kind.
+pub async fn notifications_upvote_milestones_told_once(store: &dyn Store) {
+    let [me, other] =
+        <[Agent; 2]>::try_from(dm_agents(store, &["NtMilestone", "NtElsewhere"]).await).unwrap();
+    let g = general(store).await;
+    let post = store
+        .create_post(text_post(&me, g, "Counting upvotes", NOW))
+        .await
+        .unwrap();
+    let comment = store
+        .create_comment(NewComment {
+            post_id: post.id,
+            author_id: me.id,
+            parent_uuid: None,
+            content: "And comments".into(),
+            safety: Safety::allow(),
+            now: NOW,
+        })
+        .await
+        .unwrap();
+    let milestone =
+        |to: &Agent, comment: Option<&Comment>, message: &str, at: i64| NewNotification {
+            message: message.into(),
+            ..note(to, NotificationKind::Upvote, None, Some(&post), comment, at)
+        };
+    let ten = "Your post reached 10 upvotes";
+    store
+        .add_notifications(vec![milestone(&me, None, ten, NOW + 1)])
+        .await
+        .unwrap();
+    // Again (later, and twice in one batch), next to a notification that is stored.
+    let follow = note(
+        &me,
+        NotificationKind::Follow,
+        Some(&other),
+        None,
+        None,
+        NOW + 2,
+    );
+    store
+        .add_notifications(vec![
+            milestone(&me, None, ten, NOW + 2),
+            follow.clone(),
+            milestone(&me, None, ten, NOW + 3),
+        ])
+        .await
+        .unwrap();
+    let messages = |who: &Agent| {
+        let who = who.clone();
+        async move {
+            all_notes(store, &who)
+                .await
+                .into_iter()
+                .rev()
+                .map(|n| (n.kind, n.message, n.comment_uuid))
+                .collect::<Vec<_>>()
+        }
+    };
+    use NotificationKind as K;
+    assert_eq!(
+        messages(&me).await,
+        vec![
+            (K::Upvote, ten.to_owned(), None),
+            (K::Follow, follow.message.clone(), None),
+        ]
+    );
+    // Each differing in one thing: stored (the new batch's own repeat is not).
+    let on_comment = "Your comment reached 10 upvotes";
+    let hundred = "Your post reached 100 upvotes";
+    store
+        .add_notifications(vec![
+            milestone(&me, Some(&comment), on_comment, NOW + 4),
+            milestone(&me, None, hundred, NOW + 5),
+            milestone(&other, None, ten, NOW + 6),
+            milestone(&me, Some(&comment), on_comment, NOW + 7),
+            follow.clone(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        messages(&me).await,
+        vec![
+            (K::Upvote, ten.to_owned(), None),
+            (K::Follow, follow.message.clone(), None),
+            (K::Upvote, on_comment.to_owned(), Some(comment.uuid.clone())),
+            (K::Upvote, hundred.to_owned(), None),
+            (K::Follow, follow.message.clone(), None),
+        ]
+    );
+    assert_eq!(
+        messages(&other).await,
+        vec![(K::Upvote, ten.to_owned(), None)]
+    );
+    // Read, it is still told: not again.
+    store.mark_notifications_read(me.id, None).await.unwrap();
+    store
+        .add_notifications(vec![milestone(&me, None, hundred, NOW + 8)])
+        .await
+        .unwrap();
+    assert_eq!(all_notes(store, &me).await.len(), 5);
+    assert_eq!(store.unread_notifications(me.id).await.unwrap(), 0);
+}
+
+/// The same milestone announced by many batches at once (votes taken back and given again
+/// on several nodes) is stored once.
+pub async fn notifications_upvote_milestone_at_once_told_once(store: Arc<dyn Store>) {
+    let [me] = <[Agent; 1]>::try_from(dm_agents(store.as_ref(), &["NtRush"]).await).unwrap();
+    let g = general(store.as_ref()).await;
+    let post = store
+        .create_post(text_post(&me, g, "Rushing upvotes", NOW))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        let n = NewNotification {
+            message: "Your post reached 50 upvotes".into(),
+            ..note(
+                &me,
+                NotificationKind::Upvote,
+                None,
+                Some(&post),
+                None,
+                NOW + i,
+            )
+        };
+        tasks.push(tokio::spawn(async move {
+            store.add_notifications(vec![n]).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(all_notes(store.as_ref(), &me).await.len(), 1);
+}
+
 // ---- webhooks ----
 
 /// `agent`'s webhook at `url`, with a secret of its own.
@@ -3877,6 +4016,7 @@ macro_rules! conformance_tests {
             notifications_unread_count_is_capped,
             notifications_unknown_kind_is_an_error_naming_it,
             notifications_hide_quarantined_titles,
+            notifications_upvote_milestones_told_once,
             webhooks_set_replaced_and_removed,
             webhooks_queue_notifications_of_agents_with_one,
             webhooks_claims_respect_due_time_and_lease,
@@ -3896,6 +4036,13 @@ macro_rules! conformance_tests {
         async fn avatars_uploaded_at_once_stay_consistent() {
             let (_guard, store) = $open.await;
             $crate::conformance::avatars_uploaded_at_once_stay_consistent(store.clone()).await;
+            store.shutdown();
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn notifications_upvote_milestone_at_once_told_once() {
+            let (_guard, store) = $open.await;
+            $crate::conformance::notifications_upvote_milestone_at_once_told_once(store.clone())
+                .await;
             store.shutdown();
         }
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

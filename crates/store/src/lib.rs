@@ -378,7 +378,9 @@ pub trait Store: Send + Sync + 'static {
     // ---- notifications ----
 
     /// Stores notifications (each gets a new public id) and queues a delivery of each to
-    /// its agent's webhook, if it has one, in the same transaction.
+    /// its agent's webhook, if it has one, in the same transaction. An `upvote` one
+    /// identical to one the agent has already (post, comment and message: a milestone
+    /// reached again) is skipped.
     async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()>;
     /// The agent's notifications, newest first, with ids below `before` when given, only
     /// unread ones when asked.

@@ -9,7 +9,9 @@
 
 use tokio_postgres::Row;
 
-use tidepool_core::model::notifications::{NewNotification, Notification, UNREAD_CAP};
+use tidepool_core::model::notifications::{
+    NewNotification, Notification, NotificationKind, UNREAD_CAP,
+};
 use tidepool_store::Result;
 
 use super::post_rows::{get, parsed};
@@ -72,7 +74,9 @@ const UNREAD_COUNT: Sql = Sql::new(
 
 /// Stores the batch in list order (`ORDER BY i`, so ids ascend through it as SQLite's
 /// row-by-row inserts do), and queues a delivery (public id `$9[i]`) of each stored
-/// notification to its agent's webhook, if it has one, due at once.
+/// notification to its agent's webhook, if it has one, due at once. An `upvote` one the
+/// agent has already (same post, comment and message: a milestone reached again after a
+/// vote was taken back) is not stored again.
 ///
 /// The webhooks are locked FOR KEY SHARE, as the deliveries' foreign key would lock them:
 /// a webhook being replaced or removed meanwhile is waited for and then left out (its
@@ -86,7 +90,12 @@ const INSERT: Sql = Sql::new(
      ), n AS (
          INSERT INTO notifications(uuid, agent_id, kind, actor_id, post_id, comment_id,
              message, created_at)
-         SELECT u, g, k, ac, p, c, m, t FROM x ORDER BY i
+         SELECT u, g, k, ac, p, c, m, t FROM x
+         WHERE NOT (k = 'upvote' AND EXISTS (
+             SELECT 1 FROM notifications e
+             WHERE e.agent_id = x.g AND e.kind = 'upvote' AND e.post_id IS NOT DISTINCT FROM x.p
+               AND e.comment_id IS NOT DISTINCT FROM x.c AND e.message = x.m))
+         ORDER BY i
          RETURNING id, uuid, agent_id, created_at
      )
      INSERT INTO webhook_deliveries(uuid, webhook_id, notification_id, next_attempt_at,
@@ -107,6 +116,18 @@ const INSERT: Sql = Sql::new(
         Type::TEXT_ARRAY,
     ],
 );
+
+/// Serialises the batches that carry an agent's upvote milestones (`$1`: the agent's
+/// key): the second of two batches announcing the same milestone at once waits for the
+/// first, and its INSERT (a new snapshot, under READ COMMITTED) sees it. The two-key form
+/// keeps these keys apart from the one-key ones (votes, migrations).
+const UPVOTE_LOCK: Sql = Sql::new(
+    "SELECT pg_advisory_xact_lock($1, $2)",
+    &[Type::INT4, Type::INT4],
+);
+
+/// [`UPVOTE_LOCK`]'s first key ("upvn").
+const UPVOTE_LOCK_CLASS: i32 = 0x7570_766e;
 
 const MARK_POST: Sql = Sql::new(
     "UPDATE notifications SET is_read = 1 WHERE agent_id = $1 AND post_id = $2 AND is_read = 0",
@@ -140,8 +161,26 @@ fn from_row(r: &Row) -> Result<Notification> {
     notification_at(r, 0)
 }
 
+/// Whether `n` repeats an upvote milestone an earlier entry of the same batch announces
+/// (the INSERT's look-back sees only rows stored before it).
+fn repeats(earlier: &[NewNotification], n: &NewNotification) -> bool {
+    n.kind == NotificationKind::Upvote
+        && earlier.iter().any(|e| {
+            e.kind == NotificationKind::Upvote
+                && (e.agent_id, e.post_id, e.comment_id, &e.message)
+                    == (n.agent_id, n.post_id, n.comment_id, &n.message)
+        })
+}
+
 /// Stores a non-empty batch and queues its webhook deliveries (see [`INSERT`]).
 pub(crate) async fn add(db: &PgPool, list: Vec<NewNotification>) -> Result<()> {
+    let mut kept: Vec<NewNotification> = Vec::with_capacity(list.len());
+    for n in list {
+        if !repeats(&kept, &n) {
+            kept.push(n);
+        }
+    }
+    let list = kept;
     let uuids: Vec<String> = list
         .iter()
         .map(|_| tidepool_store::new_public_id())
@@ -168,8 +207,35 @@ pub(crate) async fn add(db: &PgPool, list: Vec<NewNotification>) -> Result<()> {
         &times,
         &deliveries,
     ];
-    db.execute(&INSERT, &params).await?;
+    // Agents told of an upvote milestone, each locked once, in key order (no deadlock
+    // between two batches).
+    let mut milestones: Vec<i32> = list
+        .iter()
+        .filter(|n| n.kind == NotificationKind::Upvote)
+        .map(|n| upvote_lock_key(n.agent_id))
+        .collect();
+    milestones.sort_unstable();
+    milestones.dedup();
+    if milestones.is_empty() {
+        // One statement, one round trip: the common case.
+        db.execute(&INSERT, &params).await?;
+        return Ok(());
+    }
+    let mut conn = db.get().await?;
+    let tx = conn.transaction().await?;
+    for key in &milestones {
+        tx.query_one(&UPVOTE_LOCK, &[&UPVOTE_LOCK_CLASS, key])
+            .await?;
+    }
+    tx.execute(&INSERT, &params).await?;
+    tx.commit().await?;
     Ok(())
+}
+
+/// [`UPVOTE_LOCK`]'s second key for an agent. Agents whose ids differ by a multiple of
+/// 2^31 share one: they then wait for each other, nothing worse.
+fn upvote_lock_key(agent_id: i64) -> i32 {
+    (agent_id & 0x7fff_ffff) as i32
 }
 
 pub(crate) async fn list(
@@ -213,7 +279,6 @@ mod tests {
     //! open; and the statements walk their indexes.
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use tidepool_core::model::notifications::NotificationKind;
     use tidepool_store::Store;
 
     use super::*;
@@ -263,6 +328,62 @@ mod tests {
             let changed = racing.await.unwrap().unwrap();
             assert_eq!(changed, if ending == "commit" { 3 } else { 5 }, "{ending}");
             assert_eq!(store.unread_notifications(me).await.unwrap(), 0);
+        }
+    }
+
+    /// A batch announcing an upvote milestone while another transaction announces the same
+    /// one (under the same lock, not committed yet) waits for it: when that one commits,
+    /// the batch stores nothing (and queues nothing); when it rolls back, the batch stores
+    /// the milestone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_milestone_racing_the_same_is_told_once() {
+        let (_db, store) = open().await;
+        for ending in ["commit", "rollback"] {
+            let me = agent(&store, &format!("Milestone{ending}")).await;
+            store
+                .set_webhook(me, "https://x.example/h".into(), vec![1], NOW)
+                .await
+                .unwrap();
+            let message = "Your post reached 10 upvotes";
+            let mut conn = store.pool().get().await.unwrap();
+            let tx = conn.transaction().await.unwrap();
+            tx.query_one(&UPVOTE_LOCK, &[&UPVOTE_LOCK_CLASS, &upvote_lock_key(me)])
+                .await
+                .unwrap();
+            tx.batch_execute(&format!(
+                "INSERT INTO notifications(uuid, agent_id, kind, message, created_at)
+                 VALUES ('other-{ending}', {me}, 'upvote', '{message}', {NOW})"
+            ))
+            .await
+            .unwrap();
+            let racing = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .add_notifications(vec![NewNotification {
+                            agent_id: me,
+                            kind: NotificationKind::Upvote,
+                            actor_id: None,
+                            post_id: None,
+                            comment_id: None,
+                            message: message.into(),
+                            now: NOW + 1,
+                        }])
+                        .await
+                })
+            };
+            until_one_waits(&store).await;
+            if ending == "commit" {
+                tx.commit().await.unwrap();
+            } else {
+                tx.rollback().await.unwrap();
+            }
+            racing.await.unwrap().unwrap();
+            let told = store.notifications(me, false, None, 10).await.unwrap();
+            assert_eq!(told.len(), 1, "{ending}");
+            assert_eq!(told[0].created_at == NOW, ending == "commit", "{ending}");
+            let queued = store.deliveries_of(me, 10).await.unwrap().len();
+            assert_eq!(queued, usize::from(ending == "rollback"), "{ending}");
         }
     }
 
