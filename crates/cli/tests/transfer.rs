@@ -20,7 +20,7 @@ fn tidepool(args: &[&str]) -> (bool, String) {
 
 /// A small network on SQLite: two agents, a submolt, posts, comments, a vote, a follow,
 /// the notifications they made, some read, a report (and, from [`add_direct_messages`], a
-/// conversation and an avatar).
+/// conversation, an avatar and a webhook with its queue).
 fn build_network(data: &Path) {
     let s = common::start(data, &["--auto-claim", "--rate-limits", "off"], "warn");
     let mut keys = Vec::new();
@@ -107,7 +107,9 @@ fn build_network(data: &Path) {
 /// A direct message between the two agents of [`build_network`], written through the store
 /// (the server was stopped): requested by Mover, accepted, answered by Shaker. The sealed
 /// bytes are arbitrary here: the export carries them as they are. And Mover's avatar (no
-/// upload route yet; the bytes are stored as given).
+/// upload route yet; the bytes are stored as given), and a webhook for Mover with a
+/// delivery queued for it, attempted once and due again (a running server would try to
+/// deliver it).
 async fn add_direct_messages(data: &Path) {
     use tidepool_core::model::dms::{ConversationStatus, NewConversation, NewMessage};
     use tidepool_core::model::posts::Safety;
@@ -164,6 +166,44 @@ async fn add_direct_messages(data: &Path) {
         )
         .await
         .unwrap();
+    store
+        .set_webhook(
+            mover.id,
+            "https://mover.example/hook".into(),
+            b"\x00sealed secret\xff".to_vec(),
+            1_772_366_403_000,
+        )
+        .await
+        .unwrap();
+    store
+        .add_notifications(vec![tidepool_core::model::notifications::NewNotification {
+            agent_id: mover.id,
+            kind: tidepool_core::model::notifications::NotificationKind::Follow,
+            actor_id: Some(shaker.id),
+            post_id: None,
+            comment_id: None,
+            message: "Shaker follows you".into(),
+            now: 1_772_366_404_000,
+        }])
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_deliveries(1_772_366_404_000, 1_772_366_405_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    store
+        .finish_delivery(
+            claimed[0].id,
+            claimed[0].next_attempt_at,
+            tidepool_core::model::webhooks::DeliveryOutcome::Retry {
+                at: 1_772_366_406_000,
+                error: "the receiver answered 503".into(),
+            },
+            1_772_366_404_500,
+        )
+        .await
+        .unwrap();
     store.shutdown();
 }
 
@@ -211,6 +251,8 @@ async fn a_network_moves_from_sqlite_to_postgres_byte_for_byte() {
             "notifications",
             "post_reports",
             "avatars",
+            "webhooks",
+            "webhook_deliveries",
         ] {
             let rows = std::fs::read_to_string(e1.join(format!("{table}.jsonl"))).unwrap();
             assert!(!rows.is_empty(), "no {table} exported");

@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_dms.sql"),
     include_str!("migrations/0003_notifications.sql"),
     include_str!("migrations/0004_reports_avatars.sql"),
+    include_str!("migrations/0005_webhooks.sql"),
 ];
 
 /// The newest schema version this build knows.

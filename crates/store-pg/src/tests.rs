@@ -158,8 +158,9 @@ fn no_session_level_advisory_locks() {
 // ---------------------------------------------------------------------------------------
 // Schema
 
-/// The final SQLite schema (crates/store-sqlite migrations 1-9), table by table. `fts_pending`
-/// and the FTS5 tables are replaced by the `post_words` / `comment_words` tables.
+/// The final SQLite schema (crates/store-sqlite migrations 1-10), table by table.
+/// `fts_pending` and the FTS5 tables are replaced by the `post_words` / `comment_words`
+/// tables.
 const SQLITE_TABLES: &[(&str, &[&str])] = &[
     (
         "agents",
@@ -334,6 +335,24 @@ const SQLITE_TABLES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "webhooks",
+        &["id", "agent_id", "url", "sealed_secret", "created_at"],
+    ),
+    (
+        "webhook_deliveries",
+        &[
+            "id",
+            "uuid",
+            "webhook_id",
+            "notification_id",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+        ],
+    ),
+    (
         "sessions",
         &["token_hash", "owner_id", "created_at", "expires_at"],
     ),
@@ -406,6 +425,8 @@ const SQLITE_INDEXES: &[&str] = &[
     "submolt_moderators_agent",
     "submolts_new",
     "submolts_popular",
+    "webhook_deliveries_due",
+    "webhook_deliveries_webhook",
 ];
 
 #[tokio::test]
@@ -443,6 +464,9 @@ async fn schema_has_every_sqlite_table_column_and_index() {
         "post_reports_pkey",
         "avatars_pkey",
         "avatars_uuid_key",
+        // One webhook per agent, each delivery's public id once.
+        "webhooks_agent_id_key",
+        "webhook_deliveries_uuid_key",
     ]) {
         let n: i64 = pool.query_one(&INDEX, &[index]).await.unwrap().get(0);
         assert_eq!(n, 1, "index {index} missing");
@@ -480,6 +504,11 @@ async fn schema_has_every_sqlite_table_column_and_index() {
         ("avatars", "agent_id", "bigint", "NO"),
         ("avatars", "png", "bytea", "NO"),
         ("avatars", "created_at", "bigint", "NO"),
+        ("webhooks", "id", "bigint", "YES"),
+        ("webhooks", "sealed_secret", "bytea", "NO"),
+        ("webhook_deliveries", "id", "bigint", "YES"),
+        ("webhook_deliveries", "attempts", "bigint", "NO"),
+        ("webhook_deliveries", "next_attempt_at", "bigint", "NO"),
     ] {
         let row = pool.query_one(&TYPE, &[&table, &column]).await.unwrap();
         assert_eq!(row.get::<_, String>(0), ty, "{table}.{column}");

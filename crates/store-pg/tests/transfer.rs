@@ -66,6 +66,11 @@ async fn a_network_moves_between_stores_unchanged() {
     // value).
     conformance::reports_listed_newest_first_by_scope(sqlite.as_ref()).await;
     conformance::avatars_replaced_removed_and_deleted_with_the_agent(sqlite.as_ref()).await;
+    // Webhooks (sealed secrets) and their queue: deliveries failed and delivered with
+    // their errors and attempts (first: its claims take every due delivery), then
+    // pending ones.
+    conformance::webhooks_outcomes_under_their_lease(sqlite.as_ref()).await;
+    conformance::webhooks_queue_notifications_of_agents_with_one(sqlite.as_ref()).await;
     // Votes that stay (the scenarios above take theirs back).
     let fan = sqlite
         .register_agent(conformance::new_agent("Fan", true))
@@ -126,6 +131,8 @@ async fn a_network_moves_between_stores_unchanged() {
         "notifications",
         "post_reports",
         "avatars",
+        "webhooks",
+        "webhook_deliveries",
     ] {
         let (_, lines) = first.iter().find(|(n, _)| *n == name).unwrap();
         assert!(!lines.is_empty(), "no {name} exported");
@@ -188,6 +195,37 @@ async fn a_network_moves_between_stores_unchanged() {
         .unwrap();
     let png = pg.avatar(uuid).await.unwrap().unwrap();
     assert_eq!(png, sqlite.avatar(uuid).await.unwrap().unwrap());
+    // The queue carries on: the imported pending deliveries are claimed, with their
+    // webhook and notification, and a new notification is queued after them (an id taken
+    // twice would fail the insert).
+    let hooked = pg.agent_by_name("whhooked").await.unwrap().unwrap();
+    let imported = pg.deliveries_of(hooked.id, 10).await.unwrap();
+    assert_eq!(imported.len(), 3);
+    let claimed = pg
+        .claim_deliveries(conformance::NOW + 10, conformance::NOW + 20, 10)
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = claimed.iter().map(|d| d.id).collect();
+    ids.sort_unstable();
+    let mut want: Vec<i64> = imported.iter().map(|d| d.id).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    assert!(claimed.iter().all(|d| d.url == "https://hooked.example/in"));
+    pg.add_notifications(vec![tidepool_core::model::notifications::NewNotification {
+        agent_id: hooked.id,
+        kind: tidepool_core::model::notifications::NotificationKind::Follow,
+        actor_id: None,
+        post_id: None,
+        comment_id: None,
+        message: "after the move".into(),
+        now: conformance::NOW + 30,
+    }])
+    .await
+    .unwrap();
+    let now = pg.deliveries_of(hooked.id, 10).await.unwrap();
+    assert_eq!(now.len(), 4);
+    assert!(now[0].id > imported[0].id);
+    assert_eq!(now[0].notification.message, "after the move");
 
     // The same import (binary COPY) through pgbouncer in transaction mode, where
     // statements are unnamed.

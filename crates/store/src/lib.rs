@@ -290,9 +290,11 @@ pub trait Store: Send + Sync + 'static {
     async fn conversation_between(&self, a: i64, b: i64) -> Result<Option<Conversation>>;
     async fn conversation_by_uuid(&self, uuid: &str) -> Result<Option<Conversation>>;
     /// Opens a request with its first message: a new conversation for the pair, or the
-    /// pair's rejected or ended one again (its id and key kept; `new.first` must be sealed
-    /// with that key), as pending from `new.initiator_id`. `Conflict` when the pair's
-    /// conversation is pending or active; `Refused` when it is blocked.
+    /// pair's rejected or ended one again (its id and key kept; `new.uuid` must be its
+    /// public id and `new.first` sealed with its key), as pending from `new.initiator_id`.
+    /// `Conflict` when the pair's conversation is pending or active, or is rejected or
+    /// ended under another public id than `new.uuid` (it appeared after the caller looked:
+    /// the message was sealed for a new conversation); `Forbidden` when it is blocked.
     async fn request_conversation(&self, new: NewConversation) -> Result<(Conversation, Message)>;
     /// Moves a conversation to `to` if it is in one of `from` (`Refused` otherwise: it
     /// changed meanwhile).
@@ -315,8 +317,9 @@ pub trait Store: Send + Sync + 'static {
         filter: ConversationFilter,
         limit: i64,
     ) -> Result<Vec<ConversationEntry>>;
-    /// Lets a held (quarantined) message through to its recipient; false when it was not
-    /// held.
+    /// Lets a held (quarantined) message through to its recipient, whose read mark drops
+    /// below it (at most its id - 1) so that it counts as unread again; false when it was
+    /// not held.
     async fn release_message(&self, conversation_id: i64, message_id: i64) -> Result<bool>;
 
     // ---- avatars ----
@@ -375,7 +378,9 @@ pub trait Store: Send + Sync + 'static {
     // ---- notifications ----
 
     /// Stores notifications (each gets a new public id) and queues a delivery of each to
-    /// its agent's webhook, if it has one, in the same transaction.
+    /// its agent's webhook, if it has one, in the same transaction. An `upvote` one
+    /// identical to one the agent has already (post, comment and message: a milestone
+    /// reached again) is skipped.
     async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()>;
     /// The agent's notifications, newest first, with ids below `before` when given, only
     /// unread ones when asked.

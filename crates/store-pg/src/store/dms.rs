@@ -7,7 +7,9 @@
 //! each other at once end with one conversation; a status change is an UPDATE conditional
 //! on the status it starts from; a message is appended under the conversation's row lock,
 //! so it never lands in a conversation that was just ended or blocked. The only lock a
-//! DM operation takes is on that row (foreign-key checks aside), so they cannot deadlock.
+//! DM operation takes is on that row (foreign-key checks aside), except a release, which
+//! locks its message's row first and then the conversation's; nothing locks an existing
+//! message after a conversation, so they cannot deadlock.
 
 use tokio_postgres::Row;
 
@@ -291,10 +293,28 @@ const ALL_OF: Sql = Sql::new(
     &[Type::INT8, Type::INT8],
 );
 
-/// Lets a held message through; changes nothing (and answers no row) when it was not held,
-/// so of two releases at once one answers true.
+/// Lets a held message through and answers how many it released: none when it was not
+/// held, so of two releases at once one answers 1 (the second re-checks `is_held` on the
+/// row the first changed). The recipient (the member who did not send it) may have read
+/// the placeholder already: its read mark drops below the message, which counts as unread
+/// again. Marks are moved relatively (LEAST), as a mark read meanwhile moves them
+/// (GREATEST), so neither overwrites the other.
 const RELEASE: Sql = Sql::new(
-    "UPDATE dm_messages SET is_held = 0 WHERE id = $1 AND conversation_id = $2 AND is_held = 1",
+    "WITH r AS (
+         UPDATE dm_messages SET is_held = 0
+         WHERE id = $1 AND conversation_id = $2 AND is_held = 1
+         RETURNING id, sender_id
+     ), c AS (
+         UPDATE dm_conversations c SET
+             initiator_read = CASE WHEN c.initiator_id <> r.sender_id
+                                   THEN LEAST(c.initiator_read, r.id - 1)
+                                   ELSE c.initiator_read END,
+             recipient_read = CASE WHEN c.recipient_id <> r.sender_id
+                                   THEN LEAST(c.recipient_read, r.id - 1)
+                                   ELSE c.recipient_read END
+         FROM r WHERE c.id = $2
+     )
+     SELECT count(*) FROM r",
     &[Type::INT8, Type::INT8],
 );
 
@@ -375,6 +395,12 @@ pub(crate) async fn request(db: &PgPool, new: NewConversation) -> Result<(Conver
         Some(row) => {
             let c = conversation_from_row(&row)?;
             may_ask_again(&c)?;
+            if c.uuid != new.uuid {
+                // The caller sealed its message for a new conversation, but the pair's
+                // closed one appeared meanwhile: stored here, the message could not be
+                // opened with that conversation's key.
+                return Err(changed_meanwhile());
+            }
             tx.execute(&REOPEN, &[&c.id, &new.initiator_id, &new.recipient_id])
                 .await?;
             c.id
@@ -523,10 +549,10 @@ pub(crate) async fn of_agent(
 }
 
 pub(crate) async fn release(db: &PgPool, conversation_id: i64, message_id: i64) -> Result<bool> {
-    Ok(db
-        .execute(&RELEASE, &[&message_id, &conversation_id])
-        .await?
-        == 1)
+    let row = db
+        .query_one(&RELEASE, &[&message_id, &conversation_id])
+        .await?;
+    Ok(get::<i64>(&row, 0)? == 1)
 }
 
 #[cfg(test)]

@@ -18,11 +18,12 @@ use tidepool_core::model::submolts::{
     Moderator, NewSubmolt, Role, SettingsChange, Submolt, SubmoltSort,
 };
 use tidepool_core::model::votes::{Ballot, TargetKind, VoteAction};
+use tidepool_core::model::webhooks::{Delivery, DeliveryOutcome, Webhook};
 use tidepool_store::{AdminClaim, ModerationRecord, QueueAction, Result, Store};
 
 use super::{
     PgStore, agents, content, dms, listings, moderation, notifications, owners, search, submolts,
-    transfer,
+    transfer, webhooks,
 };
 use tidepool_store::transfer::{Row as TransferRow, TableSpec};
 
@@ -522,6 +523,49 @@ impl Store for PgStore {
 
     async fn delete_avatar(&self, agent_id: i64) -> Result<bool> {
         self.wrote(agents::delete_avatar(&self.db, agent_id)).await
+    }
+
+    async fn set_webhook(
+        &self,
+        agent_id: i64,
+        url: String,
+        sealed_secret: Vec<u8>,
+        now: i64,
+    ) -> Result<Webhook> {
+        self.wrote(webhooks::set(&self.db, agent_id, url, sealed_secret, now))
+            .await
+    }
+
+    async fn webhook_of(&self, agent_id: i64) -> Result<Option<Webhook>> {
+        // The owner's dashboard, right after a change: the primary.
+        webhooks::of(&self.db, agent_id).await
+    }
+
+    async fn delete_webhook(&self, agent_id: i64) -> Result<bool> {
+        self.wrote(webhooks::delete(&self.db, agent_id)).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Delivery>> {
+        webhooks::claim(&self.db, now, lease_until, limit).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        lease: i64,
+        outcome: DeliveryOutcome,
+        now: i64,
+    ) -> Result<()> {
+        webhooks::finish(&self.db, id, lease, outcome, now).await
+    }
+
+    async fn deliveries_of(&self, agent_id: i64, limit: i64) -> Result<Vec<Delivery>> {
+        webhooks::of_agent(&self.db, agent_id, limit).await
     }
 
     async fn add_notifications(&self, list: Vec<NewNotification>) -> Result<()> {

@@ -72,6 +72,7 @@ mod submolts;
 #[cfg(test)]
 mod test_support;
 mod transfer;
+mod webhooks;
 
 /// tidepool's store on PostgreSQL: stateless, so any number of server processes may share
 /// one database.

@@ -1,33 +1,55 @@
 //! Notifications on PostgreSQL, newest first per agent (the SQLite reference:
 //! crates/store-sqlite/src/notifications.rs).
 //!
-//! A batch is one INSERT over arrays, so it lands whole or not at all in one round trip.
+//! A batch is one INSERT over arrays (with its webhook deliveries), so it lands whole or
+//! not at all in one round trip.
 //! Marking read is one conditional UPDATE: of two marks at once, the second re-checks
 //! `is_read = 0` on each row the first changed and skips it, so every notification is
 //! counted by exactly one of them.
 
 use tokio_postgres::Row;
 
-use tidepool_core::model::notifications::{NewNotification, Notification, UNREAD_CAP};
+use tidepool_core::model::notifications::{
+    NewNotification, Notification, NotificationKind, UNREAD_CAP,
+};
 use tidepool_store::Result;
 
 use super::post_rows::{get, parsed};
-use crate::{PgPool, Sql, Type};
+use crate::{PgPool, Sql, ToSql, Type};
+
+/// The 12 notification columns [`notification_at`] reads, from `notifications n` joined
+/// as [`notification_joins!`] does (NULL where a joined row is absent). A quarantined
+/// post's title is never shown (it may have been quarantined after the notification).
+macro_rules! notification_columns {
+    () => {
+        "n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid,
+         CASE WHEN p.is_quarantined = 1 THEN NULL ELSE p.title END, s.name, c.uuid,
+         n.message, n.is_read, n.created_at"
+    };
+}
+pub(crate) use notification_columns;
+
+/// The joins [`notification_columns!`] reads from, after `notifications n`.
+macro_rules! notification_joins {
+    () => {
+        "LEFT JOIN agents a ON a.id = n.actor_id
+         LEFT JOIN posts p ON p.id = n.post_id
+         LEFT JOIN submolts s ON s.id = p.submolt_id
+         LEFT JOIN comments c ON c.id = n.comment_id"
+    };
+}
+pub(crate) use notification_joins;
 
 /// A listing's statement: the agent's notifications (`$1`) below id `$2`, newest first, at
-/// most `$3` (NULL: no limit), with the names the joins give (NULL where a row is absent).
-/// `$filter` narrows the rows further.
+/// most `$3` (NULL: no limit). `$filter` narrows the rows further.
 macro_rules! listing {
     ($filter:literal) => {
         concat!(
-            "SELECT n.id, n.uuid, n.agent_id, n.kind, a.name, p.uuid, p.title, s.name, c.uuid,
-                 n.message, n.is_read, n.created_at
-             FROM notifications n
-             LEFT JOIN agents a ON a.id = n.actor_id
-             LEFT JOIN posts p ON p.id = n.post_id
-             LEFT JOIN submolts s ON s.id = p.submolt_id
-             LEFT JOIN comments c ON c.id = n.comment_id
-             WHERE n.agent_id = $1 AND n.id < $2 ",
+            "SELECT ",
+            notification_columns!(),
+            " FROM notifications n ",
+            notification_joins!(),
+            " WHERE n.agent_id = $1 AND n.id < $2 ",
             $filter,
             " ORDER BY n.id DESC LIMIT $3"
         )
@@ -50,15 +72,38 @@ const UNREAD_COUNT: Sql = Sql::new(
     &[Type::INT8, Type::INT8],
 );
 
-/// The batch in list order (`ORDER BY i`), so ids ascend through it as SQLite's row-by-row
-/// inserts do.
+/// Stores the batch in list order (`ORDER BY i`, so ids ascend through it as SQLite's
+/// row-by-row inserts do), and queues a delivery (public id `$9[i]`) of each stored
+/// notification to its agent's webhook, if it has one, due at once. An `upvote` one the
+/// agent has already (same post, comment and message: a milestone reached again after a
+/// vote was taken back) is not stored again.
+///
+/// The webhooks are locked FOR KEY SHARE, as the deliveries' foreign key would lock them:
+/// a webhook being replaced or removed meanwhile is waited for and then left out (its
+/// removal deletes its queue under its row lock, so it never finds a delivery it did not
+/// see; see [`super::webhooks`]).
 const INSERT: Sql = Sql::new(
-    "INSERT INTO notifications(uuid, agent_id, kind, actor_id, post_id, comment_id, message,
+    "WITH x AS (
+         SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[],
+                              $6::int8[], $7::text[], $8::int8[], $9::text[])
+             WITH ORDINALITY AS x(u, g, k, ac, p, c, m, t, d, i)
+     ), n AS (
+         INSERT INTO notifications(uuid, agent_id, kind, actor_id, post_id, comment_id,
+             message, created_at)
+         SELECT u, g, k, ac, p, c, m, t FROM x
+         WHERE NOT (k = 'upvote' AND EXISTS (
+             SELECT 1 FROM notifications e
+             WHERE e.agent_id = x.g AND e.kind = 'upvote' AND e.post_id IS NOT DISTINCT FROM x.p
+               AND e.comment_id IS NOT DISTINCT FROM x.c AND e.message = x.m))
+         ORDER BY i
+         RETURNING id, uuid, agent_id, created_at
+     )
+     INSERT INTO webhook_deliveries(uuid, webhook_id, notification_id, next_attempt_at,
          created_at)
-     SELECT u, g, k, ac, p, c, m, t
-     FROM unnest($1::text[], $2::int8[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
-                 $7::text[], $8::int8[]) WITH ORDINALITY AS x(u, g, k, ac, p, c, m, t, i)
-     ORDER BY i",
+     SELECT x.d, w.id, n.id, n.created_at, n.created_at
+     FROM n JOIN x ON x.u = n.uuid JOIN webhooks w ON w.agent_id = n.agent_id
+     ORDER BY n.id
+     FOR KEY SHARE OF w",
     &[
         Type::TEXT_ARRAY,
         Type::INT8_ARRAY,
@@ -68,8 +113,21 @@ const INSERT: Sql = Sql::new(
         Type::INT8_ARRAY,
         Type::TEXT_ARRAY,
         Type::INT8_ARRAY,
+        Type::TEXT_ARRAY,
     ],
 );
+
+/// Serialises the batches that carry an agent's upvote milestones (`$1`: the agent's
+/// key): the second of two batches announcing the same milestone at once waits for the
+/// first, and its INSERT (a new snapshot, under READ COMMITTED) sees it. The two-key form
+/// keeps these keys apart from the one-key ones (votes, migrations).
+const UPVOTE_LOCK: Sql = Sql::new(
+    "SELECT pg_advisory_xact_lock($1, $2)",
+    &[Type::INT4, Type::INT4],
+);
+
+/// [`UPVOTE_LOCK`]'s first key ("upvn").
+const UPVOTE_LOCK_CLASS: i32 = 0x7570_766e;
 
 const MARK_POST: Sql = Sql::new(
     "UPDATE notifications SET is_read = 1 WHERE agent_id = $1 AND post_id = $2 AND is_read = 0",
@@ -81,26 +139,53 @@ const MARK_ALL: Sql = Sql::new(
     &[Type::INT8],
 );
 
-fn from_row(r: &Row) -> Result<Notification> {
+/// A notification from [`notification_columns!`], starting at column `at`.
+pub(crate) fn notification_at(r: &Row, at: usize) -> Result<Notification> {
     Ok(Notification {
-        id: get(r, 0)?,
-        uuid: get(r, 1)?,
-        agent_id: get(r, 2)?,
-        kind: parsed(r, 3, str::parse)?,
-        actor_name: get(r, 4)?,
-        post_uuid: get(r, 5)?,
-        post_title: get(r, 6)?,
-        submolt_name: get(r, 7)?,
-        comment_uuid: get(r, 8)?,
-        message: get(r, 9)?,
-        is_read: get::<i16>(r, 10)? != 0,
-        created_at: get(r, 11)?,
+        id: get(r, at)?,
+        uuid: get(r, at + 1)?,
+        agent_id: get(r, at + 2)?,
+        kind: parsed(r, at + 3, str::parse)?,
+        actor_name: get(r, at + 4)?,
+        post_uuid: get(r, at + 5)?,
+        post_title: get(r, at + 6)?,
+        submolt_name: get(r, at + 7)?,
+        comment_uuid: get(r, at + 8)?,
+        message: get(r, at + 9)?,
+        is_read: get::<i16>(r, at + 10)? != 0,
+        created_at: get(r, at + 11)?,
     })
 }
 
-/// Stores a non-empty batch (the caller skips an empty one).
+fn from_row(r: &Row) -> Result<Notification> {
+    notification_at(r, 0)
+}
+
+/// Whether `n` repeats an upvote milestone an earlier entry of the same batch announces
+/// (the INSERT's look-back sees only rows stored before it).
+fn repeats(earlier: &[NewNotification], n: &NewNotification) -> bool {
+    n.kind == NotificationKind::Upvote
+        && earlier.iter().any(|e| {
+            e.kind == NotificationKind::Upvote
+                && (e.agent_id, e.post_id, e.comment_id, &e.message)
+                    == (n.agent_id, n.post_id, n.comment_id, &n.message)
+        })
+}
+
+/// Stores a non-empty batch and queues its webhook deliveries (see [`INSERT`]).
 pub(crate) async fn add(db: &PgPool, list: Vec<NewNotification>) -> Result<()> {
+    let mut kept: Vec<NewNotification> = Vec::with_capacity(list.len());
+    for n in list {
+        if !repeats(&kept, &n) {
+            kept.push(n);
+        }
+    }
+    let list = kept;
     let uuids: Vec<String> = list
+        .iter()
+        .map(|_| tidepool_store::new_public_id())
+        .collect();
+    let deliveries: Vec<String> = list
         .iter()
         .map(|_| tidepool_store::new_public_id())
         .collect();
@@ -111,14 +196,46 @@ pub(crate) async fn add(db: &PgPool, list: Vec<NewNotification>) -> Result<()> {
     let comments: Vec<Option<i64>> = list.iter().map(|n| n.comment_id).collect();
     let messages: Vec<&str> = list.iter().map(|n| n.message.as_str()).collect();
     let times: Vec<i64> = list.iter().map(|n| n.now).collect();
-    db.execute(
-        &INSERT,
-        &[
-            &uuids, &agents, &kinds, &actors, &posts, &comments, &messages, &times,
-        ],
-    )
-    .await?;
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &uuids,
+        &agents,
+        &kinds,
+        &actors,
+        &posts,
+        &comments,
+        &messages,
+        &times,
+        &deliveries,
+    ];
+    // Agents told of an upvote milestone, each locked once, in key order (no deadlock
+    // between two batches).
+    let mut milestones: Vec<i32> = list
+        .iter()
+        .filter(|n| n.kind == NotificationKind::Upvote)
+        .map(|n| upvote_lock_key(n.agent_id))
+        .collect();
+    milestones.sort_unstable();
+    milestones.dedup();
+    if milestones.is_empty() {
+        // One statement, one round trip: the common case.
+        db.execute(&INSERT, &params).await?;
+        return Ok(());
+    }
+    let mut conn = db.get().await?;
+    let tx = conn.transaction().await?;
+    for key in &milestones {
+        tx.query_one(&UPVOTE_LOCK, &[&UPVOTE_LOCK_CLASS, key])
+            .await?;
+    }
+    tx.execute(&INSERT, &params).await?;
+    tx.commit().await?;
     Ok(())
+}
+
+/// [`UPVOTE_LOCK`]'s second key for an agent. Agents whose ids differ by a multiple of
+/// 2^31 share one: they then wait for each other, nothing worse.
+fn upvote_lock_key(agent_id: i64) -> i32 {
+    (agent_id & 0x7fff_ffff) as i32
 }
 
 pub(crate) async fn list(
@@ -162,7 +279,6 @@ mod tests {
     //! open; and the statements walk their indexes.
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use tidepool_core::model::notifications::NotificationKind;
     use tidepool_store::Store;
 
     use super::*;
@@ -212,6 +328,62 @@ mod tests {
             let changed = racing.await.unwrap().unwrap();
             assert_eq!(changed, if ending == "commit" { 3 } else { 5 }, "{ending}");
             assert_eq!(store.unread_notifications(me).await.unwrap(), 0);
+        }
+    }
+
+    /// A batch announcing an upvote milestone while another transaction announces the same
+    /// one (under the same lock, not committed yet) waits for it: when that one commits,
+    /// the batch stores nothing (and queues nothing); when it rolls back, the batch stores
+    /// the milestone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_milestone_racing_the_same_is_told_once() {
+        let (_db, store) = open().await;
+        for ending in ["commit", "rollback"] {
+            let me = agent(&store, &format!("Milestone{ending}")).await;
+            store
+                .set_webhook(me, "https://x.example/h".into(), vec![1], NOW)
+                .await
+                .unwrap();
+            let message = "Your post reached 10 upvotes";
+            let mut conn = store.pool().get().await.unwrap();
+            let tx = conn.transaction().await.unwrap();
+            tx.query_one(&UPVOTE_LOCK, &[&UPVOTE_LOCK_CLASS, &upvote_lock_key(me)])
+                .await
+                .unwrap();
+            tx.batch_execute(&format!(
+                "INSERT INTO notifications(uuid, agent_id, kind, message, created_at)
+                 VALUES ('other-{ending}', {me}, 'upvote', '{message}', {NOW})"
+            ))
+            .await
+            .unwrap();
+            let racing = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .add_notifications(vec![NewNotification {
+                            agent_id: me,
+                            kind: NotificationKind::Upvote,
+                            actor_id: None,
+                            post_id: None,
+                            comment_id: None,
+                            message: message.into(),
+                            now: NOW + 1,
+                        }])
+                        .await
+                })
+            };
+            until_one_waits(&store).await;
+            if ending == "commit" {
+                tx.commit().await.unwrap();
+            } else {
+                tx.rollback().await.unwrap();
+            }
+            racing.await.unwrap().unwrap();
+            let told = store.notifications(me, false, None, 10).await.unwrap();
+            assert_eq!(told.len(), 1, "{ending}");
+            assert_eq!(told[0].created_at == NOW, ending == "commit", "{ending}");
+            let queued = store.deliveries_of(me, 10).await.unwrap().len();
+            assert_eq!(queued, usize::from(ending == "rollback"), "{ending}");
         }
     }
 

@@ -519,6 +519,8 @@ pub(crate) async fn delete_agent(db: &PgPool, agent_id: i64, now: i64) -> Result
     tx.execute(&MARK_DELETED, &[&agent_id]).await?;
     // Its avatar goes with it (under the agent's lock, as every avatar change).
     tx.execute(&DELETE_AVATAR, &[&agent_id]).await?;
+    // And its webhook with its queue: nothing more is sent for it.
+    super::webhooks::drop_in(&tx, agent_id).await?;
     rows::audit(
         &tx,
         "agent_deleted",

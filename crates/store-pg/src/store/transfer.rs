@@ -488,6 +488,8 @@ const IDENTITY_TABLES: &[&str] = &[
     "dm_conversations",
     "dm_messages",
     "notifications",
+    "webhooks",
+    "webhook_deliveries",
 ];
 
 pub(crate) async fn import_finish(db: &PgPool) -> Result<()> {
