@@ -229,6 +229,23 @@ impl PgPool {
 
 const PROBE: Sql = Sql::new("SELECT $1::int8 + 1", &[Type::INT8]);
 
+/// A number for one prepared probe that no concurrent probe (of this process or another
+/// node) is likely to use: the clock's nanoseconds, the process and a counter.
+fn probe_addend() -> i64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mixed = nanos
+        ^ (u64::from(std::process::id()) << 32)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed % 1_000_000_007) as i64 + 2
+}
+
 fn refusal(step: &str, e: &dyn std::fmt::Display) -> PgError {
     PgError::Refused(format!(
         "statements = \"prepared\" does not work on this connection: {step} failed \
@@ -272,14 +289,25 @@ async fn run_prepared_probe(
 ) -> Result<()> {
     // Uncached, so the check really prepares (a pooled connection may have the cached
     // statement from an earlier probe); dropped (closed on the server) at the end.
+    //
+    // The statement is this probe's own: its text adds a number no other probe uses. The
+    // driver names statements by a per-client counter, so another client (another node
+    // probing at the same moment) may have prepared one under the same name on the server
+    // connection a pooler hands this probe next; with the same text it would answer
+    // correctly and the probe would pass behind the very pooler it must refuse.
+    let addend = probe_addend();
+    let text = format!("SELECT $1::int8 + {addend}");
     let statement = conn
         .client
-        .prepare_typed(PROBE.text, PROBE.types)
+        .prepare_typed(&text, PROBE.types)
         .await
         .map_err(|e| refusal("preparing the probe statement", &e))?;
     // Behind a transaction-mode pooler this takes the server connection just released
     // by the prepare above, and keeps it until the runs are done.
-    holder.batch_execute("BEGIN; SELECT 1").await?;
+    holder
+        .batch_execute("BEGIN; SELECT 1")
+        .await
+        .map_err(|e| refusal("holding a second transaction open beside the probe", &e))?;
     // Every step of the probe's own connection that fails says prepared statements do not
     // work on it: behind a pooler the failure can also surface as a protocol error
     // ("unexpected message from server") at the transaction's start or end, not only at
@@ -296,8 +324,14 @@ async fn run_prepared_probe(
             .await
             .map_err(|e| refusal(&step, &e))?;
         let got: i64 = row.try_get(0).map_err(|e| refusal(&step, &e))?;
-        if got != 42 {
-            return Err(refusal(&step, &format!("it returned {got}, not 42")));
+        if got != 41 + addend {
+            return Err(refusal(
+                &step,
+                &format!(
+                    "it returned {got}, not {}: another client's statement ran",
+                    41 + addend
+                ),
+            ));
         }
         tx.commit().await.map_err(|e| refusal(&step, &e))?;
         if !between.is_empty() {
