@@ -94,7 +94,9 @@ pub fn avatar_url(app: &App, uuid: &str) -> String {
     format!("{}/media/avatars/{uuid}.png", app.config.public_url)
 }
 
-fn require_full_key(caller: &Caller) -> AppResult<()> {
+/// Whether the caller may change its avatar: a claimed agent with its full key. Checked
+/// before the upload is read, so a refused caller is told so, whatever it sent.
+pub fn require_full_key(caller: &Caller) -> AppResult<()> {
     if caller.scope == KeyScope::Read {
         return Err(AppError::forbidden("This API key is read-only")
             .with_hint("Use the agent's full key to change its avatar"));

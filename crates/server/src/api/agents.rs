@@ -319,6 +319,7 @@ pub async fn upload_avatar(
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Json<Value>> {
     use crate::error::ApiError;
+    tidepool_app::ops::media::require_full_key(&caller)?;
     let mut multipart = multipart.map_err(|_| {
         ApiError::bad_request("Send the image as multipart/form-data")
             .with_hint("curl -F file=@avatar.png .../api/v1/agents/me/avatar")

@@ -412,3 +412,111 @@ async fn dm_and_notification_mutations_are_refused_without_the_right_credentials
     assert_eq!(checked, 23);
     assert_eq!(state().await, before, "a refused request changed state");
 }
+
+/// The matrix for the other routes of the wire contract: reports, avatars, identity
+/// tokens and self-deletion. Unclaimed agents may delete themselves and ask for identity
+/// tokens (they are who they say); everything else needs a claimed agent's full key.
+#[tokio::test]
+async fn report_avatar_identity_and_self_deletion_are_refused_without_the_right_credentials() {
+    let s = TestServer::start_with(|c| c.rate_limits_enabled = false).await;
+    let owner = s.register("Owner").await;
+    let rotated = s.register("Rotated").await;
+    let unclaimed = s.register("Unclaimed").await;
+    for n in ["owner", "rotated"] {
+        s.claim(n).await;
+    }
+    let read_key = s
+        .post("/api/v1/agents/me/keys", Some(&owner.key), json!({}))
+        .await
+        .body["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.post(
+        "/api/v1/agents/me/rotate-key",
+        Some(&rotated.key),
+        json!({}),
+    )
+    .await
+    .ok();
+    let post = s.create_post(&owner, "general", "reportable", "body").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // (method, path, body, whether an unclaimed agent is refused too)
+    let endpoints: Vec<(Method, String, Value, bool)> = vec![
+        (
+            Method::POST,
+            format!("/api/v1/posts/{post}/report"),
+            json!({"reason": "spam"}),
+            true,
+        ),
+        (
+            Method::POST,
+            "/api/v1/agents/me/avatar".into(),
+            json!({}),
+            true,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/agents/me/avatar".into(),
+            json!({}),
+            true,
+        ),
+        (
+            Method::POST,
+            "/api/v1/agents/me/identity-token".into(),
+            json!({"audience": "app"}),
+            false,
+        ),
+        (Method::DELETE, "/api/v1/agents/me".into(), json!({}), false),
+    ];
+    let mut checked = 0;
+    for (method, path, body, unclaimed_refused) in &endpoints {
+        let mut callers: Vec<(&str, Option<&str>, u16)> = vec![
+            ("no key", None, 401),
+            ("revoked key", Some(&rotated.key), 401),
+            ("read-only key", Some(&read_key), 403),
+        ];
+        if *unclaimed_refused {
+            callers.push(("unclaimed agent", Some(&unclaimed.key), 403));
+        }
+        for (who, key, status) in callers {
+            let r = s.call(method.clone(), path, key, Some(body.clone())).await;
+            // A JSON body where a multipart one is expected is a 400 for whoever may
+            // upload: every refusal above must come first.
+            assert_eq!(
+                r.status.as_u16(),
+                status,
+                "{method} {path} as {who}: {}",
+                r.body
+            );
+            assert_eq!(r.body["success"], false);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 18);
+    // Nothing changed: the owner still works and has no avatar, the post has no report.
+    let me = s.get("/api/v1/agents/me", Some(&owner.key)).await;
+    assert_eq!(me.ok()["agent"]["avatar_url"], Value::Null);
+    let r = s
+        .post(
+            &format!("/api/v1/posts/{post}/report"),
+            Some(&owner.key),
+            json!({"reason": "first"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // The unclaimed agent may ask for an identity token and delete itself.
+    let r = s
+        .post(
+            "/api/v1/agents/me/identity-token",
+            Some(&unclaimed.key),
+            json!({"audience": "app"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    s.delete("/api/v1/agents/me", Some(&unclaimed.key))
+        .await
+        .ok();
+}
