@@ -409,6 +409,7 @@ const SQLITE_INDEXES: &[&str] = &[
     "notifications_agent",
     "notifications_unread",
     "notifications_unread_new",
+    "notifications_upvote",
     "post_reports_created",
     "posts_author_hot",
     "posts_author_new",

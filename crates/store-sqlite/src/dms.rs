@@ -100,8 +100,11 @@ fn insert_message(conn: &Connection, conversation_id: i64, m: &NewMessage) -> Re
         m.now
     ])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("UPDATE dm_conversations SET last_message_at = ?2 WHERE id = ?1")?
-        .execute(params![conversation_id, m.now])?;
+    // Never backwards: nodes' clocks differ.
+    conn.prepare_cached(
+        "UPDATE dm_conversations SET last_message_at = max(last_message_at, ?2) WHERE id = ?1",
+    )?
+    .execute(params![conversation_id, m.now])?;
     Ok(Message {
         id,
         uuid: m.uuid.clone(),

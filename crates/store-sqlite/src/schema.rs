@@ -300,6 +300,9 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_agent ON notifications(agent_id, id);
 CREATE INDEX notifications_unread ON notifications(agent_id, post_id) WHERE is_read = 0;
 CREATE INDEX notifications_unread_new ON notifications(agent_id, id) WHERE is_read = 0;
+-- An upvote milestone is announced once: the look-back before storing one reads only
+-- the agent's upvote notifications, not its whole history.
+CREATE INDEX notifications_upvote ON notifications(agent_id, post_id) WHERE kind = 'upvote';
 "#,
     // 8: agents' reports of posts, open until a moderator decides (then deleted: the
     // decision stays in mod_log).

@@ -51,6 +51,14 @@ pub fn set(
     sealed_secret: &[u8],
     now: i64,
 ) -> Result<Webhook> {
+    // A deleted agent gets no webhook, even one asked for just before the deletion.
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM agents WHERE id = ?1")?
+        .query_row([agent_id], |r| r.get(0))
+        .optional()?;
+    if status.is_none_or(|s| s == "deleted") {
+        return Err(crate::DbError::NotFound("Agent"));
+    }
     // A new address starts with an empty queue: nothing meant for the old one goes there.
     delete(conn, agent_id)?;
     conn.prepare_cached(

@@ -3326,6 +3326,14 @@ pub async fn webhooks_go_with_the_agent(store: &dyn Store) {
     store.delete_agent(gone.id, NOW + 3).await.unwrap();
     assert!(store.webhook_of(gone.id).await.unwrap().is_none());
     assert!(store.deliveries_of(gone.id, 10).await.unwrap().is_empty());
+    // A deleted agent gets no new webhook either (a registration that read it live just
+    // before the deletion).
+    assert!(matches!(
+        store
+            .set_webhook(gone.id, "https://late.example/h".into(), vec![1], NOW + 3)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
     for d in &leased {
         store
             .finish_delivery(d.id, d.next_attempt_at, DeliveryOutcome::Delivered, NOW + 4)

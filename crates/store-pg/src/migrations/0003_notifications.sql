@@ -22,3 +22,6 @@ CREATE INDEX notifications_unread ON notifications(agent_id, post_id) WHERE is_r
 -- recent notifications are read and whose old ones are not pages them without walking
 -- every read one (notifications_agent) or sorting all its unread ones (the index above).
 CREATE INDEX notifications_unread_new ON notifications(agent_id, id) WHERE is_read = 0;
+-- An upvote milestone is announced once: the look-back before storing one reads only
+-- the agent's upvote notifications, not its whole history.
+CREATE INDEX notifications_upvote ON notifications(agent_id, post_id) WHERE kind = 'upvote';

@@ -175,7 +175,7 @@ const INSERT_MESSAGE: Sql = Sql::new(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              RETURNING id
          ), c AS (
-             UPDATE dm_conversations SET last_message_at = $10 WHERE id = $2 RETURNING *
+             UPDATE dm_conversations SET last_message_at = GREATEST(last_message_at, $10) WHERE id = $2 RETURNING *
          )
          SELECT m.id, ",
         conversation_columns!(),

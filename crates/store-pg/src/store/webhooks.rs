@@ -167,8 +167,10 @@ pub(crate) async fn set(
     let mut conn = db.get().await?;
     let tx = conn.transaction().await?;
     // Two registrations for one agent at once: the second waits, then replaces the first.
-    if lock_agent(&tx, agent_id).await?.is_none() {
-        return Err(StoreError::NotFound("Agent"));
+    // A deleted agent gets no webhook, even one asked for just before the deletion.
+    match lock_agent(&tx, agent_id).await? {
+        Some(a) if a.status != tidepool_core::model::agents::AgentStatus::Deleted => {}
+        _ => return Err(StoreError::NotFound("Agent")),
     }
     // A new address starts with an empty queue: nothing meant for the old one goes there.
     drop_in(&tx, agent_id).await?;
