@@ -172,7 +172,7 @@ impl<'a> Agents<'a> {
 async fn show_message(
     agents: &mut Agents<'_>,
     c: &Conversation,
-    key: &ConversationKey,
+    key: Option<&ConversationKey>,
     m: Message,
     viewer: Viewer,
 ) -> AppResult<ShownMessage> {
@@ -182,12 +182,16 @@ async fn show_message(
     let text = if hidden {
         HELD_TEXT.to_owned()
     } else {
-        // One message that does not open (sealed under another secret, damaged) must not
-        // take every listing of the inbox down with it.
-        key.open(&c.uuid, &m.uuid, &m.sealed).unwrap_or_else(|e| {
-            tracing::error!(conversation = %c.uuid, message = %m.uuid, error = %e, "a direct message does not open");
-            UNREADABLE_TEXT.to_owned()
-        })
+        // One message (or conversation key) that does not open, sealed under another
+        // secret or damaged, must not take every listing of the inbox down with it.
+        match key.map(|k| k.open(&c.uuid, &m.uuid, &m.sealed)) {
+            Some(Ok(text)) => text,
+            Some(Err(e)) => {
+                tracing::error!(conversation = %c.uuid, message = %m.uuid, error = %e, "a direct message does not open");
+                UNREADABLE_TEXT.to_owned()
+            }
+            None => UNREADABLE_TEXT.to_owned(),
+        }
     };
     Ok(ShownMessage {
         message: m,
@@ -209,20 +213,14 @@ async fn show_entries(
     for e in entries {
         let c = e.conversation;
         let with = agents.get(c.other(me)).await?;
-        let latest = match (e.latest, open_key(app, &c)) {
-            (Some(m), Ok(key)) => Some(show_message(&mut agents, &c, &key, m, viewer).await?),
-            (Some(m), Err(e)) => {
-                tracing::error!(conversation = %c.uuid, error = %e.message, "a conversation key does not open");
-                let sender = agents.get(m.sender_id).await?;
-                Some(ShownMessage {
-                    held: m.safety.quarantined,
-                    conversation_uuid: c.uuid.clone(),
-                    text: UNREADABLE_TEXT.to_owned(),
-                    sender,
-                    message: m,
-                })
+        let latest = match e.latest {
+            Some(m) => {
+                let key = open_key(app, &c)
+                    .inspect_err(|e| tracing::error!(conversation = %c.uuid, error = %e.message, "a conversation key does not open"))
+                    .ok();
+                Some(show_message(&mut agents, &c, key.as_ref(), m, viewer).await?)
             }
-            (None, _) => None,
+            None => None,
         };
         out.push(ShownConversation {
             conversation: c,
@@ -356,7 +354,14 @@ pub async fn request(
     owner_guard.keep();
     crate::ops::notifications::after_dm_request(app, caller, other.id).await;
     let mut agents = Agents::new(app);
-    let shown = show_message(&mut agents, &conversation, &key, message, Viewer::Agent(me)).await?;
+    let shown = show_message(
+        &mut agents,
+        &conversation,
+        Some(&key),
+        message,
+        Viewer::Agent(me),
+    )
+    .await?;
     Ok((
         ShownConversation {
             conversation,
@@ -494,7 +499,7 @@ pub async fn send(
     pair_guard.keep();
     owner_guard.keep();
     let mut agents = Agents::new(app);
-    show_message(&mut agents, &c, &key, m, Viewer::Agent(me)).await
+    show_message(&mut agents, &c, Some(&key), m, Viewer::Agent(me)).await
 }
 
 /// Reads a conversation (its newest messages, oldest first) and marks them read.
@@ -527,7 +532,7 @@ async fn read_as(
     let with = agents.get(c.other(me)).await?;
     let mut messages = Vec::with_capacity(raw.len());
     for m in raw {
-        messages.push(show_message(&mut agents, &c, &key, m, viewer).await?);
+        messages.push(show_message(&mut agents, &c, Some(&key), m, viewer).await?);
     }
     let read_mark = if c.initiator_id == me {
         c.initiator_read
@@ -573,6 +578,29 @@ pub async fn requests(app: &App, caller: &Caller) -> AppResult<Vec<ShownConversa
         )
         .await?;
     show_entries(app, me, entries, Viewer::Agent(me)).await
+}
+
+/// How many requests wait for the caller's side and how many messages are unread, without
+/// opening a single message (for `/home`, which shows only the counts).
+pub async fn counts(app: &App, caller: &Caller) -> AppResult<(usize, i64)> {
+    let me = caller.agent.id;
+    let pending = app
+        .store
+        .conversations_of(
+            me,
+            ConversationFilter::PendingForMe,
+            MAX_LISTED_CONVERSATIONS,
+        )
+        .await?
+        .len();
+    let unread = app
+        .store
+        .conversations_of(me, ConversationFilter::Active, MAX_LISTED_CONVERSATIONS)
+        .await?
+        .iter()
+        .map(|e| e.unread)
+        .sum();
+    Ok((pending, unread))
 }
 
 /// Pending requests and unread messages, for a heartbeat.

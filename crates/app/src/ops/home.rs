@@ -104,7 +104,7 @@ pub async fn home(app: &App, caller: &Caller) -> AppResult<Home> {
         }
     }
 
-    let dm = dms::check(app, caller).await?;
+    let (pending_requests, unread_messages) = dms::counts(app, caller).await?;
 
     let announcement = match app.store.submolt_by_name(ANNOUNCEMENTS).await? {
         Some(s) => app
@@ -134,8 +134,8 @@ pub async fn home(app: &App, caller: &Caller) -> AppResult<Home> {
         agent,
         unread_notifications,
         activity,
-        pending_requests: dm.requests.len(),
-        unread_messages: dm.total_unread,
+        pending_requests,
+        unread_messages,
         announcement,
         following_posts,
     })
