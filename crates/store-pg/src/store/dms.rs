@@ -567,7 +567,9 @@ mod tests {
 
     use super::*;
     use crate::PgStore;
-    use crate::store::test_support::{NOW, agent, assert_walks_indexes, open, until_one_waits};
+    use crate::store::test_support::{
+        NOW, agent, assert_walks_indexes, open, scalar, until_one_waits,
+    };
 
     fn message(sender: i64, now: i64) -> NewMessage {
         NewMessage {
@@ -771,21 +773,9 @@ mod tests {
             ))
             .await
             .unwrap();
-        let me: i64 = client
-            .query_one("SELECT id FROM agents WHERE name = 'a200'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        let conversation: i64 = client
-            .query_one("SELECT max(id) FROM dm_conversations", &[])
-            .await
-            .unwrap()
-            .get(0);
-        let conversations: i64 = client
-            .query_one("SELECT count(*) FROM dm_conversations", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let me: i64 = scalar(client, "SELECT id FROM agents WHERE name = 'a200'").await;
+        let conversation: i64 = scalar(client, "SELECT max(id) FROM dm_conversations").await;
+        let conversations: i64 = scalar(client, "SELECT count(*) FROM dm_conversations").await;
         assert!(conversations > 15_000, "{conversations}");
         let statements = [
             ("pending for me", PENDING_FOR, me),

@@ -283,7 +283,7 @@ mod tests {
 
     use super::*;
     use crate::store::test_support::{
-        NOW, agent, assert_walks_indexes, open, rows_scanned, until_one_waits,
+        NOW, agent, assert_walks_indexes, open, rows_scanned, scalar, until_one_waits,
     };
 
     /// A mark waits for another transaction that marks some of the same rows read: when
@@ -418,21 +418,9 @@ mod tests {
             ))
             .await
             .unwrap();
-        let me: i64 = client
-            .query_one("SELECT id FROM agents WHERE name = 'a200'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        let post: i64 = client
-            .query_one("SELECT id FROM posts WHERE uuid = 'p7'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        let rows: i64 = client
-            .query_one("SELECT count(*) FROM notifications", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let me: i64 = scalar(client, "SELECT id FROM agents WHERE name = 'a200'").await;
+        let post: i64 = scalar(client, "SELECT id FROM posts WHERE uuid = 'p7'").await;
+        let rows: i64 = scalar(client, "SELECT count(*) FROM notifications").await;
         assert_eq!(rows, 40_000);
         let top = i64::MAX;
         let by_agent: &[&str] = &["notifications_agent"];
@@ -488,11 +476,7 @@ mod tests {
             ))
             .await
             .unwrap();
-        let middle: i64 = client
-            .query_one("SELECT id FROM notifications WHERE uuid = 'b1500'", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let middle: i64 = scalar(client, "SELECT id FROM notifications WHERE uuid = 'b1500'").await;
         let page = 20;
         for (what, stmt, args, most) in [
             ("unread", &UNREAD, vec![me, i64::MAX, page], 2 * page),

@@ -14,6 +14,11 @@ use crate::{PgStore, Sql};
 
 pub(crate) const NOW: i64 = 1_772_366_400_000;
 
+/// The one `int8` value `sql` answers (a count, an id) on a test's own connection.
+pub(crate) async fn scalar(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
 pub(crate) async fn open() -> (TestDb, Arc<PgStore>) {
     let db = TestDb::new().await;
     let store = PgStore::open(&db.config()).await.unwrap();

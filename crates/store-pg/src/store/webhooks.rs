@@ -262,7 +262,9 @@ mod tests {
 
     use super::*;
     use crate::PgStore;
-    use crate::store::test_support::{NOW, agent, assert_walks_indexes, open, until_one_waits};
+    use crate::store::test_support::{
+        NOW, agent, assert_walks_indexes, open, scalar, until_one_waits,
+    };
 
     fn follow(agent_id: i64, now: i64) -> NewNotification {
         NewNotification {
@@ -523,16 +525,8 @@ mod tests {
             ))
             .await
             .unwrap();
-        let me: i64 = client
-            .query_one("SELECT id FROM agents WHERE name = 'a5000'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        let rows: i64 = client
-            .query_one("SELECT count(*) FROM webhook_deliveries", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let me: i64 = scalar(client, "SELECT id FROM agents WHERE name = 'a5000'").await;
+        let rows: i64 = scalar(client, "SELECT count(*) FROM webhook_deliveries").await;
         assert_eq!(rows, 30_000);
         assert_walks_indexes(
             client,
